@@ -9,45 +9,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
 
 from core.errors import Unauthenticated
-from core.ports.eventlog import EventLog
 from governance.apikeys import PEPPER_FILE, ApiKeys, load_pepper
 from governance.enrolment import TOPIC
 from hub.bootstrap import Hub
 from ingest.publish import EventReader
-
-
-class _SlowEnds:
-    """Counts the keys topic's end-offset reads; the holder thread's read returns the ends it
-    read only once ``release`` is set (the ends are taken BEFORE the wait, as a broker's)."""
-
-    def __init__(self, log: EventLog) -> None:
-        self.inner = log.end_offsets
-        self.calls = 0
-        self.holder: threading.Thread | None = None
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def __call__(self, topic: str) -> dict[int, int]:
-        ends = self.inner(topic)
-        if topic == TOPIC:
-            self.calls += 1
-            if threading.current_thread() is self.holder:
-                self.entered.set()
-                assert self.release.wait(10)
-        return ends
-
-
-def _hold_one_catch_up(slow: _SlowEnds, call: Callable[[], object]) -> threading.Thread:
-    holder = threading.Thread(target=call)
-    slow.holder = holder
-    holder.start()
-    assert slow.entered.wait(10)  # the holder's catch-up has read its ends and waits
-    return holder
+from tests.service.test_registry_shared_catchup import _hold_one_catch_up, _SlowEnds
 
 
 def _other_instance(hub: Hub) -> ApiKeys:
@@ -64,7 +34,7 @@ def test_requests_that_arrived_during_a_catch_up_share_the_next_one(
     hub: Hub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key_id, _, secret = hub.keys.create(["analyst"], principal="ann").token.partition(":")
-    slow = _SlowEnds(hub.log)
+    slow = _SlowEnds(hub.log, TOPIC)
     monkeypatch.setattr(hub.log, "end_offsets", slow)
     holder = _hold_one_catch_up(slow, lambda: hub.keys.verify(key_id, secret))
     answers: list[str] = []
@@ -88,7 +58,7 @@ def test_a_catch_up_begun_before_a_revocation_is_not_shared_with_a_later_request
 ) -> None:
     key_id, _, secret = hub.keys.create(["analyst"], principal="ann").token.partition(":")
     other = _other_instance(hub)
-    slow = _SlowEnds(hub.log)
+    slow = _SlowEnds(hub.log, TOPIC)
     monkeypatch.setattr(hub.log, "end_offsets", slow)
     # the keyring's catch-up read its ends, then another instance revokes the key
     holder = _hold_one_catch_up(slow, lambda: hub.keys.verify(key_id, secret))

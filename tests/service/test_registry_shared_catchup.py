@@ -16,17 +16,20 @@ from pathlib import Path
 import pytest
 
 from adapters.sqlite_log import SqliteEventLog
+from core.ports.eventlog import EventLog
 from registry.service import SCHEMAS_TOPIC, SchemaRegistry
 
 SCHEMA = json.dumps({"type": "record", "name": "T", "fields": [{"name": "a", "type": "string"}]})
 
 
 class _SlowEnds:
-    """Counts ``_schemas`` end-offset reads; the holder thread's read returns the ends it read
-    only once ``release`` is set (the ends are taken BEFORE the wait, as a broker's answer)."""
+    """Counts a topic's end-offset reads (``_schemas`` unless named); the holder thread's read
+    returns the ends it read only once ``release`` is set (the ends are taken BEFORE the wait,
+    as a broker's answer). Shared with the API-key fold's test."""
 
-    def __init__(self, log: SqliteEventLog) -> None:
+    def __init__(self, log: EventLog, topic: str = SCHEMAS_TOPIC) -> None:
         self.inner = log.end_offsets
+        self.topic = topic
         self.calls = 0
         self.holder: threading.Thread | None = None
         self.entered = threading.Event()
@@ -34,7 +37,7 @@ class _SlowEnds:
 
     def __call__(self, topic: str) -> dict[int, int]:
         ends = self.inner(topic)
-        if topic == SCHEMAS_TOPIC:
+        if topic == self.topic:
             self.calls += 1
             if threading.current_thread() is self.holder:
                 self.entered.set()

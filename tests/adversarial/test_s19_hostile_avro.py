@@ -20,6 +20,7 @@ import pytest
 from hub.bootstrap import Hub, bootstrap
 from hub.settings import load_settings
 from ingest.files import FileUnreadable, publish_file
+from tests.adversarial._topics_hub import hub_with_topics
 
 TEXT = {"type": "record", "name": "T", "fields": [{"name": "s", "type": "string"}]}
 EMPTY = {"type": "record", "name": "N", "fields": [{"name": "z", "type": "null"}]}
@@ -27,15 +28,8 @@ EMPTY = {"type": "record", "name": "N", "fields": [{"name": "z", "type": "null"}
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
-    environ = {"HUB_PROJECTION_AUTOSTART": "false"}
-    h = bootstrap(load_settings(environ=environ, data_dir=tmp_path / "data"))
-    for topic, schema in (("text", TEXT), ("empty", EMPTY)):
-        h.log.create_topic(topic, 1)
-        h.registry.register(f"{topic}-value", json.dumps(schema))
-    try:
+    with hub_with_topics(tmp_path / "data", {"text": TEXT, "empty": EMPTY}) as h:
         yield h
-    finally:
-        h.close()
 
 
 def _long(n: int) -> bytes:

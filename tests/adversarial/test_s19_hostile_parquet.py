@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.bootstrap import Hub, bootstrap
-from hub.settings import load_settings
+from hub.bootstrap import Hub
 from ingest import parquetpages
 from ingest.files import FileUnreadable, publish_file
 from ingest.parquetpages import PagesTooLarge, check_pages
+from tests.adversarial._topics_hub import hub_with_topics
 
 COLUMNS = 3
 SCHEMA = {
@@ -35,14 +35,8 @@ SCHEMA = {
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
-    environ = {"HUB_PROJECTION_AUTOSTART": "false"}
-    h = bootstrap(load_settings(environ=environ, data_dir=tmp_path / "data"))
-    h.log.create_topic("t", 1)
-    h.registry.register("t-value", json.dumps(SCHEMA))
-    try:
+    with hub_with_topics(tmp_path / "data", {"t": SCHEMA}) as h:
         yield h
-    finally:
-        h.close()
 
 
 def _one_page_each(rows: int, width: int, codec: str = "gzip") -> bytes:

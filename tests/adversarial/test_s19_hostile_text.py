@@ -14,6 +14,7 @@ import pytest
 from hub.bootstrap import Hub, bootstrap
 from hub.settings import load_settings
 from ingest.files import FileUnreadable, publish_file
+from tests.adversarial._topics_hub import hub_with_topics
 
 SCHEMA = {
     "type": "record",
@@ -24,14 +25,8 @@ SCHEMA = {
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
-    environ = {"HUB_PROJECTION_AUTOSTART": "false"}
-    h = bootstrap(load_settings(environ=environ, data_dir=tmp_path / "data"))
-    h.log.create_topic("t", 1)
-    h.registry.register("t-value", json.dumps(SCHEMA))
-    try:
+    with hub_with_topics(tmp_path / "data", {"t": SCHEMA}) as h:
         yield h
-    finally:
-        h.close()
 
 
 @pytest.mark.parametrize("columnar", [True, False])

@@ -52,6 +52,7 @@ from core.ports.views import (
     no_hook,
 )
 from core.projection import Column, Row, Table
+from core.sealedquery import sealed_outputs
 from core.sqlguard import (
     MAX_ROWS,
     QUERY_MEMORY_BYTES,
@@ -131,7 +132,13 @@ def _serialize_ddl(conn: Connection) -> None:
 class SqlAlchemyViewStore(ViewStore):
     kind = "transactional"
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(
+        self, url: str, unseal: Callable[[Any, str | None], Any] | None = None, **engine_kwargs: Any
+    ) -> None:
+        """``unseal(value, row_tenant)`` opens a sealed PII value (any other value as it is;
+        ``projections.flink.sealed.reader``): given for PostgreSQL, the store keeps its PII
+        columns sealed (``seals_pii``) and opens them in ``rows`` and ``query``. SQLite keeps
+        plaintext (its file is zeroed and its -wal emptied on erasure)."""
         try:
             self._engine: Engine = sa.create_engine(url, **engine_kwargs)
         except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
@@ -146,6 +153,10 @@ class SqlAlchemyViewStore(ViewStore):
             # in free pages otherwise. SQLite's default is its build's (SQLITE_SECURE_DELETE:
             # on in Debian's, off in others), so it is set here, not left to the build.
             sa.event.listen(self._engine, "connect", _secure_delete)
+        self._unseal = unseal if self._engine.dialect.name == "postgresql" else None
+        # PostgreSQL keeps the WAL, dead rows and backups of every value it held: PII is written
+        # sealed, so destroying the subject's key erases every copy (crypto-shredding)
+        self.seals_pii = self._unseal is not None
         self._md = sa.MetaData()
         self._tables: dict[str, sa.Table] = {}
         self._lock = threading.RLock()
@@ -403,14 +414,30 @@ class SqlAlchemyViewStore(ViewStore):
     ) -> list[Row]:
         st = self._table(target, table)
         q = sa.select(st).order_by(*[st.c[k] for k in table.key])
+        pii = [c.name for c in table.columns if c.pii] if self._unseal is not None else []
+        after = {n: v for n, v in (where or {}).items() if n in pii}  # sealed: compared opened
         for name, value in (where or {}).items():
-            q = q.where(st.c[name] == value)
+            if name not in after:
+                q = q.where(st.c[name] == value)
         with self._tx("reading view rows") as conn:
             out = [dict(r) for r in conn.execute(q).mappings()]
         for r in out:
             if "src_offsets" in r:
                 r["src_offsets"] = json.loads(r["src_offsets"])
+            if pii:
+                self._open_row(r, pii)
+        if after:
+            out = [r for r in out if all(r[n] == v for n, v in after.items())]
         return out
+
+    def _open_row(self, row: dict[str, Any], pii: Sequence[str]) -> None:
+        """The sealed PII values of ``row`` opened (``[erased]`` once the subject's key is
+        destroyed) under the row's own tenant: a value of another tenant is refused."""
+        assert self._unseal is not None
+        tenant = row.get("tenant")
+        owner = tenant if isinstance(tenant, str) else None
+        for name in pii:
+            row[name] = self._unseal(row.get(name), owner)
 
     def swap(
         self,
@@ -568,7 +595,11 @@ class SqlAlchemyViewStore(ViewStore):
             rewritten = guard(
                 sql, "postgres", grants, lambda v: sg_exp.table_(rel.get(v, v)), names
             )
-            return self._query_postgres(rewritten)
+            if self._unseal is None:
+                return self._query_postgres(rewritten)
+            sensitive = [c for g in grants for c in g.pii - g.masked]
+            sealed = sealed_outputs(sql, "postgres", sensitive)  # refused before it runs
+            return self._open_result(self._query_postgres(rewritten), sealed, grants)
         rewritten = guard(
             sql, "sqlite", grants, lambda v: sg_exp.table_(rel.get(v, v), db="main"), names
         )
@@ -655,6 +686,22 @@ class SqlAlchemyViewStore(ViewStore):
             finally:
                 conn.exec_driver_sql("PRAGMA query_only = OFF")
                 conn.rollback()
+
+    def _open_result(
+        self, result: pa.Table, sealed: frozenset[str], grants: Sequence[ViewGrant]
+    ) -> pa.Table:
+        """``result`` with the columns ``sealed_outputs`` named opened: under the caller's
+        tenant when every grant filters to one (a value of another tenant is refused), else
+        under the tenant the sealed text names (a reader of every tenant)."""
+        assert self._unseal is not None
+        unseal = self._unseal
+        tenants = {g.tenant for g in grants}
+        owner = next(iter(tenants)) if len(tenants) == 1 else None
+        for i, name in enumerate(result.column_names):
+            if name.lower() in sealed:
+                values = [unseal(v, owner) for v in result.column(i).to_pylist()]
+                result = result.set_column(i, result.field(i).name, pa.array(values))
+        return result
 
     def _query_postgres(self, rewritten: str) -> pa.Table:
         """``rewritten`` through a named (server-side) cursor, fetched in bounded chunks: the

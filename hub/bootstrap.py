@@ -535,12 +535,14 @@ def build_projections(
 
     def transactional() -> ViewStore:
         from adapters.sqlalchemy_views import SqlAlchemyViewStore
+        from projections.flink.sealed import reader as sealed_reader
 
         url = s.views_sql_url
         if not url:
             (s.data_dir / "views").mkdir(parents=True, exist_ok=True)
             url = f"sqlite:///{s.data_dir / 'views' / 'transactional.sqlite'}"
-        store = SqlAlchemyViewStore(url)
+        # PostgreSQL keeps PII sealed, opened here with the subject's key (crypto-shredding)
+        store = SqlAlchemyViewStore(url, unseal=sealed_reader(registry, keystore))
         store.query_memory_bytes = s.query_max_memory_bytes  # its results (SQLite, PostgreSQL)
         return store
 

@@ -24,12 +24,22 @@ import pyarrow as pa
 from core.avro.schema import ParsedSchema
 from core.avro.serde import refuse_recursive_values
 from core.errors import DuplicateEnvelopeHeader, HubError
-from core.pii import PiiCodec, encrypts, legacy_readable
+from core.pii import (
+    PiiCodec,
+    data_subject_of,
+    decrypt_pii,
+    encrypts,
+    legacy_readable,
+    open_value,
+    plan,
+)
 from core.ports.eventlog import StoredRecord
-from core.ports.keystore import KeyStore
+from core.ports.keystore import DecryptionFailed, KeyDestroyed, KeyStore
 from core.projection import Event
+from core.tenant_mac import DEFAULT_TENANT
 from domain.envelope import H_TENANT, H_TYPE, duplicated_envelope_header
 from projections.columnar import Unsupported, decode_values, envelope
+from projections.flink.job import seal as seal_text
 
 _EXACT = Context(prec=80)  # decimals of up to 38 digits, never rounded (the default has 28)
 
@@ -83,9 +93,20 @@ class Decoder:
             self._encrypted[schema_id] = text if text is not None and encrypts(text) else None
         return self._encrypted[schema_id]
 
-    def decode(self, rec: StoredRecord, *, decrypt: frozenset[str] = frozenset()) -> Event:
+    def decode(
+        self,
+        rec: StoredRecord,
+        *,
+        decrypt: frozenset[str] = frozenset(),
+        seal: frozenset[str] = frozenset(),
+    ) -> Event:
         """The record as an ``Event``; the encrypted PII fields named in ``decrypt`` (the ones
-        the caller's projection stores) are decrypted, every other PII field stays ciphertext."""
+        the caller's projection stores) are decrypted, every other PII field stays ciphertext.
+
+        Those named in ``seal`` (a store that keeps PII sealed, ``ViewStore.seals_pii``) are
+        checked the same way (a ciphertext that fails authentication is poison, an erased
+        subject's value reads erased) and then given as the record's own ciphertext in the
+        Flink views' sealed text (``projections.flink.job.seal``), never in plaintext."""
         value = rec.value
         twice = duplicated_envelope_header(rec.headers)
         if twice is not None:  # no copy is picked (domain.envelope): the record is quarantined
@@ -114,7 +135,7 @@ class Decoder:
                 event_type = v.decode("utf-8", "replace")
             elif k == H_TENANT:
                 tenant = v.decode("utf-8", "replace")
-        if decrypt:
+        if decrypt or seal:
             schema_id = int.from_bytes(value[1:5], "big")
             text = self._encrypted_text(schema_id)
             if text is not None:
@@ -123,9 +144,12 @@ class Decoder:
                 try:
                     # under the record's own tenant (v1: a stored record sealed before it)
                     legacy = legacy_readable(rec.headers)
-                    datum = self._pii.decrypt(
+                    opened = self._pii.decrypt(
                         datum, text, rec.topic, decrypt, tenant=tenant, legacy=legacy
                     )
+                    if seal:
+                        opened = self._sealed(rec, schema_id, text, datum, opened, seal, tenant)
+                    datum = opened
                 except HubError as exc:  # a ciphertext that fails authentication
                     raise Poison(
                         exc.code, f"{rec.topic}/{rec.partition}@{rec.offset}: {exc}"
@@ -140,6 +164,53 @@ class Decoder:
             tenant,
             datum,
         )
+
+    def _sealed(
+        self,
+        rec: StoredRecord,
+        schema_id: int,
+        text: str,
+        raw: Mapping[str, Any],
+        opened: Mapping[str, Any],
+        seal: frozenset[str],
+        tenant: str,
+    ) -> dict[str, Any]:
+        """``opened`` with each field of ``seal`` as its ciphertext in ``raw`` in sealed text,
+        once it authenticates under the record's tenant (one decryption, as ``decrypt`` would
+        do). An erased subject's value reads erased (nothing left to protect); a value that
+        fails is ``decrypt_pii``'s to judge (tampered: raised, the record is poison; sealed
+        before the tenant was bound, v1, on a stored record: opened). Such a v1 value is sealed
+        too, except in tenant ``default``, where the read side's opener does not try v1
+        (``projections.flink.sealed``): it stays in plaintext, as before (a record from before
+        tenant binding)."""
+        assert self._pii is not None  # checked by the caller
+        out = dict(opened)
+        subject = data_subject_of(raw, text)
+        keystore = self._pii.keystore
+        for field in plan(text).fields:
+            name = field.name
+            ct = raw.get(name) if name in seal and len(field.path) == 1 else None
+            if not isinstance(ct, bytes):
+                continue  # not asked for, null, or never encrypted
+            if not subject:
+                out[name] = field.erased  # as decrypt_pii reads it
+                continue
+            try:
+                open_value(keystore, subject, ct, rec.topic, name, tenant)
+            except KeyDestroyed:
+                out[name] = field.erased
+                continue
+            except DecryptionFailed:
+                legacy = legacy_readable(rec.headers)
+                only = frozenset({name})
+                v1 = decrypt_pii(
+                    raw, text, subject, keystore, rec.topic, only, tenant=tenant, legacy=legacy
+                )
+                if tenant == DEFAULT_TENANT:
+                    out[name] = v1[name]
+                    continue
+            out[name] = seal_text(rec.topic, schema_id, name, ct, subject, tenant)
+        return out
 
     def decode_batch(self, recs: Sequence[StoredRecord]) -> list[Event] | None:
         """The records as ``Event``s, decoded column-wise (``projections.columnar``) when every

@@ -364,7 +364,11 @@ class ProjectionRunner:
                 ):
                     continue
                 try:
-                    ev = self.decoder.decode(r, decrypt=self.pii_fields)
+                    ev = (
+                        self.decoder.decode(r, seal=self.pii_fields)
+                        if self.store.seals_pii  # PII stays ciphertext in the store
+                        else self.decoder.decode(r, decrypt=self.pii_fields)
+                    )
                 except Poison as exc:
                     self._poison(r, exc.code, exc.reason, result)
                     continue

@@ -743,12 +743,10 @@ class ProjectionService:
                 cols = [c.name for c in t.columns]
                 if t.kind != "append":
                     cols.append("src_offsets")
-                masked = frozenset() if pii else frozenset(c.name for c in t.columns if c.pii)
-                out.append(
-                    ViewGrant(
-                        t.name, tuple(cols), None if all_tenants else principal.tenant, masked
-                    )
-                )
+                sensitive = frozenset(c.name for c in t.columns if c.pii)
+                masked = frozenset() if pii else sensitive
+                tenant = None if all_tenants else principal.tenant
+                out.append(ViewGrant(t.name, tuple(cols), tenant, masked, pii=sensitive))
         return out
 
     def query(

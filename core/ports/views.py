@@ -164,6 +164,7 @@ class ViewGrant:
     tenant: str | None
     masked: frozenset[str] = frozenset()
     source: str = ""
+    pii: frozenset[str] = frozenset()  # its PII columns (a sealing store opens them on read)
 
     @property
     def relation(self) -> str:
@@ -192,6 +193,11 @@ class ViewStore(abc.ABC):
     # leader election only the leader writes it, fenced. False for a process's own files (chDB):
     # every process folds its own copy from the log, one writer by construction.
     shared: bool = True
+    # True when the store keeps PII columns sealed (``pii:v2:...`` text, the subject's key opens
+    # it; ``projections.flink.sealed``): the runner then writes each PII value as its record's
+    # ciphertext, never the plaintext, ``load`` returns it sealed, and ``rows``/``query`` open it.
+    # Destroying the subject's key erases every copy (the store's WAL, dead rows, backups).
+    seals_pii: bool = False
 
     @abc.abstractmethod
     def ensure(self, target: Target, tables: Sequence[Table]) -> None:

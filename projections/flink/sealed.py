@@ -93,3 +93,18 @@ def opener(registry: _Registry, keystore: KeyStore) -> Callable[..., Any]:
         return field.decode(plaintext)
 
     return unseal
+
+
+def reader(registry: _Registry, keystore: KeyStore) -> Callable[[Any, str | None], Any]:
+    """``open_value(value, row_tenant)``: ``opener``'s ``unseal`` for a value that is sealed
+    text, any other value as it is (a view an older hub wrote in plaintext, null, the erased
+    marker a scrub wrote). For the stores that keep PII sealed (``ViewStore.seals_pii``); call
+    it on PII columns only (any other text is a record's as sent, which may look sealed)."""
+    unseal = opener(registry, keystore)
+
+    def open_value(value: Any, row_tenant: str | None) -> Any:
+        if isinstance(value, str) and value.startswith(SEALED):
+            return unseal(value, row_tenant)
+        return value
+
+    return open_value

@@ -1,0 +1,65 @@
+"""What a query may do with PII columns a store keeps sealed (pure).
+
+A store that keeps PII sealed (``ViewStore.seals_pii``: the PostgreSQL views) holds each value as
+ciphertext text that only the hub opens, with the subject's key, after the query ran. SQL over
+that text cannot compare, group, order or transform the plaintext, and an answer computed from
+ciphertext would be silently wrong (``WHERE email = 'x'`` finding nothing). So a query may name
+an unmasked PII column only as a plain result column of its outermost ``SELECT``
+(``SELECT email``, ``SELECT a.email AS mail``, or through ``*``); the hub opens those result
+columns. Any other use (``WHERE``, ``GROUP BY``, ``ORDER BY``, ``JOIN ... ON``, a function or
+aggregate over it, a subquery or CTE that names it, a set operation, or another expression
+aliased to a PII column's name) is refused with ``pii_column_sealed``. Masked PII columns read as
+NULL (``core.sqlguard``) and stay usable anywhere. The embedded SQLite views hold plaintext and
+do not apply this rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlglot import exp
+
+from core.sqlguard import Dialect, parse, refuse
+
+SEALED_CODE = "pii_column_sealed"
+
+
+def sealed_outputs(sql: str, dialect: Dialect, sensitive: Iterable[str]) -> frozenset[str]:
+    """The result column names to open: the plain outermost references to a column of
+    ``sensitive`` (the grants' unmasked PII columns), under their alias if any, and every
+    sensitive name when the outermost ``SELECT`` has a ``*``. Raises ``InvalidInput``
+    (``pii_column_sealed``) for any other use of a sensitive column (see the module doc)."""
+    names = frozenset(n.lower() for n in sensitive)
+    if not names:
+        return frozenset()
+    tree = parse(sql, dialect)
+    plain: set[int] = set()  # the Column nodes a plain outermost result column is
+    out: set[str] = set()
+    if isinstance(tree, exp.Select):
+        for e in tree.expressions:
+            inner = e.this if isinstance(e, exp.Alias) else e
+            if isinstance(inner, exp.Column) and isinstance(inner.this, exp.Star):
+                out |= names  # t.*
+            elif isinstance(inner, exp.Star):
+                out |= names
+            elif isinstance(inner, exp.Column) and inner.name.lower() in names:
+                plain.add(id(inner))
+                out.add(e.alias_or_name.lower())
+            elif e.alias_or_name.lower() in names:
+                raise _refused(e.alias_or_name, "as the name of another expression")
+    for col in tree.find_all(exp.Column):
+        if col.name.lower() in names and id(col) not in plain:
+            raise _refused(col.name, f"in {col.parent.sql(dialect) if col.parent else sql!r}")
+    return frozenset(out)
+
+
+def _refused(column: str, where: str) -> Exception:
+    return refuse(
+        f"The query uses the PII column {column!r} {where}: the PostgreSQL views keep PII "
+        "sealed (encrypted under each data subject's key, so that an erasure leaves no "
+        "plaintext in the database, its WAL or its backups), and SQL cannot filter, group, "
+        "order, join or compute on sealed values. Select the column plainly in the outermost "
+        "SELECT (the hub opens it in the result), and filter or group on other columns "
+        "(e.g. account_id).",
+        code=SEALED_CODE,
+    )

@@ -7,8 +7,9 @@ ciphertext would be silently wrong (``WHERE email = 'x'`` finding nothing). So a
 an unmasked PII column only as a plain result column of its outermost ``SELECT``
 (``SELECT email``, ``SELECT a.email AS mail``, or through ``*``); the hub opens those result
 columns. Any other use (``WHERE``, ``GROUP BY``, ``ORDER BY``, ``JOIN ... ON``, a function or
-aggregate over it, a subquery or CTE that names it, a set operation, or another expression
-aliased to a PII column's name) is refused with ``pii_column_sealed``. Masked PII columns read as
+aggregate over it, a subquery or CTE that names it, a set operation, or another expression or
+renamed column given a PII column's name, anywhere) is refused with ``pii_column_sealed``: result
+columns are opened by name, so no other value may carry one. Masked PII columns read as
 NULL (``core.sqlguard``) and stay usable anywhere. The embedded SQLite views hold plaintext and
 do not apply this rule.
 """
@@ -47,6 +48,17 @@ def sealed_outputs(sql: str, dialect: Dialect, sensitive: Iterable[str]) -> froz
                 out.add(e.alias_or_name.lower())
             elif e.alias_or_name.lower() in names:
                 raise _refused(e.alias_or_name, "as the name of another expression")
+    # a result column is opened by its name: no other value may take a sealed column's name
+    # (a record's text as sent may look sealed), in a subquery or CTE either
+    for alias in tree.find_all(exp.Alias):
+        inner = alias.this
+        same = isinstance(inner, exp.Column) and inner.name.lower() == alias.alias.lower()
+        if alias.alias.lower() in names and not same:
+            raise _refused(alias.alias, "as the name of another expression")
+    for table_alias in tree.find_all(exp.TableAlias):
+        for c in table_alias.columns:
+            if c.name.lower() in names:
+                raise _refused(c.name, "as a renamed column of a subquery")
     for col in tree.find_all(exp.Column):
         if col.name.lower() in names and id(col) not in plain:
             raise _refused(col.name, f"in {col.parent.sql(dialect) if col.parent else sql!r}")

@@ -220,6 +220,14 @@ def test_a_query_over_a_sealed_column_is_refused_with_a_clear_error(
             store="transactional",
         ).to_pylist()
         assert got[0]["mail"] == bob["email"] and got[0]["customer_name"] == bob["name"]
+        # a reader without pii.read: the masked columns are NULL, usable anywhere, never opened
+        analyst = Principal("ann", frozenset({"analyst"}), "default")
+        sql = "SELECT account_id, email FROM accounts_current WHERE email IS NULL ORDER BY 1"
+        got = h.projections.query(h.policy, analyst, sql, store="transactional").to_pylist()
+        assert got == [
+            {"account_id": "ACC-A", "email": None},
+            {"account_id": "ACC-B", "email": None},
+        ]
     finally:
         h.close()
 
@@ -263,6 +271,9 @@ def test_only_plain_outermost_references_of_a_sealed_column_are_accepted() -> No
         "SELECT (SELECT max(customer_name) FROM t) AS n",
         "SELECT a FROM t JOIN u ON t.email = u.email",
         "SELECT 'x' AS customer_name FROM t",
+        "SELECT * FROM (SELECT a, country AS email FROM t) s",
+        "SELECT * FROM (SELECT a, country FROM t) s(a, email)",
+        "SELECT customer_name AS email FROM t",
     ):
         with pytest.raises(InvalidInput) as refused:
             sealed_outputs(sql, "postgres", pii)

@@ -59,10 +59,24 @@ def sealed_outputs(sql: str, dialect: Dialect, sensitive: Iterable[str]) -> froz
         for c in table_alias.columns:
             if c.name.lower() in names:
                 raise _refused(c.name, "as a renamed column of a subquery")
+        if table_alias.columns and _selects_star(table_alias.parent):
+            # s(a, b, x) over SELECT *: a sealed column under another name, never opened
+            raise _refused("*", "renamed by a column list")
     for col in tree.find_all(exp.Column):
         if col.name.lower() in names and id(col) not in plain:
             raise _refused(col.name, f"in {col.parent.sql(dialect) if col.parent else sql!r}")
     return frozenset(out)
+
+
+def _selects_star(node: exp.Expr | None) -> bool:
+    """Whether ``node`` (a subquery or CTE) selects ``*`` or ``t.*`` at its own top."""
+    inner = node.this if isinstance(node, exp.Subquery | exp.CTE) else None
+    if not isinstance(inner, exp.Select):
+        return inner is not None  # a set operation: its branches may
+    return any(
+        isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+        for e in inner.expressions
+    )
 
 
 def _refused(column: str, where: str) -> Exception:

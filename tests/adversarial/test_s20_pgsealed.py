@@ -263,6 +263,8 @@ def test_only_plain_outermost_references_of_a_sealed_column_are_accepted() -> No
     assert sealed_outputs("SELECT x.EMAIL AS m FROM a x", "postgres", pii) == {"m"}
     assert sealed_outputs("SELECT * FROM a", "postgres", pii) == set(pii)
     assert sealed_outputs("SELECT count(*) AS n FROM a", "postgres", pii) == frozenset()
+    renamed = "SELECT n FROM (SELECT count(*) FROM a) s(n)"
+    assert sealed_outputs(renamed, "postgres", pii) == frozenset()
     assert sealed_outputs("SELECT email FROM a WHERE email = 'x'", "postgres", ()) == frozenset()
     for sql in (
         "SELECT a FROM t WHERE lower(email) LIKE '%x%'",
@@ -274,6 +276,8 @@ def test_only_plain_outermost_references_of_a_sealed_column_are_accepted() -> No
         "SELECT * FROM (SELECT a, country AS email FROM t) s",
         "SELECT * FROM (SELECT a, country FROM t) s(a, email)",
         "SELECT customer_name AS email FROM t",
+        "SELECT x FROM (SELECT * FROM t) s(a, b, x)",
+        "WITH c(a, b, x) AS (SELECT * FROM t) SELECT x FROM c",
     ):
         with pytest.raises(InvalidInput) as refused:
             sealed_outputs(sql, "postgres", pii)

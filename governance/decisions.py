@@ -47,7 +47,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from operator import itemgetter
 from types import MappingProxyType
@@ -1010,21 +1010,56 @@ _RAND_B = (1 << 62) - 1
 def new_decision_id() -> str:
     """A UUIDv7 string, ``str(uuid7())`` of ``domain.envelope`` in its layout and ordering
     (the same monotonic millisecond counter, ``reserve_uuid7``), without a ``UUID`` object and
-    without a system call per id: 62 random bits from a pool drawn 4 KiB at a time, formatted
-    in one operation."""
+    without a system call per id: 62 random bits from a pool drawn 4 KiB at a time, and the
+    millisecond's text (the first 15 characters) formatted once per millisecond."""
     with _id_lock:  # domain.envelope keeps its monotonic counter in module globals
         ms, counter = reserve_uuid7(1)
         if not _random:
             _random.extend(struct.unpack(">512Q", os.urandom(4096)))
         rand_b = _random.pop() & _RAND_B
-    # The variant (0b10), then 14 random bits; ``%`` formats in half the time of an f-string.
-    return "%08x-%04x-%04x-%04x-%012x" % (  # noqa: UP031
-        ms >> 16,
-        ms & 0xFFFF,
-        0x7000 | counter,
+        if ms != _ms_text[0]:
+            _ms_text[0], _ms_text[1] = ms, "%08x-%04x-7" % (ms >> 16, ms & 0xFFFF)  # noqa: UP031
+        head = _ms_text[1]
+    # The version nibble (7) ends ``head``; the variant (0b10), then 14 random bits; ``%``
+    # formats in half the time of an f-string.
+    return "%s%03x-%04x-%012x" % (  # noqa: UP031
+        head,
+        counter,
         0x8000 | rand_b >> 48,
         rand_b & 0xFFFF_FFFF_FFFF,
     )
+
+
+_ms_text: list[Any] = [-1, ""]  # the last id's millisecond and its text (``new_decision_id``)
+
+
+def _decision_copier() -> Callable[[Decision, str], Decision]:
+    """``replace(decision, decision_id=...)`` for a ``Decision``, in half the time of its
+    constructor (a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``): a new instance's slots set directly. Built for the fields it
+    knows; a ``Decision`` with other fields gets ``replace`` itself."""
+    names = tuple(f.name for f in fields(Decision))
+    if names != ("allow", "reason", "policy_version", "mask", "row_filter", "decision_id"):
+        return lambda d, ident: replace(d, decision_id=ident)
+    new = object.__new__
+    allow, reason, version, mask, row_filter, decision_id = (
+        getattr(Decision, n).__set__ for n in names
+    )
+
+    def copy(d: Decision, ident: str) -> Decision:
+        c = new(Decision)
+        allow(c, d.allow)
+        reason(c, d.reason)
+        version(c, d.policy_version)
+        mask(c, d.mask)
+        row_filter(c, d.row_filter)
+        decision_id(c, ident)
+        return c
+
+    return copy
+
+
+_with_id = _decision_copier()
 
 
 class HeldDecision:
@@ -1427,14 +1462,7 @@ class RecordingPolicyEngine(PolicyEngine):
     def _recorded(decision: Decision, record: DecisionRecord) -> tuple[Decision, DecisionRecord]:
         """The decision with its record's id, and the record."""
         if type(decision) is Decision:  # a copy with its id (``replace`` takes longer)
-            return Decision(
-                decision.allow,
-                decision.reason,
-                decision.policy_version,
-                decision.mask,
-                decision.row_filter,
-                record.decision_id,
-            ), record
+            return _with_id(decision, record.decision_id), record
         return replace(decision, decision_id=record.decision_id), record
 
     def _decide_input(

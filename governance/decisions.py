@@ -1037,9 +1037,11 @@ def _decision_copier() -> Callable[[Decision, str], Decision]:
     """``replace(decision, decision_id=...)`` for a ``Decision``, in half the time of its
     constructor (a frozen dataclass's ``__init__`` sets each field through
     ``object.__setattr__``): a new instance's slots set directly. Built for the fields it
-    knows; a ``Decision`` with other fields gets ``replace`` itself."""
+    knows; a ``Decision`` with other fields, or with a ``__post_init__`` to run, gets
+    ``replace`` itself."""
     names = tuple(f.name for f in fields(Decision))
-    if names != ("allow", "reason", "policy_version", "mask", "row_filter", "decision_id"):
+    known = ("allow", "reason", "policy_version", "mask", "row_filter", "decision_id")
+    if names != known or hasattr(Decision, "__post_init__"):
         return lambda d, ident: replace(d, decision_id=ident)
     new = object.__new__
     allow, reason, version, mask, row_filter, decision_id = (

@@ -80,16 +80,22 @@ print(json.dumps(out))
 """
 
 
-def child(tree: Path, seconds: float) -> dict[str, object]:
+def run_child(code: str, tree: Path, *args: str) -> dict[str, object]:
+    """Run ``code`` in a child process with ``tree`` as its source (its ``PYTHONPATH`` and
+    working folder) and this venv; its last line of output, a JSON object."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(seconds)],
+        [sys.executable, "-c", code, *args],
         cwd=tree, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     if done.returncode:
         raise SystemExit(f"the child in {tree} failed:\n{done.stderr}")
     result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def child(tree: Path, seconds: float) -> dict[str, object]:
+    return run_child(CHILD, tree, str(seconds))
 
 
 def main() -> None:

@@ -210,6 +210,51 @@ def test_memos_carried_between_batches_keep_every_batch_byte_identical(
         assert held < 40 + 5 * 40  # without the clearing: thousands
 
 
+def test_records_differing_in_one_shared_field_never_share_an_encoding(hub: Hub) -> None:
+    """``_columns`` memoises what a request and its answer fix (every field but the id, the
+    digest and the time) under one key: records equal but for one of those fields (each in
+    turn, row filters of the same pairs in another order, a filter against none, ``True``
+    against ``1``), shuffled through batches that carry the memo over, each byte-identical to
+    the generated encoder. Fails if the key left a field out."""
+    LogDecisionSink(hub.log, hub.registry, hub.publisher).append(RECORDS[:1])
+    encoder = DecisionEncoder(hub.publisher)
+    base = RECORDS[1]
+    variants = [
+        base,
+        base._replace(principal="bob"),
+        base._replace(tenant="globex"),
+        base._replace(roles=("analyst",)),
+        base._replace(action="event.write"),
+        base._replace(resource="topics/pay/v"),
+        base._replace(allow=True),
+        base._replace(allow=1),  # type: ignore[arg-type]  # equal to True: encodes alike
+        base._replace(reason="Allowed."),
+        base._replace(policy_version="w" * 64),
+        base._replace(mask=("iban",)),
+        base._replace(mask=()),
+        base._replace(row_filter={"x": "é", "tenant": "acme"}),  # same pairs, other order
+        base._replace(row_filter={"tenant": "globex", "x": "é"}),  # same keys, other value
+        base._replace(row_filter={"tenant": "acme"}),
+        base._replace(row_filter={}),
+        base._replace(purpose=""),
+        base._replace(case_id="case-8"),
+        base._replace(key_id="key-1"),
+    ]
+    rng = random.Random(20)
+    records = [
+        v._replace(
+            decision_id=new_decision_id(),
+            input_sha256=f"{rng.getrandbits(256):064x}",
+            decided_at_us=1_764_640_000_000_000 + rng.randrange(10**9),
+        )
+        for v in variants * 20
+    ]
+    rng.shuffle(records)
+    for at in range(0, len(records), 37):
+        batch = records[at : at + 37]
+        assert encoder.encode(batch) == [encoder._one(r) for r in batch]
+
+
 def test_time_varint_matches_the_reference_long() -> None:
     """``_time`` (low 14 bits from a table, the rest memoised per batch) is ``_long``."""
     rng = random.Random(3)

@@ -467,6 +467,47 @@ def test_decision_ids_are_increasing_uuid7() -> None:
     assert ones == (1 << 62) - 1 and zeros == 0
 
 
+def test_decision_ids_carry_each_reserved_millisecond_and_counter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The id's millisecond text is formatted once per millisecond and reused: the slots
+    ``reserve_uuid7`` hands out (new milliseconds, repeats, a step back, counters at their
+    bounds) each come back in their id's fields. Fails if the text were kept past its
+    millisecond."""
+    import governance.decisions as decisions_module
+
+    slots = [(1, 0), (1, 1), (2, 0xFFF), (2**47 + 5, 7), (2**47 + 5, 8), (2, 3), (2**48 - 1, 0)]
+    slots += [(1_764_640_000_000 + k // 3, k % 4096) for k in range(300)]
+    given = iter(slots)
+    monkeypatch.setattr(decisions_module, "reserve_uuid7", lambda n: next(given))
+    for ms, counter in slots:
+        parsed = uuid.UUID(new_decision_id())
+        assert (parsed.int >> 80, (parsed.int >> 64) & 0xFFF) == (ms, counter)
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+
+
+def test_a_decision_given_its_id_equals_the_replaced_decision() -> None:
+    """``_with_id`` (slots set directly) gives what ``replace(decision, decision_id=)`` gives:
+    every field, equality, hash of the fields, and a frozen instance."""
+    from dataclasses import FrozenInstanceError, fields
+
+    from governance.decisions import _with_id
+
+    cases = [
+        Decision(True, "ok", "v1"),
+        Decision(False, "no", "v2", ("pii", "iban"), {"tenant": "acme"}, "old-id"),
+        Decision(True, "", "", (), {}, ""),
+    ]
+    for d in cases:
+        got, want = _with_id(d, "new-id"), replace(d, decision_id="new-id")
+        assert type(got) is Decision and got == want
+        assert [getattr(got, f.name) for f in fields(Decision)] == [
+            getattr(want, f.name) for f in fields(Decision)
+        ]
+        with pytest.raises(FrozenInstanceError):
+            got.allow = not got.allow  # type: ignore[misc]
+
+
 class ByResource(PolicyEngine):
     """Allows resources that start with ``ok``; raises for ``boom``; denies the rest."""
 

@@ -38,19 +38,22 @@ def _officer(api: Api) -> dict[str, str]:
 
 
 def _publish(api: Api, n: int) -> None:
+    """``n`` quotes of acme's publisher (accepted: ledger entries), then a checkpoint."""
     token = issue_key(api.hub, "publisher", f"pub-{n}", "acme")
-    rows = b"".join(
-        b'{"payment_id": "P-%d", "account_id": "ACC-1", "amount": "1.00", '
-        b'"currency": "GBP", "counterparty_country": "GB", '
-        b'"initiated_at": "2026-11-24T15:00:00Z"}\n' % i
-        for i in range(n)
-    )
+    quote = {
+        "instrument": "AAPL",
+        "venue": "XNAS",
+        "bid": "189.1",
+        "ask": "189.2",
+        "bid_size": "100",
+        "ask_size": "100",
+        "currency": "USD",
+        "quoted_at": "2026-12-05T21:00:00Z",
+    }
     r = api.client.post(
-        "/v1/ingest/payments",
-        content=rows,
-        headers={**basic(token), "Content-Type": "application/x-ndjson"},
+        "/v1/ingest/quotes", json={"events": [{"value": quote}] * n}, headers=basic(token)
     )
-    assert r.status_code == 200, r.text
+    assert r.status_code == 200 and r.json()["accepted"] == n, r.text
     api.hub.ledger.sync(force_checkpoint=True)
 
 

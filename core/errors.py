@@ -157,6 +157,13 @@ class BodyBudgetFull(Retryable):
     code = "body_budget_full"
 
 
+class VerifyRunning(Retryable):
+    """A ledger verification is already running in this process (it holds the ledger's sync,
+    which every acknowledgement waits for): send again after the answer's ``Retry-After``."""
+
+    code = "verify_running"
+
+
 class LogTampered(HubError):
     """Stored log records fail the log's own authentication (changed, forged, moved, removed)."""
 

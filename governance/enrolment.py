@@ -578,7 +578,10 @@ class EnrolmentCommands:
             self._refresh()
             e = self._enrolments.get(enrolment_id)
             now = datetime.now(UTC)
-            if e is None:
+            # Another tenant's enrolment answers as a missing one, before any other check: its
+            # existence, state and requester are that tenant's business (the list a
+            # tenant-limited reader gets leaves it out too).
+            if e is None or (not is_admin(approver) and e.tenant != approver.tenant):
                 raise NotFound(
                     f"No enrolment {enrolment_id!r}: list them with `hub principals list`."
                 )
@@ -599,14 +602,6 @@ class EnrolmentCommands:
                 [("keys.create", f"/v1/enrolments/{enrolment_id}/approve", None)],
                 what,
             )
-            if not is_admin(approver) and e.tenant != approver.tenant:
-                # says nothing of the enrolment: its owner, roles and tenant are another
-                # tenant's business (the list a tenant-limited reader gets leaves them out too)
-                raise Forbidden(
-                    f"Principal {approver.id!r} may not approve enrolment {enrolment_id}: "
-                    "an approver approves only in its own tenant.",
-                    code="role_escalation",
-                )
             if not is_admin(approver) and not e.roles <= approver.roles:
                 raise Forbidden(
                     f"Principal {approver.id!r} may not approve enrolment {enrolment_id} of "

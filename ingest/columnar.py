@@ -50,7 +50,7 @@ from core.pii import data_subject_field
 from core.ports.eventlog import ColumnBatch, Headers, Record, RecordMetadata, appended_columns
 from domain import envelope as env
 from domain.quality import Rule, split_path
-from ingest.dedupe import EVENT_ID_SCOPE, NK_HEADER, Deduper, DistinctKeys, KeyWindow
+from ingest.dedupe import NK_HEADER, Deduper, DistinctKeys, KeyWindow
 from ingest.groupcommit import Prior, Staged
 from ingest.ids import uuid7_bytes
 from ingest.pipeline import (
@@ -1007,7 +1007,7 @@ def _ingest_arrow(
     scoped = [(Deduper.scope(r.id, tenant), r) for r, _ in plan.unique]
 
     def decide(prior: Prior) -> Staged[IngestResult]:
-        pipeline.deduper.window(topic, EVENT_ID_SCOPE)  # loads the topic's windows, as ingest does
+        pipeline.deduper.window(topic, Deduper.id_scope(tenant))  # loads the topic's windows
         result = IngestResult()
         keep: list[int] = []
         new_keys: list[list[str]] = [[] for _ in plan.unique]

@@ -20,8 +20,11 @@ Tenants
   business keys collide (two firms' ``T-1``). One window for all of them let a tenant's publisher
   see, by its duplicate count, which keys another tenant had used, and drop that tenant's next
   records by sending their keys first. The stored header stays ``<rule id>\\x1f<key>``; the
-  rebuild reads the record's ``ce_tenant`` beside it. Event ids stay one window per topic: they
-  are drawn by the hub or by the sender as UUIDs, never business data.
+  rebuild reads the record's ``ce_tenant`` beside it.
+- Event ids likewise (``Deduper.id_scope``): a sender may give them (an idempotent producer's
+  retry key, often derived from its own business id; the Debezium source derives them from
+  connector, table, LSN, operation and key), so one window for every tenant let globex send
+  acme's next id first and acme's record was answered as a duplicate and never stored.
 """
 
 from __future__ import annotations
@@ -155,29 +158,37 @@ class Deduper:
             return
         per_partition = max(1, self._max // max(1, len(ends)))
         oldest_ms = int((time.time() - self._event_id_window.total_seconds()) * 1000)
-        ids: list[str] = []
+        ids: dict[str, list[str]] = {}
         keys: dict[str, list[str]] = {}
         for p, end in ends.items():
             for rec in self._log.scan(topic, p, max(0, end - per_partition)):
-                tenant, nks = "default", []
+                tenant, nks, eid = "default", [], None
                 for name, value in rec.headers:
                     if name == NK_HEADER:
                         nks.append(value.decode().partition(_SEP))
                     elif name == "ce_id" and rec.timestamp_ms >= oldest_ms:
-                        ids.append(value.decode())
+                        eid = value.decode()
                     elif name == _TENANT:
                         tenant = value.decode()
                 for rule_id, _, key in nks:
                     keys.setdefault(self.scope(rule_id, tenant), []).append(key)
-        w = self._windows.setdefault(
-            (topic, EVENT_ID_SCOPE), KeyWindow(self._max, self._event_id_window)
-        )
-        w.add_all(ids)
+                if eid is not None:
+                    ids.setdefault(self.id_scope(tenant), []).append(eid)
+        for scope, found in ids.items():
+            w = self._windows.setdefault(
+                (topic, scope), KeyWindow(self._max, self._event_id_window)
+            )
+            w.add_all(found)
         for scope, found in keys.items():
             # The rule's own window is applied when the rule is first used; until then keys
             # are kept for the event-id window (the rebuild cannot know later rule changes).
             self._windows.setdefault((topic, scope), KeyWindow(self._max, timedelta(days=30)))
             self._windows[(topic, scope)].add_all(found)
+
+    @staticmethod
+    def id_scope(tenant: str) -> str:
+        """The window (and group-commit) scope of ``tenant``'s event ids."""
+        return f"{EVENT_ID_SCOPE}{_TENANT_SEP}{tenant}"
 
     @staticmethod
     def scope(rule_id: str, tenant: str) -> str:

@@ -38,8 +38,8 @@ from core.ports.eventlog import ColumnBatch, Record, RecordMetadata
 
 R = TypeVar("R")
 
-# Keys earlier batches of a group are storing, per dedupe scope (``EVENT_ID_SCOPE`` or a
-# ``unique`` rule's id).
+# Keys earlier batches of a group are storing, per dedupe scope (a tenant's event ids,
+# ``Deduper.id_scope``, or a ``unique`` rule's keys in a tenant, ``Deduper.scope``).
 Prior = Mapping[str, set[str]]
 Outcomes = Callable[[Sequence[RecordMetadata], Sequence[RecordMetadata]], list[tuple[str, Record]]]
 

@@ -87,7 +87,7 @@ from domain.quality import (
     compile_rules,
     ref_violation,
 )
-from ingest.dedupe import EVENT_ID_SCOPE, Deduper, KeyWindow
+from ingest.dedupe import Deduper, KeyWindow
 from ingest.groupcommit import Prior, Staged, TopicCommitter
 from ingest.ids import uuid7_bytes
 from ingest.positions import PositionStore
@@ -845,8 +845,9 @@ class IngestPipeline:
 
         def decide(prior: Prior) -> Staged[IngestResult]:
             """Step 4 and the records to append, in the section (``ingest.groupcommit``)."""
-            ids_window = self.deduper.window(topic, EVENT_ID_SCOPE)
-            prior_ids = prior.get(EVENT_ID_SCOPE, _NONE)
+            ids_scope = Deduper.id_scope(tenant)  # per tenant, as natural keys (ingest.dedupe)
+            ids_window = self.deduper.window(topic, ids_scope)
+            prior_ids = prior.get(ids_scope, _NONE)
             batch_ids: set[str] = set()
             batch_keys: dict[str, set[str]] = {}
             new_keys: dict[str, list[str]] = {}
@@ -940,7 +941,7 @@ class IngestPipeline:
                 ]
                 return self.settle(source, topic, result, len(accepted), quarantined, found)
 
-            keys: dict[str, Sequence[str]] = {EVENT_ID_SCOPE: list(batch_ids)}
+            keys: dict[str, Sequence[str]] = {ids_scope: list(batch_ids)}
             keys.update((Deduper.scope(r, tenant), nks) for r, nks in new_keys.items())
             return Staged(accepted, q_records, position, consumed, done, outcomes, keys, finish)
 

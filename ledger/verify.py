@@ -488,6 +488,19 @@ def load_verified(ledger: Ledger, path: Path) -> tuple[Verified | None, str]:
     return state, ""
 
 
+def verification_base(
+    remembered: Verified | None, why: str, *, full: bool, now_ms: int, full_every_s: int
+) -> tuple[Verified | None, str]:
+    """Where a verification starts: ``remembered`` (incremental, ``why`` says why not when it
+    is None) unless a full one is asked or the last full one is older than ``full_every_s``
+    (``HUB_LEDGER_FULL_VERIFY_EVERY_S``); None (full) and why otherwise."""
+    if full:
+        return None, "--full asked"
+    if remembered is not None and now_ms - remembered.full_at_ms >= full_every_s * 1000:
+        return None, "the last full verify is older than the full-verify period"
+    return remembered, why
+
+
 def save_verified(
     ledger: Ledger,
     path: Path,

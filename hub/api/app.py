@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,7 @@ from core.errors import (
     InvalidInput,
     NotFound,
     PayloadTooLarge,
+    VerifyRunning,
 )
 from core.events import OutgoingEvent, is_internal_topic, refuse_internal
 from core.ports.policy import Principal
@@ -486,11 +488,13 @@ def create_app(hub: Hub) -> FastAPI:
         redoc_url=None,
     )
     app.state.hub = hub
+    app.state.ledger_verify_gate = threading.Lock()  # one verification at a time (ledger)
 
     @app.exception_handler(HubError)
     async def _hub_error(request: Request, exc: HubError) -> JSONResponse:
         # A body refused mid-stream by the in-flight budget (hub.api.bodylimit): come back.
-        retry = {"Retry-After": str(RETRY_AFTER_S)} if isinstance(exc, BodyBudgetFull) else None
+        busy = isinstance(exc, BodyBudgetFull | VerifyRunning)
+        retry = {"Retry-After": str(RETRY_AFTER_S)} if busy else None
         if isinstance(exc, QueryLimited):  # a query's rate or concurrency limit: come back
             retry = {"Retry-After": str(exc.retry_after)}
         return JSONResponse(error_body(exc), status_code=exc.http_status, headers=retry)

@@ -83,7 +83,7 @@ def ledger_verify(obj: Ctx, public_key: tuple[str, ...], full: bool) -> None:
     """Check the ledger against the log; exit 1 naming the first bad entry."""
     import time
 
-    from ledger.verify import load_verified, save_verified, verify_ledger
+    from ledger.verify import load_verified, save_verified, verification_base, verify_ledger
 
     def go() -> None:
         # verify changes nothing; a ledger the outside witness refuses opens, to be named here
@@ -93,12 +93,13 @@ def ledger_verify(obj: Ctx, public_key: tuple[str, ...], full: bool) -> None:
             path = h.settings.ledger_verified_path
             now_ms = time.time_ns() // 1_000_000
             remembered, why = load_verified(h.ledger, path)
-            since = remembered
-            if full:
-                since, why = None, "--full asked"
-            every_ms = h.settings.ledger_full_verify_every_s * 1000
-            if since is not None and now_ms - since.full_at_ms >= every_ms:
-                since, why = None, "the last full verify is older than the full-verify period"
+            since, why = verification_base(
+                remembered,
+                why,
+                full=full,
+                now_ms=now_ms,
+                full_every_s=h.settings.ledger_full_verify_every_s,
+            )
             covered = h.ledger.store.latest_checkpoint()  # every entry it holds gets verified
             tiered = h.log if h.log is not h.ledger.log else None  # a cold tier below
             report = verify_ledger(

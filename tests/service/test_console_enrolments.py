@@ -155,8 +155,9 @@ def test_a_tenant_security_admin_sees_and_approves_its_tenant_only(
     assert acme.enrolment_id in listed and home.enrolment_id not in listed
     csrf = _csrf(client)
     refused = _approve(client, home.enrolment_id, csrf)
-    assert refused.status_code == 403 and "its own tenant" in refused.json()["message"]
-    # the refusal names nothing of the other tenant's enrolment (owner, roles, tenant)
+    # as a missing enrolment (s20): the refusal names nothing of the other tenant's enrolment
+    # (owner, roles, tenant, requester), nor that it exists
+    assert refused.status_code == 404 and "No enrolment" in refused.json()["message"]
     assert "dee" not in refused.text and "'default'" not in refused.text
     assert not next(
         e for e in hub.keys.enrolments() if e.enrolment_id == home.enrolment_id

@@ -19,10 +19,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from core.errors import InvalidInput
+from core.errors import Forbidden, InvalidInput, VerifyRunning
 from core.ports.eventlog import StoredRecord
-from core.ports.policy import Principal
-from hub.api.deps import MAX_INT64, authorize, hub_of
+from core.ports.policy import HUB_TENANT, Principal
+from hub.api.deps import (
+    MAX_INT64,
+    authorize,
+    count_decision,
+    decision_context,
+    hub_of,
+    route_of,
+)
 from hub.api.models import (
     Checkpoint,
     ConsistencyProof,
@@ -243,17 +250,77 @@ def tlog_tile(
 
 @router.post("/v1/ledger/verify", response_model=Verification)
 def verify(
-    request: Request, principal: Principal = Depends(authorize("ledger.verify"))
+    request: Request,
+    full: bool | None = Query(
+        None,
+        description="true: re-derive every leaf from the log (a key of the hub's own tenant "
+        "or one allowed every tenant); false: incremental from the last verified checkpoint "
+        "(full when the periodic full verify is due, HUB_LEDGER_FULL_VERIFY_EVERY_S). Default: "
+        "full for those keys, incremental for a key of one tenant.",
+    ),
+    principal: Principal = Depends(authorize("ledger.verify")),
 ) -> dict[str, Any]:
-    from ledger.verify import verify_ledger
+    """Verify the ledger against the log, as ``hub ledger verify`` does, and remember the
+    verified checkpoint. A verification holds the ledger's sync, which every acknowledgement
+    of every tenant waits for: one runs at a time (503 ``verify_running``, ``Retry-After``),
+    and only a key of the hub's own tenant or one allowed every tenant runs a full one (every
+    tenant's records re-read); a key of one tenant verifies incrementally."""
+    import time
+
+    from ledger.verify import load_verified, save_verified, verification_base, verify_ledger
 
     h = hub_of(request)
-    ledger = h.ledger
-    tiered = h.log if h.log is not ledger.log else None  # a cold tier below the hot log
-    result = verify_ledger(ledger, tiered=tiered).as_dict()
-    record_verification(ledger, principal, result)
+    if full is not False:  # decided as the hub's own tenant's: one tenant's key needs tenant.all
+        context = {**decision_context(request), "tenant": HUB_TENANT}
+        decision = h.policy.decide(principal, "ledger.verify", "ledger", context)
+        if full is None:  # which kind the key runs by default: a question, not a refusal
+            full = decision.allow
+        else:  # asked for: a deny is a refusal, counted as one
+            try:
+                count_decision(h, route_of(request), "ledger.verify", decision)
+            except Forbidden as exc:
+                raise Forbidden(
+                    "A full verification re-reads every tenant's records while every "
+                    "acknowledgement waits for it: only a key of the hub's own tenant or one "
+                    "allowed every tenant may ask for one. Verify without full=true "
+                    "(incremental from the last verified checkpoint), or verify the tiles "
+                    "offline with hub-verify.",
+                    code="full_verify_hub_wide",
+                ) from exc
+    gate = request.app.state.ledger_verify_gate
+    if not gate.acquire(blocking=False):
+        raise VerifyRunning(
+            "A ledger verification is already running in this hub process; send the request "
+            "again in a moment (Retry-After)."
+        )
+    try:
+        ledger = h.ledger
+        path = h.settings.ledger_verified_path
+        now_ms = time.time_ns() // 1_000_000
+        remembered, why = load_verified(ledger, path)
+        since, _ = verification_base(
+            remembered,
+            why,
+            full=full,
+            now_ms=now_ms,
+            full_every_s=h.settings.ledger_full_verify_every_s,
+        )
+        covered = ledger.store.latest_checkpoint()  # every entry it holds gets verified
+        tiered = h.log if h.log is not ledger.log else None  # a cold tier below the hot log
+        report = verify_ledger(
+            ledger,
+            since=since,
+            tiered=tiered,
+            unkeyed_before=None if remembered is None else remembered.unkeyed,
+        )
+        result = report.as_dict()
+        record_verification(ledger, principal, result)
+        full_at = now_ms if since is None else since.full_at_ms
+        save_verified(ledger, path, report, covered, full_at, since)
+    finally:
+        gate.release()
     outcome = "ok" if result.get("ok") else "failed"
-    hub_of(request).metrics.ledger_verifications.labels(outcome).inc()
+    h.metrics.ledger_verifications.labels(outcome).inc()
     return result
 
 

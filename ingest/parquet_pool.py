@@ -30,6 +30,7 @@ import io
 import json
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -315,6 +316,12 @@ class ParquetDecoders:
 
 def _crashed(name: str, status: int, broken: Exception | None) -> FileUnreadable:
     """The refusal of a file whose decoder ended without a reply."""
+    if status == -signal.SIGKILL:  # not the pool's doing: it kills only past the time bound
+        return FileUnreadable(
+            f"Parquet file {name!r}: the Parquet decoder was killed while decoding this file "
+            "(signal 9: the host ran out of memory, or an operator stopped it); nothing after "
+            "the records already published was read: retry it, or split the file."
+        )
     if status < 0:
         return FileUnreadable(
             f"Parquet file {name!r}: the Parquet decoder crashed on this file (signal {-status}): "

@@ -175,6 +175,30 @@ def test_a_crash_mid_file_then_the_next_file_decodes(pool: ParquetDecoders, tmp_
     assert pool.starts == 2
 
 
+def test_a_decoder_killed_from_outside_is_a_refusal_naming_it(
+    pool: ParquetDecoders, tmp_path: Path
+) -> None:
+    """The host's out-of-memory killer (here: SIGKILL from the test) mid-file: the file is
+    refused saying so, after the batches already given, and the next file decodes."""
+    rows = 40_000  # a stream longer than the pipe holds: the child is still at work
+    table = pa.table({"s": [f"{j:0100d}" for j in range(rows)]})
+    f = _write(tmp_path / "long.parquet", table)
+    it = parquet_batches(f, 1000, MIB, pool)
+    seen = next(it).num_rows
+    (pid,) = pool.pids()
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(FileUnreadable) as err:
+        for rb in it:
+            seen += rb.num_rows
+    assert err.value.message.startswith(
+        "Parquet file 'long.parquet': the Parquet decoder was killed while decoding this file "
+        "(signal 9: the host ran out of memory"
+    ), err.value.message
+    assert 1000 <= seen < rows
+    assert _read(f, pool, batch_size=5000).equals(table)
+    assert pool.starts == 2
+
+
 def test_a_consumer_stopping_early_leaves_nothing_for_the_next_file(
     pool: ParquetDecoders, tmp_path: Path
 ) -> None:

@@ -184,6 +184,7 @@ class ParquetDecoders:
         self._running = 0  # children started and not yet ended, idle or busy
         self._cond = threading.Condition()
         self._closed = False
+        self._pid = os.getpid()
 
     def pids(self) -> list[int]:
         """The process ids of the children, idle or busy (tests, operators)."""
@@ -192,6 +193,11 @@ class ParquetDecoders:
 
     def _take(self) -> _Child:
         with self._cond:
+            if self._pid != os.getpid():  # a forked copy of the hub: its parent's children
+                for inherited in (*self._idle, *self._busy):  # are not this one's
+                    inherited.sock.close()  # this copy's descriptor only: nothing is sent
+                self._idle, self._busy, self._running = [], set(), 0
+                self._pid = os.getpid()
             while True:
                 if self._closed:
                     raise FileUnreadable("The Parquet decoders are closed: the hub is stopping.")

@@ -157,6 +157,38 @@ def test_fifty_small_files_reuse_one_child(pool: ParquetDecoders, tmp_path: Path
     assert len(pool.pids()) == 1
 
 
+def test_a_child_is_replaced_after_its_files(tmp_path: Path) -> None:
+    pool = ParquetDecoders(DecoderLimits(size=1, max_files=3))
+    try:
+        f = _write(tmp_path / "x.parquet", _table(20))
+        pids = set()
+        for _ in range(7):
+            assert _read(f, pool).equals(_table(20))
+            pids.update(pool.pids())
+        assert pool.starts == 3  # files 1-3, 4-6, 7
+        ended = pids - set(pool.pids())
+        assert len(pids) == 3 and len(ended) == 2  # the third child is idle, two were ended
+        assert all(_gone(pid) for pid in ended)
+    finally:
+        pool.close()
+
+
+def test_a_forked_process_starts_its_own_child(pool: ParquetDecoders, tmp_path: Path) -> None:
+    """A hub forked after its pool started (a pre-forking server) must not share the parent's
+    child: the two processes' requests and replies would interleave on one socket."""
+    f = _write(tmp_path / "x.parquet", _table(30))
+    assert _read(f, pool).equals(_table(30))
+    (theirs,) = pool.pids()
+    pid = os.fork()
+    if pid == 0:  # the forked copy
+        ok = _read(f, pool).equals(_table(30)) and theirs not in pool.pids()
+        os._exit(0 if ok and pool.starts == 2 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert pool.pids() == [theirs]
+    assert _read(f, pool).equals(_table(30))
+
+
 def test_a_crash_mid_file_then_the_next_file_decodes(pool: ParquetDecoders, tmp_path: Path) -> None:
     raw = bytearray(_two_groups())
     raw[1550] = 46  # the flip that crashes Arrow in row group 1 (test_s19_hostile_parquet)

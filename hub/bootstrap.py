@@ -118,6 +118,8 @@ class Hub:
         self.keystore.close()
         if self.subject_tenants is not None:
             self.subject_tenants.close()
+        if self.ingest.parquet is not None:
+            self.ingest.parquet.close()  # its idle decoder processes
         self.log.close()
 
 
@@ -198,6 +200,7 @@ def build_ingest(
     from datetime import timedelta
 
     from ingest.dedupe import Deduper
+    from ingest.parquet_pool import DecoderLimits, ParquetDecoders
     from ingest.positions import PositionStore
     from ingest.rules import RulesStore
 
@@ -214,6 +217,15 @@ def build_ingest(
             timedelta(seconds=settings.dedupe_event_id_window_s),
         ),
         settings.max_record_bytes,
+        ParquetDecoders(
+            DecoderLimits(
+                size=settings.parquet_decoders,
+                seconds=settings.parquet_decode_seconds,
+                seconds_per_mib=settings.parquet_decode_seconds_per_mib,
+                memory_mib=settings.parquet_decoder_memory_mib,
+                max_files=settings.parquet_decoder_max_files,
+            )
+        ),
     )
 
 

@@ -74,6 +74,31 @@ class Settings(BaseSettings):
     max_record_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest single record value accepted."
     )
+    # The Parquet decoder processes (ingest.parquet_pool): pyarrow runs in children of the hub.
+    parquet_decoders: int = Field(
+        default=2, ge=1, le=8, description="Most Parquet decoder processes at once (reused)."
+    )
+    parquet_decode_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds the hub waits on its decoder for any one Parquet file, plus "
+        "HUB_PARQUET_DECODE_SECONDS_PER_MIB per MiB of the file; past it the decoder is killed "
+        "and the file refused (the records already published stay).",
+    )
+    parquet_decode_seconds_per_mib: float = Field(
+        default=2.0, ge=0, description="Seconds added to a Parquet file's bound per MiB of it."
+    )
+    parquet_decoder_memory_mib: int = Field(
+        default=2048,
+        ge=256,
+        description="Data segment of each Parquet decoder process (RLIMIT_DATA, MiB); a file "
+        "needing more is refused naming the cap.",
+    )
+    parquet_decoder_max_files: int = Field(
+        default=1000,
+        ge=1,
+        description="Files a Parquet decoder process serves before it is replaced by a fresh one.",
+    )
     max_request_bytes: int = Field(
         default=32 * 1_048_576, ge=1024, description="Largest HTTP request body accepted."
     )

@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from ingest.arrowread import Bools
+    from ingest.parquet_pool import ParquetDecoders
 
 FORMATS = ("jsonl", "csv", "parquet", "avro")
 
@@ -667,102 +668,38 @@ def csv_row_record(
 
 
 def _parquet(
-    path: Source, batch_size: int, event_type: str | None, max_bytes: int
+    path: Source, batch_size: int, event_type: str | None, pipeline: IngestPipeline
 ) -> Iterator[list[RawRecord]]:
-    for rb in parquet_batches(path, batch_size, max_bytes):
+    batches = parquet_batches(path, batch_size, pipeline.max_record_bytes, pipeline.parquet)
+    for rb in batches:
         yield [
             RawRecord(b"", kind="datum", value=row, event_type=event_type) for row in rb.to_pylist()
         ]
 
 
-def parquet_batches(path: Source, batch_size: int, max_bytes: int | None = None) -> Iterator[Any]:
+def parquet_batches(
+    path: Source,
+    batch_size: int,
+    max_bytes: int | None = None,
+    decoders: ParquetDecoders | None = None,
+) -> Iterator[Any]:
     """Arrow record batches of a Parquet file, streamed; ``FileUnreadable`` if it is not one.
 
     Decoded in a child process (``ingest.parquet_child``: pyarrow 16.1.0 crashes the process on
-    some damaged files, so a file is decoded where a crash only ends the child) and read back
-    as an Arrow IPC stream, one batch at a time: the child blocks on the pipe until the batch
-    before is taken, so memory stays bounded by a batch on each side. The bounds, batch sizes
-    and refusals are the child's reader's (``parquet_child.read_batches``); a child that dies by
-    a signal or exits with an error is the file's refusal, after the batches it already gave
-    (those stay published, as for any file refused part way: see the module docstring)."""
-    import subprocess
-    import sys
-    import tempfile
+    some damaged files, so a file is decoded where a crash only ends the child) of ``decoders``
+    (the pipeline's pool, bounded in time and memory; the process's default pool when None) and
+    read back as an Arrow IPC stream, one batch at a time: the child blocks on the pipe until
+    the batch before is taken, so memory stays bounded by a batch on each side. The bounds,
+    batch sizes and refusals are the child's reader's (``parquet_child.read_batches``); a child
+    that dies, or passes the pool's time or memory bound, is the file's refusal, after the
+    batches it already gave (those stay published, as for any file refused part way: see the
+    module docstring)."""
+    from ingest import parquet_child, parquet_pool
 
-    import pyarrow as pa
-
-    from ingest import parquet_child
-
-    args = {
-        "name": path.name,
-        "batch_size": batch_size,
-        "max_bytes": max_bytes,
-        **parquet_child.bounds(),
-    }
-    with _open_rb(path) as f, tempfile.TemporaryFile() as err:
-        fd = f.fileno()
-        # stderr to a file, not a pipe: a child writing much there while the parent waits on
-        # stdout would block both
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ingest.parquet_child", str(fd), json.dumps(args)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            pass_fds=(fd,),
-        )
-        assert proc.stdout is not None
-        broken: Exception | None = None
-        try:
-            try:
-                reader = pa.ipc.open_stream(proc.stdout)
-                while True:
-                    try:
-                        rb = reader.read_next_batch()
-                    except StopIteration:
-                        break
-                    yield rb
-            except (pa.ArrowException, OSError) as exc:  # the stream cut short: see how it ended
-                broken = exc
-            proc.stdout.close()
-            status = proc.wait()
-        finally:
-            if proc.poll() is None:  # the consumer stopped early, or failed: end the child
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-        if status == 0 and broken is None:
-            return
-        err.seek(0)
-        raise _decoder_failure(path.name, status, err.read()[-4096:], broken)
-
-
-def _decoder_failure(
-    name: str, status: int, stderr: bytes, broken: Exception | None
-) -> FileUnreadable:
-    """The refusal of a file whose child decoder did not end cleanly."""
-    from ingest import parquet_child
-
-    lines = stderr.decode("utf-8", "replace").strip().splitlines()
-    if status == parquet_child.REFUSED and lines:
-        try:
-            return FileUnreadable(str(json.loads(lines[-1])["refused"]))
-        except (ValueError, KeyError, TypeError):
-            pass
-    if status < 0:
-        return FileUnreadable(
-            f"Parquet file {name!r}: the Parquet decoder crashed on this file (signal {-status}): "
-            "the file is damaged; nothing after the records already published was read."
-        )
-    last = lines[-1][:200] if lines else "no message"
-    if status == 0:  # exited cleanly but its stream did not parse: never expected
-        return FileUnreadable(
-            f"Parquet file {name!r}: the Parquet decoder's output was cut short ({broken}); "
-            "nothing after the records already published was read."
-        )
-    return FileUnreadable(
-        f"Parquet file {name!r}: the Parquet decoder failed on this file (exit status {status}: "
-        f"{last}): the file is damaged or too large to decode."
-    )
+    request = {"batch_size": batch_size, "max_bytes": max_bytes, **parquet_child.bounds()}
+    pool = decoders if decoders is not None else parquet_pool.shared()
+    with _open_rb(path) as f:
+        yield from pool.batches(f, path.name, request)
 
 
 def _avro(
@@ -915,7 +852,7 @@ def read_file(
     if fmt == "csv":
         return _csv(path, batch_size, pipeline, topic, event_type)
     if fmt == "parquet":
-        return _parquet(path, batch_size, event_type, pipeline.max_record_bytes)
+        return _parquet(path, batch_size, event_type, pipeline)
     return _avro(path, batch_size, pipeline, topic, event_type)
 
 
@@ -1147,7 +1084,8 @@ def _publish_arrow(
     def bad(why: str) -> FileUnreadable:
         return FileUnreadable(f"Parquet file {path.name!r} {why}")
 
-    for rb in resume.past(parquet_batches(path, batch_size, pipeline.max_record_bytes)):
+    batches = parquet_batches(path, batch_size, pipeline.max_record_bytes, pipeline.parquet)
+    for rb in resume.past(batches):
         check_time_range(rb, bad, first_row=resume.consumed - rb.num_rows)  # counted by past
         result = ingest_arrow(pipeline, topic, rb, event_type=event_type, **resume.commit())
         resume.add(rb.num_rows, result)

@@ -3,17 +3,15 @@
 pyarrow 16.1.0 crashes the process (SIGSEGV, or an abort on ``std::bad_array_new_length``) on
 some damaged files: one byte changed in a 3 KB file was enough, inside ``iter_batches``, with no
 exception to catch (docs/benchmarks/s19-redteam-hostile.md). Decoding in the hub's own process
-let any uploaded or dropped file take the hub down. ``ingest.files.parquet_batches`` therefore
-starts this module as a child, hands it the opened file's descriptor, and reads the decoded
-record batches back as an Arrow IPC stream on the child's stdout; a child that dies is one
-refused file, not a dead hub.
+let any uploaded or dropped file take the hub down. The hub therefore decodes in a child
+(``ingest.parquet_pool`` starts and reuses it) and reads the decoded record batches back as an
+Arrow IPC stream; a child that dies is one refused file, not a dead hub.
 
-Protocol (the parent is the only caller): ``argv[1]`` the descriptor (inherited, read from its
-start), ``argv[2]`` JSON of the name and bounds (passed rather than read here, so the parent's
-values are the ones applied). stdout: one IPC stream, the batches in file order (an empty
-schema when there are none). A refusal (``FileUnreadable``) is written as one JSON line
-``{"refused": message}`` on stderr and the exit status is ``REFUSED``; the batches streamed
-before it stay the parent's, as when the reader ran in-process.
+The child is long-lived (``serve``: one file after another over a Unix socket, a fresh pipe per
+file), its data segment capped (``RLIMIT_DATA``: an allocation past the cap is a refusal naming
+the cap), and the parent bounds the time it waits on each file. A refusal (``FileUnreadable``)
+travels as the file's reply; the batches streamed before it stay the parent's, as when the
+reader ran in-process.
 
 The reader itself (``read_batches``) is the same as before it moved here: the page walk of
 ``ingest.parquetpages`` before any page is decoded, batch rows cut for dictionary bombs, each
@@ -31,8 +29,6 @@ from typing import Any
 from ingest import parquetpages
 from ingest.localfile import FileUnreadable
 from ingest.parquetpages import PagesTooLarge, check_pages
-
-REFUSED = 3  # exit status of a file refused with a message (Python itself exits 1 or 2)
 
 PARQUET_EXPANSION = 1024  # decoded bytes allowed per byte of a Parquet file (beyond the floor)
 PARQUET_FLOOR = 64 << 20  # decoded bytes any Parquet file may give, however small
@@ -160,6 +156,8 @@ def read_batches(f: Any, name: str, batch_size: int, max_bytes: int | None = Non
 
     try:
         pf = pq.ParquetFile(f)
+    except pa.ArrowMemoryError:
+        raise  # the memory cap, reported as such by the server loop (``_decode``)
     except (pa.ArrowException, OSError) as exc:
         raise FileUnreadable(
             f"{name!r} is not a readable Parquet file ({exc}); it may be truncated: re-export it."
@@ -190,6 +188,8 @@ def read_batches(f: Any, name: str, batch_size: int, max_bytes: int | None = Non
                         ParquetTooLarge(nbytes, rb.num_rows, decoded),
                     )
             yield rb
+    except pa.ArrowMemoryError:
+        raise
     except (pa.ArrowException, OSError) as exc:
         raise FileUnreadable(f"Reading Parquet file {name!r} failed: {exc}.") from exc
 
@@ -204,38 +204,113 @@ def bounds() -> dict[str, int]:
     }
 
 
-def main(argv: list[str]) -> int:
-    import pyarrow as pa
-
+def _apply(args: dict[str, Any]) -> None:
+    """Set the bounds of one request: every request carries all of them, so nothing of the
+    file before stays in force."""
     global PARQUET_BATCH_BYTES, PARQUET_EXPANSION, PARQUET_FLOOR
-    fd = int(argv[1])
-    args = json.loads(argv[2])
     parquetpages.PAGES_BYTES = int(args["pages_bytes"])
     PARQUET_BATCH_BYTES = int(args["batch_bytes"])
     PARQUET_EXPANSION = int(args["expansion"])
     PARQUET_FLOOR = int(args["floor"])
+
+
+def _decode(fd: int, out_fd: int, args: dict[str, Any]) -> dict[str, Any]:
+    """Decode one file (descriptor ``fd``) into one IPC stream on ``out_fd``; both are closed
+    here, the stream before the reply is sent. The reply: ``ok``, or ``refused`` with the
+    message (and ``retire`` when this process must not take another file)."""
+    import pyarrow as pa
+
+    _apply(args)
     max_bytes = None if args["max_bytes"] is None else int(args["max_bytes"])
-    out = os.fdopen(os.dup(1), "wb")
-    writer = None
-    try:
-        with os.fdopen(fd, "rb") as f:
-            for rb in read_batches(f, str(args["name"]), int(args["batch_size"]), max_bytes):
+    name = str(args["name"])
+    reply: dict[str, Any] = {"id": args["id"], "ok": True}
+    with os.fdopen(out_fd, "wb") as out, os.fdopen(fd, "rb") as f:
+        writer = None
+        try:
+            for rb in read_batches(f, name, int(args["batch_size"]), max_bytes):
                 if writer is None:
                     writer = pa.ipc.new_stream(out, rb.schema)
                 writer.write_batch(rb)
                 out.flush()  # the parent works on this batch while the next one decodes
-    except FileUnreadable as exc:
+            if writer is None:
+                writer = pa.ipc.new_stream(out, pa.schema([]))
+        except FileUnreadable as exc:
+            reply = {"id": args["id"], "refused": exc.message}
+        except (MemoryError, pa.ArrowMemoryError) as exc:
+            reply = {
+                "id": args["id"],
+                "refused": f"Parquet file {name!r}: the Parquet decoder ran out of its "
+                f"{args['memory_mib']} MiB (HUB_PARQUET_DECODER_MEMORY_MIB) on this file "
+                f"({exc or 'MemoryError'}); nothing after the records already published was "
+                "read: write it with smaller row groups or pages, or raise the cap.",
+                "retire": True,  # the allocator's state after a failure is not worth keeping
+            }
         if writer is not None:
-            writer.close()
-        out.close()
-        sys.stderr.write("\n" + json.dumps({"refused": exc.message}) + "\n")
-        sys.stderr.flush()
-        return REFUSED
-    if writer is None:
-        writer = pa.ipc.new_stream(out, pa.schema([]))
-    writer.close()
-    out.close()
-    return 0
+            writer.close()  # the end-of-stream mark; the reply still decides (see serve)
+    return reply
+
+
+def _warm_up() -> None:
+    """Decode a one-row file so that Arrow's thread pools and its allocator's threads exist
+    before the memory cap: a thread started under the cap can fail to get its stack, and
+    Arrow aborts the process then, where an allocation failing is an exception to report."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # two null columns: building values from Python objects would import pandas (0.2 s)
+    table = pa.Table.from_arrays([pa.nulls(2, pa.string()), pa.nulls(2, pa.int64())], ["s", "n"])
+    out = io.BytesIO()
+    with pq.ParquetWriter(out, table.schema, store_schema=False) as writer:
+        writer.write_table(table)
+    for _ in pq.ParquetFile(io.BytesIO(out.getvalue())).iter_batches():
+        pass
+
+
+def serve(sock_fd: int, memory_mib: int) -> int:
+    """Serve files until the parent closes the socket (``ingest.parquet_pool``).
+
+    Each request is one datagram: JSON of the file's name, bounds and request ``id``, with two
+    descriptors passed along (``SCM_RIGHTS``): the opened file, read from its start, and the
+    write end of a pipe made for this file alone. The batches go down that pipe as one IPC
+    stream, the pipe is closed, and only then the reply (JSON, the same ``id``) is sent on the
+    socket: the parent takes a file as whole only on an ``ok`` reply with its ``id``, never on
+    the stream alone, so a process that dies part way is a refused file however its stream
+    ended. Nothing of one file is kept for the next but the imported modules."""
+    import resource
+    import socket
+
+    import pyarrow as pa
+
+    sock = socket.socket(fileno=sock_fd)
+    _warm_up()
+    cap = memory_mib << 20
+    resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+    sock.sendall(json.dumps({"ready": os.getpid()}).encode())
+    while True:
+        try:
+            msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 16, 2)
+        except ConnectionError:
+            return 0
+        if not msg:  # the parent closed the socket: the pool is closing or the hub is gone
+            return 0
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            sys.stderr.write(f"parquet decoder: a request came with {len(fds)} descriptors\n")
+            return 1
+        args = json.loads(msg)
+        args["memory_mib"] = memory_mib
+        reply = _decode(fds[0], fds[1], args)
+        pa.default_memory_pool().release_unused()
+        sock.sendall(json.dumps(reply).encode())
+        if reply.get("retire"):
+            return 0
+
+
+def main(argv: list[str]) -> int:
+    return serve(int(argv[1]), int(argv[2]))
 
 
 if __name__ == "__main__":

@@ -90,6 +90,7 @@ from domain.quality import (
 from ingest.dedupe import Deduper, KeyWindow
 from ingest.groupcommit import Prior, Staged, TopicCommitter
 from ingest.ids import uuid7_bytes
+from ingest.parquet_pool import ParquetDecoders
 from ingest.positions import PositionStore
 from ingest.publish import Publisher
 from ingest.refs import KeyIndex
@@ -448,6 +449,7 @@ class IngestPipeline:
         positions: PositionStore,
         deduper: Deduper,
         max_record_bytes: int,
+        parquet: ParquetDecoders | None = None,
     ) -> None:
         self.log = log
         self.registry = registry
@@ -457,6 +459,8 @@ class IngestPipeline:
         self.positions = positions
         self.deduper = deduper
         self.max_record_bytes = max_record_bytes
+        # the Parquet decoder processes (None: the process's default pool, parquet_pool.shared)
+        self.parquet = parquet
         self._compat: dict[tuple[int, int], list[str]] = {}
         self._recursive: dict[int, str | None] = {}  # writer schema id -> a recursive type
         self._readable_ids: set[tuple[int, str]] = set()  # (writer id, tenant): _readable_id

@@ -355,9 +355,10 @@ def build_ledger(
         max_pending_ms=settings.ledger_max_pending_ms,
         hash_threads=settings.ledger_hash_threads,
     )
+    # Before the signer makes a key: a refused start leaves no new key behind.
+    key_is_new = not settings.ledger_key_path.exists()
+    refuse_a_new_key_over_a_ledger(settings, store, key_is_new)
     if settings.event_log == "sqlite":
-        # Before the signer makes a key: a refused start leaves no new key behind.
-        key_is_new = not settings.ledger_key_path.exists()
         refuse_a_rebuilt_ledger(
             settings, event_log, store, key_is_new and not log_held_records, key_is_new
         )
@@ -413,6 +414,28 @@ def holds_records(log: EventLog) -> str | None:
         if any(end > starts.get(p, 0) for p, end in log.end_offsets(t.name).items()):
             return t.name
     return None
+
+
+def refuse_a_new_key_over_a_ledger(
+    settings: Settings, store: LedgerStore, key_is_new: bool
+) -> None:
+    """A ledger that holds entries but whose signing key is missing: the key was removed (a
+    hub makes its key before its first entry). Making a new one would sign the ledger as found
+    under it, and the outside witness, a file per key, would start empty: an older genuine
+    folder copied back with its key, checkpoints and witness copies removed passed start-up
+    and `hub ledger verify` (s20 red team audit)."""
+    if not key_is_new:
+        return
+    size = store.tree_size()
+    if size == 0:
+        return
+    raise LedgerIntegrityError(
+        f"The ledger of {settings.data_dir} holds {size} entries, but its signing key "
+        f"{settings.ledger_key_path} is missing: the key was removed, and the hub does not sign "
+        "an existing ledger under a new key (its checkpoints and outside witness would start "
+        "afresh over whatever the folder holds). Restore the key file (with the ledger and "
+        "witness folder, or the whole folder) from a backup."
+    )
 
 
 def refuse_a_rebuilt_ledger(

@@ -222,6 +222,29 @@ class Eraser:
             code="subject_shared",
         )
 
+    def key_live_again(self, subject: str, scope: str | None) -> bool:
+        """Whether a key that an erasure of ``subject`` (``scope``: the officer's tenant, None:
+        every tenant) destroyed is live again: an erasure tombstones the subject, so no new key
+        is made for it, and a live one is a keyring put back (a restore, or a tamper)."""
+        keys = self.plan(subject, scope, reapply=True)
+        if keys.legacy and self._keystore.exists(subject):
+            return True
+        return any(self._keystore.exists(scoped_subject(t, subject)) for t in keys.tenants)
+
+    def undone(self) -> list[tuple[int, str, str]]:
+        """The erasures the ledger records whose key is live again (``key_live_again``): each
+        as (ledger index, tenant, subject). One entry per tenant an erasure named, so each is
+        decided under its own tenant."""
+        out = []
+        for e in self._ledger.entries(action=ACTION):
+            resource, tenant = str(e.get("resource") or ""), str(e.get("tenant") or "")
+            if not resource.startswith("subject:") or not tenant:
+                continue
+            subject = resource.removeprefix("subject:")
+            if self.key_live_again(subject, tenant):
+                out.append((int(e["index"]), tenant, subject))
+        return out
+
     def check_scope(self, subject: str, tenant_scope: str | None) -> frozenset[str]:
         """The tenants whose keys an erasure of ``subject`` by a reader limited to
         ``tenant_scope`` destroys; raises ``Forbidden`` when it may not (``plan``)."""

@@ -829,8 +829,38 @@ def bootstrap(
         subject_tenants=subject_tenants,
         leader=leader,
     )
+    if witness_refuses:  # verify opens anyway, to name it among the rest
+        try:
+            refuse_undone_erasures(hub)
+        except LedgerIntegrityError:
+            hub.close()
+            raise
     log.info(
         "hub ready",
         extra={"event_log": settings.event_log, "data_dir": str(settings.data_dir)},
     )
     return hub
+
+
+def undone_erasures_problem(hub: Hub) -> str | None:
+    """The erasures the ledger records whose data subject key is live again (``Eraser.undone``):
+    the keyring was put back to a copy from before them, and the hub would read the erased
+    subjects' PII again. None when there is none."""
+    undone = hub.eraser.undone()
+    if not undone:
+        return None
+    named = ", ".join(f"{subject!r} (tenant {t}, ledger entry {i})" for i, t, subject in undone[:5])
+    s = hub.settings
+    where = str(s.keyring_path) if s.keystore == "local" else "Vault"
+    return (
+        f"{len(undone)} erasure(s) the ledger records are undone: the key of {named} is in the "
+        f"key store again, and an erased subject never gets a new key: the key store ({where}) "
+        "was put back to a copy from before the erasure. Put the current one back, or restore "
+        "the newest backup (`hub backup restore` re-applies every journalled erasure)."
+    )
+
+
+def refuse_undone_erasures(hub: Hub) -> None:
+    problem = undone_erasures_problem(hub)
+    if problem is not None:
+        raise LedgerIntegrityError(f"Refusing to open: {problem}")

@@ -1,0 +1,54 @@
+"""An erasure undone by putting back an older copy of the keyring (keys/keyring.sqlite, e.g.
+from a snapshot of the data folder taken before `hub erase`). Only the keyring goes back: the
+log, the ledger and its outside witness are untouched, so no rollback check fires.
+
+Before: the hub read the erased subject's PII again ("Erin Erasable", not "[erased]"), and
+`hub ledger verify` answered OK, though the ledger holds the ``subject.erase`` entry. An erasure
+destroys the key and tombstones the subject (no new key is ever made for it), so a live key of
+a subject the ledger records as erased is always a keyring put back. Now start-up refuses,
+naming the subject and the fix, and verify reports it (exit 1)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hub.bootstrap import bootstrap
+from hub.settings import load_settings
+from ledger.errors import LedgerIntegrityError
+from tests.adversarial.test_erasure_paths import OPERATOR, SUBJECT, load
+from tests.service.test_ledger import cli
+
+
+def settings(data: Path):  # type: ignore[no-untyped-def]
+    return load_settings(environ={}, data_dir=data)
+
+
+def test_an_older_keyring_put_back_does_not_undo_an_erasure(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    h = bootstrap(settings(data))
+    try:
+        load(h)
+        keyring = h.settings.keyring_path
+    finally:
+        h.close()
+    shutil.copy2(keyring, tmp_path / "keyring.before")  # the attacker's older copy
+    h = bootstrap(settings(data))
+    try:
+        h.eraser.erase(OPERATOR, SUBJECT, "dsr-1", tenant_scope=None)
+    finally:
+        h.close()
+    assert cli(data, "ledger", "verify")[0] == 0  # (and the admin key file made)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{keyring}{suffix}").unlink(missing_ok=True)
+    shutil.copy2(tmp_path / "keyring.before", keyring)
+
+    with pytest.raises(LedgerIntegrityError, match=SUBJECT) as info:
+        bootstrap(settings(data)).close()  # before: opened, and served the subject's PII
+    assert "keyring" in str(info.value)
+    code, out, err = cli(data, "ledger", "verify")
+    assert code != 0, out  # before: OK
+    assert "Traceback" not in err, err
+    assert SUBJECT in err and "erase" in err, err

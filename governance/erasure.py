@@ -235,14 +235,14 @@ class Eraser:
         """The erasures the ledger records whose key is live again (``key_live_again``): each
         as (ledger index, tenant, subject). One entry per tenant an erasure named, so each is
         decided under its own tenant."""
-        out = []
-        for e in self._ledger.entries(action=ACTION):
-            resource, tenant = str(e.get("resource") or ""), str(e.get("tenant") or "")
-            if not resource.startswith("subject:") or not tenant:
-                continue
-            subject = resource.removeprefix("subject:")
-            if self.key_live_again(subject, tenant):
-                out.append((int(e["index"]), tenant, subject))
+        out, after = [], -1
+        while page := self._ledger.entries(action=ACTION, after=after, limit=1000):
+            for e in page:
+                resource, tenant = str(e.get("resource") or ""), str(e.get("tenant") or "")
+                subject = resource.removeprefix("subject:")
+                if resource != subject and tenant and self.key_live_again(subject, tenant):
+                    out.append((int(e["index"]), tenant, subject))
+            after = int(page[-1]["index"])
         return out
 
     def check_scope(self, subject: str, tenant_scope: str | None) -> frozenset[str]:

@@ -26,7 +26,8 @@ def settings(data: Path):  # type: ignore[no-untyped-def]
     return load_settings(environ={}, data_dir=data)
 
 
-def test_an_older_keyring_put_back_does_not_undo_an_erasure(tmp_path: Path) -> None:
+@pytest.mark.parametrize("earlier", [0, 100])  # 100: the subject's entry is not on the first page
+def test_an_older_keyring_put_back_does_not_undo_an_erasure(tmp_path: Path, earlier: int) -> None:
     data = tmp_path / "data"
     h = bootstrap(settings(data))
     try:
@@ -37,6 +38,8 @@ def test_an_older_keyring_put_back_does_not_undo_an_erasure(tmp_path: Path) -> N
     shutil.copy2(keyring, tmp_path / "keyring.before")  # the attacker's older copy
     h = bootstrap(settings(data))
     try:
+        for i in range(earlier):  # subjects without a key: each erasure is a ledger entry
+            h.eraser.erase(OPERATOR, f"ACC-GONE-{i}", f"dsr-0-{i}", tenant_scope=None)
         h.eraser.erase(OPERATOR, SUBJECT, "dsr-1", tenant_scope=None)
     finally:
         h.close()

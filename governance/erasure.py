@@ -240,7 +240,13 @@ class Eraser:
             for e in page:
                 resource, tenant = str(e.get("resource") or ""), str(e.get("tenant") or "")
                 subject = resource.removeprefix("subject:")
-                if resource != subject and tenant and self.key_live_again(subject, tenant):
+                if resource == subject or not tenant:
+                    continue
+                # cheap first (no key of either kind: the usual answer), then the plan's rule
+                live = self._keystore.exists(scoped_subject(tenant, subject))
+                if not live and not self._keystore.exists(subject):
+                    continue
+                if self.key_live_again(subject, tenant):
                     out.append((int(e["index"]), tenant, subject))
             after = int(page[-1]["index"])
         return out

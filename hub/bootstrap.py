@@ -646,6 +646,7 @@ def bootstrap(
     install_domain: bool = True,
     kafka_migration: bool = False,
     witness_refuses: bool = True,
+    check_erasures: bool = False,
 ) -> Hub:
     """Build a hub: every adapter and service once, each handed only the ports it needs.
 
@@ -654,6 +655,9 @@ def bootstrap(
     (retention state, projections, config and policy changes, lineage, catalog, erasure).
     ``kafka_migration``: only for ``hub migrate kafka-seal`` (``hub.migrate_kafka``).
     ``witness_refuses=False``: only for ``hub ledger verify`` (``outside_witness``).
+    ``check_erasures``: refuse erasures undone by a keyring put back (``refuse_undone_erasures``:
+    a ledger query reading every side-index batch holding an erasure, about 0.6 ms each, so
+    the long-running ``hub serve`` asks it, and ``hub ledger verify`` reports it).
     """
     settings = settings or load_settings()  # 1
     private_dir(settings.data_dir)  # the log and views hold every tenant's records: owner only
@@ -829,7 +833,7 @@ def bootstrap(
         subject_tenants=subject_tenants,
         leader=leader,
     )
-    if witness_refuses:  # verify opens anyway, to name it among the rest
+    if check_erasures:
         try:
             refuse_undone_erasures(hub)
         except LedgerIntegrityError:

@@ -234,14 +234,15 @@ class Eraser:
     def undone(self) -> list[tuple[int, str, str]]:
         """The erasures the ledger records whose key is live again (``key_live_again``): each
         as (ledger index, tenant, subject). One entry per tenant an erasure named, so each is
-        decided under its own tenant."""
-        out, after = [], -1
+        decided under its own tenant; the first entry of a subject and tenant erased again."""
+        out, after, seen = [], -1, set()
         while page := self._ledger.entries(action=ACTION, after=after, limit=1000):
             for e in page:
                 resource, tenant = str(e.get("resource") or ""), str(e.get("tenant") or "")
                 subject = resource.removeprefix("subject:")
-                if resource == subject or not tenant:
+                if resource == subject or not tenant or (tenant, subject) in seen:
                     continue
+                seen.add((tenant, subject))
                 # cheap first (no key of either kind: the usual answer), then the plan's rule
                 live = self._keystore.exists(scoped_subject(tenant, subject))
                 if not live and not self._keystore.exists(subject):

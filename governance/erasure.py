@@ -222,6 +222,36 @@ class Eraser:
             code="subject_shared",
         )
 
+    def key_live_again(self, subject: str, scope: str | None) -> bool:
+        """Whether a key that an erasure of ``subject`` (``scope``: the officer's tenant, None:
+        every tenant) destroyed is live again: an erasure tombstones the subject, so no new key
+        is made for it, and a live one is a keyring put back (a restore, or a tamper)."""
+        keys = self.plan(subject, scope, reapply=True)
+        if keys.legacy and self._keystore.exists(subject):
+            return True
+        return any(self._keystore.exists(scoped_subject(t, subject)) for t in keys.tenants)
+
+    def undone(self) -> list[tuple[int, str, str]]:
+        """The erasures the ledger records whose key is live again (``key_live_again``): each
+        as (ledger index, tenant, subject). One entry per tenant an erasure named, so each is
+        decided under its own tenant; the first entry of a subject and tenant erased again."""
+        out, after, seen = [], -1, set()
+        while page := self._ledger.entries(action=ACTION, after=after, limit=1000):
+            for e in page:
+                resource, tenant = str(e.get("resource") or ""), str(e.get("tenant") or "")
+                subject = resource.removeprefix("subject:")
+                if resource == subject or not tenant or (tenant, subject) in seen:
+                    continue
+                seen.add((tenant, subject))
+                # cheap first (no key of either kind: the usual answer), then the plan's rule
+                live = self._keystore.exists(scoped_subject(tenant, subject))
+                if not live and not self._keystore.exists(subject):
+                    continue
+                if self.key_live_again(subject, tenant):
+                    out.append((int(e["index"]), tenant, subject))
+            after = int(page[-1]["index"])
+        return out
+
     def check_scope(self, subject: str, tenant_scope: str | None) -> frozenset[str]:
         """The tenants whose keys an erasure of ``subject`` by a reader limited to
         ``tenant_scope`` destroys; raises ``Forbidden`` when it may not (``plan``)."""

@@ -367,9 +367,10 @@ def build_ledger(
         max_pending_ms=settings.ledger_max_pending_ms,
         hash_threads=settings.ledger_hash_threads,
     )
+    # Before the signer makes a key: a refused start leaves no new key behind.
+    key_is_new = not settings.ledger_key_path.exists()
+    refuse_a_new_key_over_a_ledger(settings, store, key_is_new)
     if settings.event_log == "sqlite":
-        # Before the signer makes a key: a refused start leaves no new key behind.
-        key_is_new = not settings.ledger_key_path.exists()
         refuse_a_rebuilt_ledger(
             settings, event_log, store, key_is_new and not log_held_records, key_is_new
         )
@@ -425,6 +426,28 @@ def holds_records(log: EventLog) -> str | None:
         if any(end > starts.get(p, 0) for p, end in log.end_offsets(t.name).items()):
             return t.name
     return None
+
+
+def refuse_a_new_key_over_a_ledger(
+    settings: Settings, store: LedgerStore, key_is_new: bool
+) -> None:
+    """A ledger that holds entries but whose signing key is missing: the key was removed (a
+    hub makes its key before its first entry). Making a new one would sign the ledger as found
+    under it, and the outside witness, a file per key, would start empty: an older genuine
+    folder copied back with its key, checkpoints and witness copies removed passed start-up
+    and `hub ledger verify` (s20 red team audit)."""
+    if not key_is_new:
+        return
+    size = store.tree_size()
+    if size == 0:
+        return
+    raise LedgerIntegrityError(
+        f"The ledger of {settings.data_dir} holds {size} entries, but its signing key "
+        f"{settings.ledger_key_path} is missing: the key was removed, and the hub does not sign "
+        "an existing ledger under a new key (its checkpoints and outside witness would start "
+        "afresh over whatever the folder holds). Restore the key file (with the ledger and "
+        "witness folder, or the whole folder) from a backup."
+    )
 
 
 def refuse_a_rebuilt_ledger(
@@ -637,6 +660,7 @@ def bootstrap(
     install_domain: bool = True,
     kafka_migration: bool = False,
     witness_refuses: bool = True,
+    check_erasures: bool = False,
 ) -> Hub:
     """Build a hub: every adapter and service once, each handed only the ports it needs.
 
@@ -645,6 +669,9 @@ def bootstrap(
     (retention state, projections, config and policy changes, lineage, catalog, erasure).
     ``kafka_migration``: only for ``hub migrate kafka-seal`` (``hub.migrate_kafka``).
     ``witness_refuses=False``: only for ``hub ledger verify`` (``outside_witness``).
+    ``check_erasures``: refuse erasures undone by a keyring put back (``refuse_undone_erasures``:
+    a ledger query reading every side-index batch holding an erasure, about 0.6 ms each, so
+    the long-running ``hub serve`` asks it, and ``hub ledger verify`` reports it).
     """
     settings = settings or load_settings()  # 1
     private_dir(settings.data_dir)  # the log and views hold every tenant's records: owner only
@@ -820,8 +847,38 @@ def bootstrap(
         subject_tenants=subject_tenants,
         leader=leader,
     )
+    if check_erasures:
+        try:
+            refuse_undone_erasures(hub)
+        except LedgerIntegrityError:
+            hub.close()
+            raise
     log.info(
         "hub ready",
         extra={"event_log": settings.event_log, "data_dir": str(settings.data_dir)},
     )
     return hub
+
+
+def undone_erasures_problem(hub: Hub) -> str | None:
+    """The erasures the ledger records whose data subject key is live again (``Eraser.undone``):
+    the keyring was put back to a copy from before them, and the hub would read the erased
+    subjects' PII again. None when there is none."""
+    undone = hub.eraser.undone()
+    if not undone:
+        return None
+    named = ", ".join(f"{subject!r} (tenant {t}, ledger entry {i})" for i, t, subject in undone[:5])
+    s = hub.settings
+    where = str(s.keyring_path) if s.keystore == "local" else "Vault"
+    return (
+        f"{len(undone)} erasure(s) the ledger records are undone: the key of {named} is in the "
+        f"key store again, and an erased subject never gets a new key: the key store ({where}) "
+        "was put back to a copy from before the erasure. Put the current one back, or restore "
+        "the newest backup (`hub backup restore` re-applies every journalled erasure)."
+    )
+
+
+def refuse_undone_erasures(hub: Hub) -> None:
+    problem = undone_erasures_problem(hub)
+    if problem is not None:
+        raise LedgerIntegrityError(f"Refusing to open: {problem}")

@@ -95,15 +95,6 @@ def _droppable(store: Any) -> Any:
     return _need(store, "drop", "the PostgreSQL ledger store (HUB_LEDGER_STORE=postgres)")
 
 
-def _erasure_undone(keystore: Any, eraser: Any, subject: str, scope: str | None) -> bool:
-    """Whether a key that an erasure of ``subject`` (``scope``: the officer's tenant, None:
-    every tenant) destroyed is live again (a restored keyring)."""
-    keys = eraser.plan(subject, scope, reapply=True)
-    if keys.legacy and keystore.exists(subject):
-        return True
-    return any(keystore.exists(scoped_subject(t, subject)) for t in keys.tenants)
-
-
 def journal_erasure(settings: Settings, done: Erasure, signer: Signer) -> str | None:
     """Record an erasure in the object store's erasure journal (``storage.erasures``), signed
     by ``signer`` (the ledger's), and in the backup witness beside the KEK
@@ -432,7 +423,7 @@ def restore(
                 # a tenant-scoped key id: that tenant's erasure; a subject id: every tenant's
                 scoped = parse_scoped(journalled)
                 subject, scope = (journalled, None) if scoped is None else scoped[::-1]
-                if _erasure_undone(h.keystore, h.eraser, subject, scope):
+                if h.eraser.key_live_again(subject, scope):
                     h.eraser.erase(
                         principal,
                         subject,

@@ -27,6 +27,8 @@ Rules (``check_ledger``, at every start-up in ``hub.bootstrap.build_ledger`` and
    silent rollback has no such record; forging one needs the signing key.
 4. A record that does not verify with the ledger's key, or names another origin, is a finding
    (the file was edited); a last line without its newline is a crash's torn write and ignored.
+5. A rollback record's ``from`` is the head in force before it (``_check_rollbacks``): a genuine
+   record appended again later (a replay, all an append-only witness file allows) is a finding.
 
 Start-up reads only the file's tail (``TAIL_BYTES``, each record in it verified): the head is the
 last record (sizes grow), and a rollback above the tail is listed by full runs only;
@@ -241,6 +243,7 @@ class WitnessLog:
         records = self.records(full=full)
         if not records:
             return None
+        self._check_rollbacks(records)
         last = max((i for i, r in enumerate(records) if r.kind == ROLLBACK), default=-1)
         since = [r for r in records[last + 1 :] if r.kind == CHECKPOINT]
         rollbacks = tuple(r for r in records if r.kind == ROLLBACK)
@@ -250,6 +253,33 @@ class WitnessLog:
                 return None
             top = records[last]
         return Head(top.size, top.root, rollbacks, tuple(since))
+
+    def _check_rollbacks(self, records: list[Record]) -> None:
+        """Rule 5: a rollback acknowledges the head in force when the restore made it (its
+        ``from`` is that head's size and root), so a genuine record copied to the end of the
+        file (a replay: appending is all an append-only witness allows) does not acknowledge
+        a later rollback. Exact where the records read start at the file's start or at an
+        earlier rollback; over a tail that starts after the head (its checkpoints above the
+        tail), only a ``from`` below the head seen is known to be wrong."""
+        head: tuple[int, bytes] | None = None
+        exact = records[0].offset == 0
+        for r in records:
+            if r.kind == CHECKPOINT:
+                if head is None or r.size >= head[0]:
+                    head = (r.size, r.root)
+                continue
+            if head is not None:
+                size, root = head
+                wrong = (r.from_size, r.from_root) != head if exact else r.from_size < size
+                if wrong or (r.from_size == size and r.from_root != root):
+                    raise WitnessLogError(
+                        f"the outside witness {self.path}, byte {r.offset}: a rollback record "
+                        f"from size {r.from_size} (root {_hex(r.from_root)}) to size {r.size}, "
+                        f"but the witnessed head before it is size {size} (root {_hex(root)}): "
+                        "a rollback record replayed from earlier in the file (the file was "
+                        "edited); it acknowledges no rollback."
+                    )
+            head, exact = (r.size, r.root), True
 
 
 def _hex(root: bytes) -> str:

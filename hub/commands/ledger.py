@@ -83,6 +83,7 @@ def ledger_verify(obj: Ctx, public_key: tuple[str, ...], full: bool) -> None:
     """Check the ledger against the log; exit 1 naming the first bad entry."""
     import time
 
+    from hub.bootstrap import undone_erasures_problem
     from ledger.verify import load_verified, save_verified, verification_base, verify_ledger
 
     def go() -> None:
@@ -113,6 +114,11 @@ def ledger_verify(obj: Ctx, public_key: tuple[str, ...], full: bool) -> None:
 
             record_verification(h.ledger, principal, report.as_dict())  # CC7 evidence
             first = report.first
+            undone = undone_erasures_problem(h)
+            if first is None and undone is not None:
+                click.echo(f"INVALID: {undone}", err=True)
+                _echo_json({**report.as_dict(), "erasures_undone": undone})
+                sys.exit(1)
             if first is None:  # the run's own record goes on the ledger once the check is done
                 h.ledger.sync(force_checkpoint=True)
             if first is not None:

@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from core import lineage
+from core import jsonkeys, lineage
 from core.errors import ConfigError, HubError
 from ingest.pipeline import IngestPipeline, IngestResult, RawRecord, tracked_pull
 
@@ -78,6 +78,30 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _refuse_merged_columns(c: DbSourceConfig, names: list[str]) -> None:
+    """``columns`` must not give two columns one field name (one value would be dropped)."""
+    seen: dict[str, str] = {}
+    for name in names:
+        field_name = c.columns.get(name, name)
+        if field_name in seen:
+            raise ConfigError(
+                f"Connector {c.name!r}: columns {seen[field_name]!r} and {name!r} of table "
+                f"{c.table!r} would both become field {field_name!r}, and one value would be "
+                "lost; rename one of them to another field in 'columns'."
+            )
+        seen[field_name] = name
+
+
+def _ambiguous(value: dict[str, Any], repeated: jsonkeys.Repeated, key: Any) -> RawRecord:
+    """The row whose JSON column repeats a member name, for quarantine with both members."""
+    return RawRecord(
+        jsonkeys.dumps_kept(value, sort_keys=True).encode(),
+        error=f"The row with key {_jsonable(key)!r} holds ambiguous JSON: {repeated.problem()}.",
+        error_code="duplicate_key",
+        position={"key": _tagged(key)},
+    )
+
+
 class DbConnector:
     def __init__(
         self,
@@ -110,8 +134,11 @@ class DbConnector:
         import sqlalchemy as sa
 
         c = self.config
+        # JSON columns are read marking an object with a repeated member name instead of
+        # keeping its last value (``core.jsonkeys``): that row is quarantined, the others kept.
+        reader = jsonkeys.Lenient()
         try:
-            engine = sa.create_engine(c.url)
+            engine = sa.create_engine(c.url, json_deserializer=reader.loads)
         except Exception as exc:  # bad URL or missing driver
             raise ConfigError(f"Cannot open database URL for connector {c.name!r}: {exc}") from exc
         md = sa.MetaData()
@@ -130,6 +157,7 @@ class DbConnector:
                         f"{' and no column '.join(map(repr, missing))} (cursor and key must be "
                         f"columns of it; it has {', '.join(map(repr, table.c.keys()))})."
                     )
+                _refuse_merged_columns(c, list(table.c.keys()))
                 cur, key = table.c[c.cursor], table.c[c.key]
                 last = self.pipeline.positions.get(self.source)
                 pos = None if last is None else last.position
@@ -147,6 +175,10 @@ class DbConnector:
                     records = []
                     for row in rows:
                         value = {c.columns.get(k, k): _jsonable(v) for k, v in row.items()}
+                        repeated = jsonkeys.repeated_in(value) if reader.found else None
+                        if repeated is not None:
+                            records.append(_ambiguous(value, repeated, row[c.key]))
+                            continue
                         original = json.dumps(value, sort_keys=True, default=str).encode()
                         records.append(
                             RawRecord(

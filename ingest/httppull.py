@@ -53,7 +53,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from core import lineage
+from core import jsonkeys, lineage
 from core.errors import HubError, Retryable
 from ingest.pipeline import IngestPipeline, IngestResult, RawRecord, tracked_pull
 
@@ -188,6 +188,26 @@ def decoded(pieces: Iterable[bytes], coding: str) -> Iterator[bytes]:
         yield tail
 
 
+def _repeated_outside(page: Any, items: Any) -> jsonkeys.Repeated | None:
+    """The first object with a repeated member name in ``page`` outside its record list."""
+    stack = [page]
+    while stack:
+        node = stack.pop()
+        if node is items:
+            continue
+        if isinstance(node, jsonkeys.Repeated):
+            return node
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _dig(body: Any, path: str) -> Any:
     for part in [p for p in path.split(".") if p]:
         if not isinstance(body, dict):
@@ -213,7 +233,7 @@ class HttpPullConnector:
         self.producer, self.tenant = producer, tenant
         self._sleep = sleep
 
-    def _get(self, client: httpx.Client, params: dict[str, Any]) -> Any:
+    def _get(self, client: httpx.Client, params: dict[str, Any]) -> tuple[Any, jsonkeys.Lenient]:
         c = self.config
         last: str = ""
         for attempt in range(c.max_retries + 1):
@@ -245,16 +265,29 @@ class HttpPullConnector:
                     f"{shown}: {body[:200].decode('utf-8', 'replace')}. Fix the URL, parameters "
                     "or credentials."
                 )
-            try:
-                return json.loads(body, parse_float=Decimal)
-            except ValueError as exc:
-                raise ConnectorFailed(
-                    f"Connector {c.name!r}: {c.url} did not answer JSON ({exc})."
-                ) from exc
+            return self._page(body)
         raise Retryable(
             f"Connector {c.name!r}: {c.url} failed {c.max_retries + 1} times (last: {last}); "
             "the position is kept, run the connector again to resume."
         )
+
+    def _page(self, body: bytes) -> tuple[Any, jsonkeys.Lenient]:
+        """The page as JSON, an object with a repeated member name marked (``core.jsonkeys``):
+        a record holding one is quarantined, the envelope holding one fails the run."""
+        c = self.config
+        reader = jsonkeys.Lenient()
+        try:
+            page = reader.loads(body, parse_float=Decimal, parse_constant=_no_constant)
+        except RecursionError:
+            raise ConnectorFailed(
+                f"Connector {c.name!r}: {lineage.redact_url(c.url)} answered JSON nested too "
+                "deeply to read."
+            ) from None
+        except ValueError as exc:
+            raise ConnectorFailed(
+                f"Connector {c.name!r}: {lineage.redact_url(c.url)} did not answer JSON ({exc})."
+            ) from exc
+        return page, reader
 
     def _read(self, resp: httpx.Response) -> bytes:
         """The decoded body, refused as soon as it passes ``max_response_bytes``."""
@@ -345,8 +378,15 @@ class HttpPullConnector:
                     params[c.page_param] = pos["page"]
                 elif pos.get("cursor") is not None:
                     params[c.cursor_param] = pos["cursor"]
-                body = self._get(client, params)
+                body, reader = self._get(client, params)
                 items = _dig(body, c.records_path) if c.records_path else body
+                outside = _repeated_outside(body, items) if reader.found else None
+                if outside is not None:
+                    raise ConnectorFailed(
+                        f"Connector {c.name!r}: {lineage.redact_url(c.url)} answered an "
+                        f"ambiguous page ({outside.problem()}); nothing of it was ingested "
+                        "(duplicate_key)."
+                    )
                 if not isinstance(items, list):
                     raise ConnectorFailed(
                         f"Connector {c.name!r}: no list at {c.records_path!r} in the response."
@@ -360,6 +400,17 @@ class HttpPullConnector:
                     end = cursor is None
                 records = []
                 for item in items:
+                    repeated = jsonkeys.repeated_in(item) if reader.found else None
+                    if repeated is not None:
+                        records.append(
+                            RawRecord(
+                                jsonkeys.dumps_kept(item).encode(),
+                                error=f"The API returned ambiguous JSON: {repeated.problem()}.",
+                                error_code="duplicate_key",
+                                position=pos,
+                            )
+                        )
+                        continue
                     original = json.dumps(item, default=str).encode()
                     if isinstance(item, dict):
                         records.append(

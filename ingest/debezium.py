@@ -167,13 +167,18 @@ def change_record(
     if (op in ("c", "r") and after is None) or (op == "d" and before is None):
         return _bad(value, f"A change with op {op!r} has no row image to ingest.", position)
     lsn = source.get("lsn")
-    if not isinstance(lsn, int):
+    if not isinstance(lsn, int) or isinstance(lsn, bool):
         return _bad(value, f"The change has no integer source.lsn (got {lsn!r}).", position)
     micros = source.get("ts_us")
-    if not isinstance(micros, int):
+    if not isinstance(micros, int) or isinstance(micros, bool):
         ms = source.get("ts_ms")
-        micros = ms * 1000 if isinstance(ms, int) else None
-    committed_at = None if micros is None else _rfc3339_us(micros)
+        micros = ms * 1000 if isinstance(ms, int) and not isinstance(ms, bool) else None
+    try:
+        committed_at = None if micros is None else _rfc3339_us(micros)
+    except (ValueError, OverflowError, OSError):  # escaped: the source failed on every run
+        return _bad(
+            value, f"The change's commit time ({micros} us) is not a representable time.", position
+        )
     table = f"{source.get('schema')}.{source.get('table')}"
     meta: dict[str, Any] = {
         "op": op,

@@ -257,3 +257,28 @@ def test_db_columns_renamed_onto_one_name_are_refused(hub: Hub, tmp_path: Path) 
     with pytest.raises(ConfigError, match=r"'s'"):
         DbConnector(hub.ingest, cfg).run()
     assert _stored(hub, "docs") == []
+
+
+# --- Debezium: hostile changes that stopped the source ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        (_change(b'{"s":' + b"[" * 100_000 + b"]" * 100_000 + b"}"), "too deeply"),
+        (_change(b'{"s":"a","n":NaN}'), "NaN"),
+        (
+            b'{"op":"c","before":null,"after":{"s":"a","n":1},'
+            b'"source":{"lsn":1,"ts_us":99999999999999999999}}',
+            "not a representable time",
+        ),
+        (b'{"op":"c","before":null,"after":{"s":"a","n":1},"source":{"lsn":true}}', "lsn"),
+    ],
+)
+def test_debezium_hostile_change_is_quarantined_not_raised(value: bytes, says: str) -> None:
+    """Deep nesting (RecursionError) and a commit time past year 9999 (ValueError) escaped
+    ``change_record``: the source failed at that change on every run, so no later change was
+    ever ingested; NaN and ``lsn: true`` were taken as values."""
+    rec = change_record(b'{"id":"a1"}', value, DECLARED, AT)
+    assert rec is not None and rec.error is not None and says in rec.error, rec
+    assert rec.original == value

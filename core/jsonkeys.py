@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 
@@ -96,7 +97,8 @@ def repeated_in(value: Any) -> Repeated | None:
 
 def dumps_kept(value: Any, *, default: Callable[[Any], Any] = str, sort_keys: bool = False) -> str:
     """``value`` as JSON text, a ``Repeated`` object with every member it was sent with (so
-    the quarantined original shows both values, as ``json.dumps`` would not)."""
+    the quarantined original shows both values, as ``json.dumps`` would not), and a finite
+    ``Decimal`` as the number it was read from (``json.dumps(default=str)`` quoted it)."""
     if isinstance(value, Repeated | dict):
         pairs = value.pairs if isinstance(value, Repeated) else list(value.items())
         if sort_keys:
@@ -112,4 +114,6 @@ def dumps_kept(value: Any, *, default: Callable[[Any], Any] = str, sort_keys: bo
             + ", ".join(dumps_kept(v, default=default, sort_keys=sort_keys) for v in value)
             + "]"
         )
+    if isinstance(value, Decimal) and value.is_finite():
+        return str(value)  # a number read with parse_float=Decimal stays a number
     return json.dumps(value, default=default)

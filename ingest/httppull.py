@@ -41,7 +41,6 @@ brotli or zstandard installed); an answer in another encoding fails the run nami
 from __future__ import annotations
 
 import ipaddress
-import json
 import socket
 import time
 import zlib
@@ -411,7 +410,7 @@ class HttpPullConnector:
                             )
                         )
                         continue
-                    original = json.dumps(item, default=str).encode()
+                    original = jsonkeys.dumps_kept(item).encode()  # numbers stay numbers
                     if isinstance(item, dict):
                         records.append(
                             RawRecord(original, value=item, event_type=c.event_type, position=pos)

@@ -282,3 +282,14 @@ def test_debezium_hostile_change_is_quarantined_not_raised(value: bytes, says: s
     rec = change_record(b'{"id":"a1"}', value, DECLARED, AT)
     assert rec is not None and rec.error is not None and says in rec.error, rec
     assert rec.original == value
+
+
+def test_http_pull_original_keeps_numbers_as_numbers(hub: Hub, api: int) -> None:
+    """The original of a pulled record was ``json.dumps(item, default=str)``: a number with a
+    fraction (read as Decimal) was written back as a string, so the quarantine showed
+    ``"n": "1.5"`` for what the API sent as ``1.5``, and a replay read another type."""
+    PAGES["/fraction"] = b'{"data":[{"s":"a","n":1.5},{"s":"b","n":2}],"next_cursor":null}'
+    result = _pull(hub, api, "/fraction")
+    assert result.accepted == 1, result
+    [(_, original)] = _quarantined(hub)
+    assert json.loads(original) == {"s": "a", "n": 1.5}, original

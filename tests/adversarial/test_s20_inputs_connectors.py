@@ -267,6 +267,7 @@ def test_db_columns_renamed_onto_one_name_are_refused(hub: Hub, tmp_path: Path) 
     [
         (_change(b'{"s":' + b"[" * 100_000 + b"]" * 100_000 + b"}"), "too deeply"),
         (_change(b'{"s":"a","n":NaN}'), "NaN"),
+        (_change(b'{"s":"a","n":' + b"9" * 5000 + b"}"), "4300 digits"),  # ValueError escaped
         (
             b'{"op":"c","before":null,"after":{"s":"a","n":1},'
             b'"source":{"lsn":1,"ts_us":99999999999999999999}}',
@@ -276,7 +277,8 @@ def test_db_columns_renamed_onto_one_name_are_refused(hub: Hub, tmp_path: Path) 
     ],
 )
 def test_debezium_hostile_change_is_quarantined_not_raised(value: bytes, says: str) -> None:
-    """Deep nesting (RecursionError) and a commit time past year 9999 (ValueError) escaped
+    """Deep nesting (RecursionError), a number of 5,000 digits and a commit time past year
+    9999 (ValueError) escaped
     ``change_record``: the source failed at that change on every run, so no later change was
     ever ingested; NaN and ``lsn: true`` were taken as values."""
     rec = change_record(b'{"id":"a1"}', value, DECLARED, AT)

@@ -4,7 +4,7 @@ Attack (no malice needed: an upstream job copying a large file): the watcher pub
 whatever bytes a file held when it passed (a half-written last line quarantined as malformed),
 then moved the file to ``done/``; the writer's later bytes went on into ``done/<name>`` (same
 inode) and were never ingested, while the watcher had reported the file done. Now a file
-modified less than ``settle_s`` ago is left for a later pass (``hub ingest watch --settle``,
+modified less than ``settle_s`` ago is left for a later pass (``hub watch --settle``,
 2 s by default), and a file that changed while it was read is moved to ``failed/`` naming it,
 not to ``done/``.
 """

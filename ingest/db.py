@@ -78,6 +78,14 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+# JSON columns are read marking an object with a repeated member name, or a number Python will
+# not take, instead of keeping its last value or failing the batch (``core.jsonkeys``): that
+# row is quarantined, the others kept. One reader for the process, and every row walked: psycopg
+# caches its JSON loader class by the function's code, so the first engine's ``loads`` serves
+# every later one and a per-run reader's ``found`` count would miss marks.
+_JSON = jsonkeys.Lenient()
+
+
 def _refuse_merged_columns(c: DbSourceConfig, names: list[str]) -> None:
     """``columns`` must not give two columns one field name (one value would be dropped)."""
     seen: dict[str, str] = {}
@@ -92,12 +100,14 @@ def _refuse_merged_columns(c: DbSourceConfig, names: list[str]) -> None:
         seen[field_name] = name
 
 
-def _ambiguous(value: dict[str, Any], repeated: jsonkeys.Repeated, key: Any) -> RawRecord:
-    """The row whose JSON column repeats a member name, for quarantine with both members."""
+def _ambiguous(value: dict[str, Any], repeated: jsonkeys.Marked, key: Any) -> RawRecord:
+    """The row whose JSON column repeats a member name (or holds a number that cannot be
+    read), for quarantine with its JSON as the database gave it."""
     return RawRecord(
         jsonkeys.dumps_kept(value, sort_keys=True).encode(),
-        error=f"The row with key {_jsonable(key)!r} holds ambiguous JSON: {repeated.problem()}.",
-        error_code="duplicate_key",
+        error=f"The row with key {_jsonable(key)!r} holds JSON that is not acceptable: "
+        f"{repeated.problem()}.",
+        error_code=repeated.code,
         position={"key": _tagged(key)},
     )
 
@@ -134,11 +144,8 @@ class DbConnector:
         import sqlalchemy as sa
 
         c = self.config
-        # JSON columns are read marking an object with a repeated member name instead of
-        # keeping its last value (``core.jsonkeys``): that row is quarantined, the others kept.
-        reader = jsonkeys.Lenient()
         try:
-            engine = sa.create_engine(c.url, json_deserializer=reader.loads)
+            engine = sa.create_engine(c.url, json_deserializer=_JSON.loads)
         except Exception as exc:  # bad URL or missing driver
             raise ConfigError(f"Cannot open database URL for connector {c.name!r}: {exc}") from exc
         md = sa.MetaData()
@@ -175,7 +182,7 @@ class DbConnector:
                     records = []
                     for row in rows:
                         value = {c.columns.get(k, k): _jsonable(v) for k, v in row.items()}
-                        repeated = jsonkeys.repeated_in(value) if reader.found else None
+                        repeated = jsonkeys.marked_in(value)  # every row: see _JSON
                         if repeated is not None:
                             records.append(_ambiguous(value, repeated, row[c.key]))
                             continue

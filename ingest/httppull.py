@@ -187,24 +187,20 @@ def decoded(pieces: Iterable[bytes], coding: str) -> Iterator[bytes]:
         yield tail
 
 
-def _repeated_outside(page: Any, items: Any) -> jsonkeys.Repeated | None:
-    """The first object with a repeated member name in ``page`` outside its record list."""
+def _marked_outside(page: Any, items: Any) -> jsonkeys.Marked | None:
+    """The first marked value (``core.jsonkeys.Lenient``) of ``page`` outside its record list."""
     stack = [page]
     while stack:
         node = stack.pop()
         if node is items:
             continue
-        if isinstance(node, jsonkeys.Repeated):
+        if isinstance(node, jsonkeys.Marked):
             return node
         if isinstance(node, dict):
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
     return None
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def _dig(body: Any, path: str) -> Any:
@@ -276,7 +272,7 @@ class HttpPullConnector:
         c = self.config
         reader = jsonkeys.Lenient()
         try:
-            page = reader.loads(body, parse_float=Decimal, parse_constant=_no_constant)
+            page = reader.loads(body, parse_float=Decimal)
         except RecursionError:
             raise ConnectorFailed(
                 f"Connector {c.name!r}: {lineage.redact_url(c.url)} answered JSON nested too "
@@ -379,12 +375,12 @@ class HttpPullConnector:
                     params[c.cursor_param] = pos["cursor"]
                 body, reader = self._get(client, params)
                 items = _dig(body, c.records_path) if c.records_path else body
-                outside = _repeated_outside(body, items) if reader.found else None
+                outside = _marked_outside(body, items) if reader.found else None
                 if outside is not None:
                     raise ConnectorFailed(
-                        f"Connector {c.name!r}: {lineage.redact_url(c.url)} answered an "
-                        f"ambiguous page ({outside.problem()}); nothing of it was ingested "
-                        "(duplicate_key)."
+                        f"Connector {c.name!r}: {lineage.redact_url(c.url)} answered a page "
+                        f"that is not acceptable JSON outside its records ({outside.problem()}); "
+                        f"nothing of it was ingested ({outside.code})."
                     )
                 if not isinstance(items, list):
                     raise ConnectorFailed(
@@ -399,13 +395,14 @@ class HttpPullConnector:
                     end = cursor is None
                 records = []
                 for item in items:
-                    repeated = jsonkeys.repeated_in(item) if reader.found else None
+                    repeated = jsonkeys.marked_in(item) if reader.found else None
                     if repeated is not None:
                         records.append(
                             RawRecord(
                                 jsonkeys.dumps_kept(item).encode(),
-                                error=f"The API returned ambiguous JSON: {repeated.problem()}.",
-                                error_code="duplicate_key",
+                                error=f"The API returned a record that is not acceptable "
+                                f"JSON: {repeated.problem()}.",
+                                error_code=repeated.code,
                                 position=pos,
                             )
                         )

@@ -295,3 +295,47 @@ def test_http_pull_original_keeps_numbers_as_numbers(hub: Hub, api: int) -> None
     assert result.accepted == 1, result
     [(_, original)] = _quarantined(hub)
     assert json.loads(original) == {"s": "a", "n": 1.5}, original
+
+
+@pytest.mark.parametrize(
+    ("bad", "says"),
+    [(b'{"s":"b","n":NaN}', "NaN"), (b'{"s":"b","n":' + b"9" * 5000 + b"}", "digits")],
+)
+def test_http_pull_quarantines_a_record_that_is_not_json_keeps_the_rest(
+    hub: Hub, api: int, bad: bytes, says: str
+) -> None:
+    """``NaN`` or an integer past Python's digit limit in one record failed the whole page
+    (after 3362985; before, NaN was stored as a float): the good records of the page waited
+    with it. Now that record is quarantined with its text as sent, the others are kept."""
+    PAGES["/number"] = b'{"data":[{"s":"a","n":1},' + bad + b',{"s":"c","n":3}],"next_cursor":null}'
+    result = _pull(hub, api, "/number")
+    assert result.accepted == 2, result
+    assert [r.reason_code for r in result.rejections] == ["malformed_json"]
+    assert says in result.rejections[0].reason
+    [(_, original)] = _quarantined(hub)
+    assert original.replace(b" ", b"") == bad
+
+
+def test_db_json_column_with_a_huge_integer_quarantines_that_row(hub: Hub) -> None:
+    """A PostgreSQL ``json`` column holding a 5,000-digit integer (valid JSON) failed the whole
+    batch fetch (``ValueError`` from the JSON loader): no row of the table got past it."""
+    psycopg = pytest.importorskip("psycopg")
+    from adapters.postgres_conn import libpq_url
+
+    url = infra.postgres_url("the database connector huge-integer test")
+    table = f"docs_{uuid.uuid4().hex[:10]}"
+    huge = '{"s":"b","n":' + "9" * 5000 + "}"
+    rows = [ROWS[0], ("r2", 2, huge), ROWS[2]]
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {table} (id TEXT PRIMARY KEY, seq BIGINT, doc json)")
+        for row in rows:
+            conn.execute(f"INSERT INTO {table} VALUES (%s, %s, %s::json)", row)
+    try:
+        result = _db_run(hub, url, table)
+    finally:
+        with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+            conn.execute(f"DROP TABLE {table}")
+    assert result.accepted == 2, result
+    assert [r.reason_code for r in result.rejections] == ["malformed_json"]
+    [(_, original)] = _quarantined(hub)
+    assert b"9" * 5000 in original

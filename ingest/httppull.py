@@ -5,7 +5,9 @@ Pagination (``pagination``):
   the next cursor, absent/null at the end.
 - ``page``: ``GET url?<page_param>=<n>`` from ``first_page``; an empty page is the end.
 Records are the list at ``records_path`` (dotted; empty = the body is the list). Each record's
-original bytes are its JSON text.
+original bytes are its JSON text (numbers as sent). A record that names a member twice, or holds
+``NaN`` or an integer Python will not read, is quarantined alone (``duplicate_key``,
+``malformed_json``; ``core.jsonkeys.Lenient``); such a value outside the records fails the run.
 
 Retries: a 5xx, a 429 or a transport error (timeout, refused connection) is retried up to
 ``max_retries`` times with exponential backoff (``backoff_s * 2**attempt``); a 4xx fails the run

@@ -129,10 +129,11 @@ def reserved_names_of(text: str) -> list[tuple[str, str]]:
     empty list for text that is not JSON: the registry's parser names that problem)."""
     try:
         schema = json.loads(text)
-    except ValueError:
+        names = top_level_names(schema)
+    except (ValueError, RecursionError):  # nested too deeply: the parser refuses it (422)
         return []
     out = []
-    for name in top_level_names(schema):
+    for name in names:
         why = reserved_event_type(name)
         if why is not None:
             out.append((name, why))

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core import jsonkeys
 from core.errors import HubError
 from core.ports.policy import Decision, PolicyEngine, Principal
 
@@ -66,6 +67,35 @@ def _check_path(path: str) -> None:
             f"Bundle file {path!r} is neither a .rego module nor a data.json document; "
             "only those two kinds are loaded by both engines."
         )
+
+
+def _merge_data(data: dict[str, Any], at: list[str], doc: dict[str, Any], path: str) -> None:
+    """Put ``doc`` at ``data.<at>``, merging objects as OPA does; a value two files define is
+    refused (``node.update`` let a parent's member replace a child file's whole document
+    silently, where OPA refuses the bundle: the footprints loaded different data)."""
+    node: Any = data
+    for i, part in enumerate(at):
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise PolicyError(
+                f"Bundle data file {path!r} sits under data.{'.'.join(at[: i + 1])}, which "
+                "another data file defines as a value: define each value in one file."
+            )
+    _merge_object(node, doc, path, ".".join(at))
+
+
+def _merge_object(into: dict[str, Any], doc: dict[str, Any], path: str, where: str) -> None:
+    for key, value in doc.items():
+        if key not in into:
+            into[key] = value
+        elif isinstance(into[key], dict) and isinstance(value, dict):
+            _merge_object(into[key], value, path, f"{where}.{key}")
+        else:
+            raise PolicyError(
+                f"Bundle data file {path!r} defines data.{where}.{key}, which another data file "
+                "of the bundle defines too (OPA refuses such a bundle; the embedded engine kept "
+                "one silently): define each value in one file."
+            )
 
 
 # rego-cpp 1.5.2 writes strings into its JSON answer without escaping them, so a quote or a
@@ -146,17 +176,14 @@ class PolicyBundle:
             _check_path(path)
             if not path.endswith("data.json"):
                 continue
-            try:
-                doc = json.loads(files[path])
+            try:  # one reading: a repeated member name is refused (core.jsonkeys)
+                doc = json.loads(files[path], object_pairs_hook=jsonkeys.unique_members)
             except ValueError as exc:
                 raise PolicyError(f"Bundle data file {path!r} is not valid JSON: {exc}.") from exc
             if not isinstance(doc, dict):
                 raise PolicyError(f"Bundle data file {path!r} must hold a JSON object.")
             refuse_unsafe_data(doc, f"Bundle data file {path!r}")
-            node = data
-            for part in path.split("/")[:-1]:
-                node = node.setdefault(part, {})
-            node.update(doc)
+            _merge_data(data, path.split("/")[:-1], doc, path)
         hub = data.get("hub")
         if isinstance(hub, dict):  # data.hub.index is the hub's, derived, never a file's
             index = role_index(hub)

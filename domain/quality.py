@@ -32,6 +32,7 @@ field path, sentence) per failed rule. No I/O.
 
 from __future__ import annotations
 
+import importlib
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -616,3 +617,97 @@ def compile_natural_key(rule: Rule) -> Callable[[Any], str | None]:
         return "\x1f".join(map(str, parts))
 
     return many
+
+
+# -- regex patterns that backtrack without bound ------------------------------------------------
+# The standard library's own pattern parser (what ``re.compile`` runs); it has no public name.
+_sre: Any = importlib.import_module("re._parser")
+_VARIABLE_REPEATS = frozenset({_sre.MAX_REPEAT, _sre.MIN_REPEAT})
+_CATEGORY_RE = {
+    _sre.CATEGORY_DIGIT: re.compile(r"\d"),
+    _sre.CATEGORY_NOT_DIGIT: re.compile(r"\D"),
+    _sre.CATEGORY_SPACE: re.compile(r"\s"),
+    _sre.CATEGORY_NOT_SPACE: re.compile(r"\S"),
+    _sre.CATEGORY_WORD: re.compile(r"\w"),
+    _sre.CATEGORY_NOT_WORD: re.compile(r"\W"),
+}
+
+
+def _single_char_can_be(item: Any, ch: int) -> bool:
+    """Whether the one-character item ``(op, av)`` may match ``chr(ch)`` (True when unsure)."""
+    op, av = item
+    if op is _sre.LITERAL:
+        return bool(av == ch)
+    if op is _sre.NOT_LITERAL:
+        return bool(av != ch)
+    if op is not _sre.IN:
+        return True  # ANY, groups and the rest: assume it may
+    hit, negate = False, False
+    for sub_op, sub_av in av:
+        if sub_op is _sre.NEGATE:
+            negate = True
+        elif sub_op is _sre.LITERAL:
+            hit = hit or sub_av == ch
+        elif sub_op is _sre.RANGE:
+            hit = hit or sub_av[0] <= ch <= sub_av[1]
+        elif sub_op is _sre.CATEGORY and sub_av in _CATEGORY_RE:
+            hit = hit or _CATEGORY_RE[sub_av].match(chr(ch)) is not None
+        else:
+            return True
+    return hit != negate
+
+
+def _backtracking(seq: Any, under: bool) -> str | None:
+    """The first construct of a parsed pattern that makes a match backtrack without bound when
+    it sits inside a repeat of more than one (``under``), or None."""
+    items = list(seq)
+    for i, (op, av) in enumerate(items):
+        if op in _VARIABLE_REPEATS:
+            body = list(av[2])
+            if under and av[0] != av[1]:
+                nxt = items[i + 1] if i + 1 < len(items) else None
+                single = len(body) == 1 and body[0][0] in (_sre.LITERAL, _sre.NOT_LITERAL, _sre.IN)
+                fenced = (
+                    single
+                    and nxt is not None
+                    and nxt[0] is _sre.LITERAL
+                    and not _single_char_can_be(body[0], nxt[1])
+                )  # ``([a-z]+\.)+``: the inner run ends at a character it cannot take
+                if not fenced:
+                    return "a repeated group holds another repeat of variable length"
+            found = _backtracking(body, under or av[1] > 1)
+        elif op is _sre.SUBPATTERN:
+            found = _backtracking(av[3], under)
+        elif op is _sre.BRANCH:
+            if under:
+                firsts = [b[0] if b else None for b in av[1]]
+                if any(f is None or f[0] is not _sre.LITERAL for f in firsts) or len(
+                    {f[1] for f in firsts if f is not None}
+                ) != len(firsts):
+                    return "a repeated group holds alternatives that may start alike"
+            found = next((p for b in av[1] if (p := _backtracking(b, under))), None)
+        elif op in (_sre.ASSERT, _sre.ASSERT_NOT):
+            found = _backtracking(av[1], under)
+        elif op is _sre.GROUPREF and under:
+            found = "a repeated group holds a back-reference"
+        else:
+            found = None
+        if found:
+            return found
+    return None
+
+
+def backtracking_problem(pattern: str) -> str | None:
+    """Why ``pattern`` may take exponential time on a hostile value (Python's ``re``
+    backtracks: ``(a+)+b`` against 40 ``a`` runs for hours and holds the interpreter), or None.
+
+    Refused inside a group repeated more than once: a repeat of variable count (unless it is
+    one character class ended by a literal it cannot match, as in ``([a-z]+\\.)+``),
+    alternatives not all starting with distinct literals, a back-reference. Adjacent runs
+    (``.*x.*y``, polynomial) are not caught; value sizes bound them.
+    """
+    try:
+        parsed = _sre.parse(pattern)
+    except re.error:
+        return None  # compile() reports it
+    return _backtracking(parsed, False)

@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from core import lineage
+from core import jsonkeys, lineage
 from core.errors import ConfigError, HubError
 from ingest.pipeline import IngestPipeline, IngestResult, RawRecord, tracked_pull
 
@@ -78,6 +78,40 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+# JSON columns are read marking an object with a repeated member name, or a number Python will
+# not take, instead of keeping its last value or failing the batch (``core.jsonkeys``): that
+# row is quarantined, the others kept. One reader for the process, and every row walked: psycopg
+# caches its JSON loader class by the function's code, so the first engine's ``loads`` serves
+# every later one and a per-run reader's ``found`` count would miss marks.
+_JSON = jsonkeys.Lenient()
+
+
+def _refuse_merged_columns(c: DbSourceConfig, names: list[str]) -> None:
+    """``columns`` must not give two columns one field name (one value would be dropped)."""
+    seen: dict[str, str] = {}
+    for name in names:
+        field_name = c.columns.get(name, name)
+        if field_name in seen:
+            raise ConfigError(
+                f"Connector {c.name!r}: columns {seen[field_name]!r} and {name!r} of table "
+                f"{c.table!r} would both become field {field_name!r}, and one value would be "
+                "lost; rename one of them to another field in 'columns'."
+            )
+        seen[field_name] = name
+
+
+def _ambiguous(value: dict[str, Any], repeated: jsonkeys.Marked, key: Any) -> RawRecord:
+    """The row whose JSON column repeats a member name (or holds a number that cannot be
+    read), for quarantine with its JSON as the database gave it."""
+    return RawRecord(
+        jsonkeys.dumps_kept(value, sort_keys=True).encode(),
+        error=f"The row with key {_jsonable(key)!r} holds JSON that is not acceptable: "
+        f"{repeated.problem()}.",
+        error_code=repeated.code,
+        position={"key": _tagged(key)},
+    )
+
+
 class DbConnector:
     def __init__(
         self,
@@ -111,7 +145,7 @@ class DbConnector:
 
         c = self.config
         try:
-            engine = sa.create_engine(c.url)
+            engine = sa.create_engine(c.url, json_deserializer=_JSON.loads)
         except Exception as exc:  # bad URL or missing driver
             raise ConfigError(f"Cannot open database URL for connector {c.name!r}: {exc}") from exc
         md = sa.MetaData()
@@ -130,6 +164,7 @@ class DbConnector:
                         f"{' and no column '.join(map(repr, missing))} (cursor and key must be "
                         f"columns of it; it has {', '.join(map(repr, table.c.keys()))})."
                     )
+                _refuse_merged_columns(c, list(table.c.keys()))
                 cur, key = table.c[c.cursor], table.c[c.key]
                 last = self.pipeline.positions.get(self.source)
                 pos = None if last is None else last.position
@@ -147,6 +182,10 @@ class DbConnector:
                     records = []
                     for row in rows:
                         value = {c.columns.get(k, k): _jsonable(v) for k, v in row.items()}
+                        repeated = jsonkeys.marked_in(value)  # every row: see _JSON
+                        if repeated is not None:
+                            records.append(_ambiguous(value, repeated, row[c.key]))
+                            continue
                         original = json.dumps(value, sort_keys=True, default=str).encode()
                         records.append(
                             RawRecord(

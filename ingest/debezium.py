@@ -47,7 +47,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from core import lineage
+from core import jsonkeys, lineage
 from core.errors import ConfigError, Conflict, Retryable
 from core.events import refuse_internal
 from ingest.pipeline import IngestPipeline, IngestResult, RawRecord, tracked_pull
@@ -126,11 +126,23 @@ def change_record(
     """
     if value is None:
         return None  # a tombstone (tombstones.on.delete=false avoids them): nothing to ingest
+    what = "change"
     try:
-        change = json.loads(value, parse_float=Decimal)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        change = _strict_json(value)
+        what = "record key"
+        row_key = _row_key(key)
+    except jsonkeys.DuplicateKey as exc:
+        return RawRecord(
+            value,
+            error=f"The {what} is ambiguous JSON: {exc}.",
+            error_code="duplicate_key",
+            position=dict(position),
+        )
+    except RecursionError:
+        return _bad(value, f"The {what} nests arrays or objects too deeply to read.", position)
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         return _bad(
-            value, f"The change is not JSON ({exc}); Connect must use JsonConverter.", position
+            value, f"The {what} is not JSON ({exc}); Connect must use JsonConverter.", position
         )
     if not isinstance(change, dict):
         return _bad(value, "The change is not a JSON object.", position)
@@ -155,15 +167,19 @@ def change_record(
     if (op in ("c", "r") and after is None) or (op == "d" and before is None):
         return _bad(value, f"A change with op {op!r} has no row image to ingest.", position)
     lsn = source.get("lsn")
-    if not isinstance(lsn, int):
+    if not isinstance(lsn, int) or isinstance(lsn, bool):
         return _bad(value, f"The change has no integer source.lsn (got {lsn!r}).", position)
     micros = source.get("ts_us")
-    if not isinstance(micros, int):
+    if not isinstance(micros, int) or isinstance(micros, bool):
         ms = source.get("ts_ms")
-        micros = ms * 1000 if isinstance(ms, int) else None
-    committed_at = None if micros is None else _rfc3339_us(micros)
+        micros = ms * 1000 if isinstance(ms, int) and not isinstance(ms, bool) else None
+    try:
+        committed_at = None if micros is None else _rfc3339_us(micros)
+    except (ValueError, OverflowError, OSError):  # escaped: the source failed on every run
+        return _bad(
+            value, f"The change's commit time ({micros} us) is not a representable time.", position
+        )
     table = f"{source.get('schema')}.{source.get('table')}"
-    row_key = _row_key(key)
     meta: dict[str, Any] = {
         "op": op,
         "lsn": lsn,
@@ -185,12 +201,29 @@ def change_record(
     )
 
 
+def _strict_json(raw: bytes) -> Any:
+    """``raw`` as JSON: a repeated member name raises ``DuplicateKey`` (``core.jsonkeys``: the
+    original bytes are kept, so they must have one reading), ``NaN``/``Infinity`` are refused
+    as in every other JSON entry point."""
+    return json.loads(
+        raw,
+        parse_float=Decimal,
+        parse_constant=_no_constant,
+        object_pairs_hook=jsonkeys.unique_members,
+    )
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _row_key(key: bytes | None) -> str | None:
-    """The primary key: one column's value as text, several columns as canonical JSON."""
+    """The primary key: one column's value as text, several columns as canonical JSON.
+    ``DuplicateKey`` when the key object names a column twice (which value is the key?)."""
     if key is None:
         return None
     try:
-        parsed = json.loads(key)
+        parsed = _strict_json(key)
     except (UnicodeDecodeError, json.JSONDecodeError):
         return key.decode("utf-8", "replace")
     if isinstance(parsed, dict) and len(parsed) == 1:

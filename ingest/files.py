@@ -42,6 +42,7 @@ import hashlib
 import io
 import json
 import os
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -1368,6 +1369,7 @@ def watch_once(
     *,
     producer: str | None = None,
     tenant: str = "default",
+    settle_s: float = 0.0,
 ) -> list[tuple[str, str]]:
     """Publish every file in ``folder`` (not its ``done/``/``failed/``), then move it there;
     each publish is one lineage run of ``ingest.watch.<topic>``, its records stamped with
@@ -1383,6 +1385,11 @@ def watch_once(
 
     A crash between the last commit and the move leaves the file in place; the next pass finds
     its source ``done`` and only moves it.
+
+    A file modified less than ``settle_s`` seconds ago is left for a later pass (its writer may
+    not be done: the bytes written after the read would go on into ``done/``, never ingested),
+    and a file whose size or modification time changed while it was read is moved to
+    ``failed/`` naming that, never to ``done/``.
     """
     folder.mkdir(parents=True, exist_ok=True)  # as before: the watcher may create it
     here = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -1391,7 +1398,9 @@ def watch_once(
         try:
             failed = open_dir(here, "failed")
             who = (producer, tenant)
-            return _watch_pass(pipeline, folder, here, done, failed, topic, batch_size, who)
+            return _watch_pass(
+                pipeline, folder, here, done, failed, topic, batch_size, who, settle_s
+            )
         finally:
             os.close(done)
             if failed is not None:
@@ -1423,9 +1432,21 @@ def _watch_pass(
     topic: str,
     batch_size: int,
     who: tuple[str | None, str],
+    settle_s: float = 0.0,
 ) -> list[tuple[str, str]]:
     out = []
     for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        before = path.lstat()
+        age = time.time() - before.st_mtime
+        if settle_s > 0 and age < settle_s and not path.is_symlink():
+            out.append(
+                (
+                    path.name,
+                    f"skipped: still being written (modified {max(age, 0):.1f} s ago); taken "
+                    f"once left unchanged for {settle_s:g} s",
+                )
+            )
+            continue
         if path.is_symlink():  # would read any file the hub can read into the topic
             _move(here, path.name, failed, "failed")
             out.append(
@@ -1450,6 +1471,20 @@ def _watch_pass(
         except InvalidInput as exc:
             _move(here, path.name, failed, "failed")
             out.append((path.name, f"failed: {exc.message}"))
+            continue
+        after = os.stat(path.name, dir_fd=here, follow_symlinks=False)
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            _move(here, path.name, failed, "failed")
+            r = res.result
+            out.append(
+                (
+                    path.name,
+                    f"failed: it changed while it was read ({before.st_size} -> "
+                    f"{after.st_size} bytes); {r.accepted} records of what was read are "
+                    "published: write files elsewhere (or as .name) and move them in when "
+                    "complete",
+                )
+            )
             continue
         _move(here, path.name, done, "done")
         r = res.result

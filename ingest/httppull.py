@@ -5,7 +5,9 @@ Pagination (``pagination``):
   the next cursor, absent/null at the end.
 - ``page``: ``GET url?<page_param>=<n>`` from ``first_page``; an empty page is the end.
 Records are the list at ``records_path`` (dotted; empty = the body is the list). Each record's
-original bytes are its JSON text.
+original bytes are its JSON text (numbers as sent). A record that names a member twice, or holds
+``NaN`` or an integer Python will not read, is quarantined alone (``duplicate_key``,
+``malformed_json``; ``core.jsonkeys.Lenient``); such a value outside the records fails the run.
 
 Retries: a 5xx, a 429 or a transport error (timeout, refused connection) is retried up to
 ``max_retries`` times with exponential backoff (``backoff_s * 2**attempt``); a 4xx fails the run
@@ -41,7 +43,6 @@ brotli or zstandard installed); an answer in another encoding fails the run nami
 from __future__ import annotations
 
 import ipaddress
-import json
 import socket
 import time
 import zlib
@@ -53,7 +54,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from core import lineage
+from core import jsonkeys, lineage
 from core.errors import HubError, Retryable
 from ingest.pipeline import IngestPipeline, IngestResult, RawRecord, tracked_pull
 
@@ -188,6 +189,22 @@ def decoded(pieces: Iterable[bytes], coding: str) -> Iterator[bytes]:
         yield tail
 
 
+def _marked_outside(page: Any, items: Any) -> jsonkeys.Marked | None:
+    """The first marked value (``core.jsonkeys.Lenient``) of ``page`` outside its record list."""
+    stack = [page]
+    while stack:
+        node = stack.pop()
+        if node is items:
+            continue
+        if isinstance(node, jsonkeys.Marked):
+            return node
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None
+
+
 def _dig(body: Any, path: str) -> Any:
     for part in [p for p in path.split(".") if p]:
         if not isinstance(body, dict):
@@ -213,7 +230,7 @@ class HttpPullConnector:
         self.producer, self.tenant = producer, tenant
         self._sleep = sleep
 
-    def _get(self, client: httpx.Client, params: dict[str, Any]) -> Any:
+    def _get(self, client: httpx.Client, params: dict[str, Any]) -> tuple[Any, jsonkeys.Lenient]:
         c = self.config
         last: str = ""
         for attempt in range(c.max_retries + 1):
@@ -245,16 +262,29 @@ class HttpPullConnector:
                     f"{shown}: {body[:200].decode('utf-8', 'replace')}. Fix the URL, parameters "
                     "or credentials."
                 )
-            try:
-                return json.loads(body, parse_float=Decimal)
-            except ValueError as exc:
-                raise ConnectorFailed(
-                    f"Connector {c.name!r}: {c.url} did not answer JSON ({exc})."
-                ) from exc
+            return self._page(body)
         raise Retryable(
             f"Connector {c.name!r}: {c.url} failed {c.max_retries + 1} times (last: {last}); "
             "the position is kept, run the connector again to resume."
         )
+
+    def _page(self, body: bytes) -> tuple[Any, jsonkeys.Lenient]:
+        """The page as JSON, an object with a repeated member name marked (``core.jsonkeys``):
+        a record holding one is quarantined, the envelope holding one fails the run."""
+        c = self.config
+        reader = jsonkeys.Lenient()
+        try:
+            page = reader.loads(body, parse_float=Decimal)
+        except RecursionError:
+            raise ConnectorFailed(
+                f"Connector {c.name!r}: {lineage.redact_url(c.url)} answered JSON nested too "
+                "deeply to read."
+            ) from None
+        except ValueError as exc:
+            raise ConnectorFailed(
+                f"Connector {c.name!r}: {lineage.redact_url(c.url)} did not answer JSON ({exc})."
+            ) from exc
+        return page, reader
 
     def _read(self, resp: httpx.Response) -> bytes:
         """The decoded body, refused as soon as it passes ``max_response_bytes``."""
@@ -345,8 +375,15 @@ class HttpPullConnector:
                     params[c.page_param] = pos["page"]
                 elif pos.get("cursor") is not None:
                     params[c.cursor_param] = pos["cursor"]
-                body = self._get(client, params)
+                body, reader = self._get(client, params)
                 items = _dig(body, c.records_path) if c.records_path else body
+                outside = _marked_outside(body, items) if reader.found else None
+                if outside is not None:
+                    raise ConnectorFailed(
+                        f"Connector {c.name!r}: {lineage.redact_url(c.url)} answered a page "
+                        f"that is not acceptable JSON outside its records ({outside.problem()}); "
+                        f"nothing of it was ingested ({outside.code})."
+                    )
                 if not isinstance(items, list):
                     raise ConnectorFailed(
                         f"Connector {c.name!r}: no list at {c.records_path!r} in the response."
@@ -360,7 +397,19 @@ class HttpPullConnector:
                     end = cursor is None
                 records = []
                 for item in items:
-                    original = json.dumps(item, default=str).encode()
+                    repeated = jsonkeys.marked_in(item) if reader.found else None
+                    if repeated is not None:
+                        records.append(
+                            RawRecord(
+                                jsonkeys.dumps_kept(item).encode(),
+                                error=f"The API returned a record that is not acceptable "
+                                f"JSON: {repeated.problem()}.",
+                                error_code=repeated.code,
+                                position=pos,
+                            )
+                        )
+                        continue
+                    original = jsonkeys.dumps_kept(item).encode()  # numbers stay numbers
                     if isinstance(item, dict):
                         records.append(
                             RawRecord(original, value=item, event_type=c.event_type, position=pos)

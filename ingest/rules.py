@@ -29,7 +29,13 @@ from core.events import OutgoingEvent
 from core.fold import TopicFold
 from core.ports.eventlog import EventLog, StoredRecord
 from domain.envelope import H_ID
-from domain.quality import RuleError, RuleSet, compile_rules, parse_rule_set
+from domain.quality import (
+    RuleError,
+    RuleSet,
+    backtracking_problem,
+    compile_rules,
+    parse_rule_set,
+)
 from ingest.publish import Publisher
 from registry.service import SchemaRegistry
 
@@ -74,6 +80,20 @@ def _parse_shipped_rule_sets() -> tuple[tuple[str, RuleSet], ...]:
             rs = parse_rule_set(data)
             out[rs.subject] = rs
     return tuple(out.items())
+
+
+def _refuse_backtracking(rule_set: RuleSet) -> None:
+    """A new regex rule must not backtrack without bound: Python's ``re`` holds the interpreter
+    while it matches, so one short hostile value would stall the whole hub. Checked on change
+    only; rule sets already on ``hub.config`` still fold."""
+    for rule in rule_set.rules:
+        problem = None if rule.pattern is None else backtracking_problem(rule.pattern)
+        if problem:
+            raise RuleError(
+                f"Rule {rule.id!r}: pattern {rule.pattern!r} may backtrack without bound on a "
+                f"hostile value ({problem}); use one character class per repeat, a possessive "
+                "repeat (a++), or a bounded count, so each character is tried one way."
+            )
 
 
 class RulesStore:
@@ -141,6 +161,7 @@ class RulesStore:
         try:
             rule_set = parse_rule_set(data, subject)
             compile_rules(rule_set)
+            _refuse_backtracking(rule_set)
         except RuleError as exc:
             raise InvalidInput(str(exc), code="invalid_rules") from exc
         return rule_set

@@ -22,6 +22,11 @@ one such body). Before, one globex key (any role: FastAPI reads a body before th
 authorization) or no key at all (``POST /ui/login``) declared large bodies and sent them slowly,
 and every other tenant's ingest was answered 503 for as long as those connections stayed open.
 
+A body is read as sent: the hub undoes no ``Content-Encoding``, so a request naming any but
+``identity`` is refused with 415 ``unsupported_encoding`` before anything reads it (s20: a gzip
+NDJSON body was split at the compressed stream's 0x0a bytes and quarantined in pieces no replay
+could join, and a plain body labelled gzip was ingested, read otherwise by whatever sat between).
+
 503, not 429: the budget is the process's, shared by every client; the one refused has not sent
 too much itself (429 says it has), and another client's request would be refused the same way.
 503 with ``Retry-After`` is HTTP's "overloaded for now, come back".
@@ -38,6 +43,23 @@ from core.errors import BodyBudgetFull, HubError, PayloadTooLarge
 from core.metrics import Metrics
 
 RETRY_AFTER_S = 1
+
+
+class UnsupportedEncoding(HubError):
+    """A request body in a ``Content-Encoding`` the hub does not undo (any but identity)."""
+
+    code = "unsupported_encoding"
+    http_status = 415
+
+
+def _encoding_refused(value: bytes) -> UnsupportedEncoding | None:
+    codings = [c.strip().lower() for c in value.decode("latin-1").split(",") if c.strip()]
+    if all(c == "identity" for c in codings):
+        return None
+    return UnsupportedEncoding(
+        f"Request body has Content-Encoding {value.decode('latin-1')!r}; the hub reads bodies "
+        "as sent and decodes no encoding: send it uncompressed, without the header."
+    )
 
 
 def _too_large(size: str, limit: int) -> PayloadTooLarge:
@@ -135,6 +157,11 @@ class BodyLimitMiddleware:
             return
         declared = None
         for name, value in scope.get("headers", ()):
+            if name == b"content-encoding":
+                refused = _encoding_refused(value)
+                if refused is not None:
+                    await _answer(send, refused)
+                    return
             if name == b"content-length" and value.isdigit():
                 declared = int(value)
                 if declared > self.limit:

@@ -124,9 +124,21 @@ def publish(
 @click.option("--interval", type=float, default=2.0, show_default=True, help="Poll seconds.")
 @click.option("--once", is_flag=True, help="Process what is there, then exit.")
 @click.option("--batch-size", type=int, default=10_000, show_default=True)
+@click.option(
+    "--settle",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Take a file only once unchanged for this many seconds (its writer is done).",
+)
 @click.pass_obj
-def watch(obj: Ctx, folder: str, topic: str, interval: float, once: bool, batch_size: int) -> None:
-    """Publish every file dropped into FOLDER; move it to done/ or failed/ afterwards."""
+def watch(
+    obj: Ctx, folder: str, topic: str, interval: float, once: bool, batch_size: int, settle: float
+) -> None:
+    """Publish every file dropped into FOLDER; move it to done/ or failed/ afterwards.
+
+    A file modified in the last --settle seconds is left for a later pass; one that changes
+    while it is read goes to failed/. Write files elsewhere (or as .name) and move them in."""
     from audit.printable import printable
     from ingest.files import watch_once
 
@@ -141,6 +153,7 @@ def watch(obj: Ctx, folder: str, topic: str, interval: float, once: bool, batch_
                     batch_size,
                     producer=who.id,
                     tenant=who.tenant,  # the key's own, as the HTTP routes stamp
+                    settle_s=settle,
                 )
                 if done:
                     h.ledger.sync(force_checkpoint=True)  # on the ledger before we report it

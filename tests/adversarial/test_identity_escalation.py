@@ -224,7 +224,8 @@ def test_cli_publish_and_watch_refuse_internal_topics(tmp_path: Path) -> None:
     inbox.mkdir()
     shutil.copy(f, inbox / "a.jsonl")
     r = CliRunner().invoke(
-        main, [*admin_args(data), "watch", str(inbox), "-t", "hub.principals", "--once"]
+        main,
+        [*admin_args(data), "watch", str(inbox), "-t", "hub.principals", "--once", "--settle", "0"],
     )
     assert r.exit_code != 0 or not (inbox / "done" / "a.jsonl").exists()
     assert "internal_topic" in r.output + r.stderr

@@ -120,7 +120,19 @@ def test_cli_watch_stamps_the_keys_tenant(tmp_path: Path) -> None:
     inbox = tmp_path / "in"
     inbox.mkdir()
     (inbox / "a.jsonl").write_text(json.dumps(TRADE) + "\n")
-    args = ["--data-dir", str(data), "--key", token, "watch", str(inbox), "-t", "trades", "--once"]
+    args = [
+        "--data-dir",
+        str(data),
+        "--key",
+        token,
+        "watch",
+        str(inbox),
+        "-t",
+        "trades",
+        "--once",
+        "--settle",
+        "0",
+    ]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0 and "accepted=1" in r.output, r.output
     assert _tenants(data, "trades") == ["acme"]

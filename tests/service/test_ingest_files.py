@@ -321,7 +321,7 @@ def test_cli_publish_and_watch(tmp_path: Path) -> None:
     (folder / "b.parquet").write_bytes(b"nope")
     (folder / "c.jsonl").write_bytes(f.read_bytes())  # same content as t.jsonl: already done
     r = CliRunner().invoke(
-        main, [*admin_args(data), "watch", str(folder), "-t", "trades", "--once"]
+        main, [*admin_args(data), "watch", str(folder), "-t", "trades", "--once", "--settle", "0"]
     )
     assert r.exit_code == 0, r.output
     assert (folder / "done" / "a.jsonl").exists() and (folder / "failed" / "b.parquet").exists()

@@ -114,17 +114,17 @@ def ledger_verify(obj: Ctx, public_key: tuple[str, ...], full: bool) -> None:
 
             record_verification(h.ledger, principal, report.as_dict())  # CC7 evidence
             first = report.first
-            undone = undone_erasures_problem(h)
-            if first is None and undone is not None:
-                click.echo(f"INVALID: {undone}", err=True)
-                _echo_json({**report.as_dict(), "erasures_undone": undone})
-                sys.exit(1)
-            if first is None:  # the run's own record goes on the ledger once the check is done
-                h.ledger.sync(force_checkpoint=True)
             if first is not None:
                 click.echo(f"INVALID: {first.describe()}", err=True)
                 _echo_json(report.as_dict())
                 sys.exit(1)
+            # only over a ledger that verified: the check reads the ledger's erasure entries
+            undone = undone_erasures_problem(h)
+            if undone is not None:
+                click.echo(f"INVALID: {undone}", err=True)
+                _echo_json({**report.as_dict(), "erasures_undone": undone})
+                sys.exit(1)
+            h.ledger.sync(force_checkpoint=True)  # the run's own record, once the check is done
             full_at = now_ms if since is None else since.full_at_ms
             signer = h.ledger.signer.verifier()
             save_verified(h.ledger, path, report, covered, full_at, since)

@@ -15,6 +15,16 @@ opens (CRC, inflate) each handed batch in the appending thread, which the old tr
 ``--verify`` times a full ``verify_ledger`` after the sync (entries per CPU s). The child runs
 each tree's own copy of this script: copy this one into the old tree when it predates a flag.
 
+The SHA-256 floor (session 20): the ledger hashes more than the raw baseline does. Per leaf it
+hashes the key and the value (their digests are in the leaf input), the RFC 6962 leaf
+``0x00 || leaf input``, and one tree parent (``0x01 || left || right``: 65 bytes, two blocks);
+verify also MACs the stored batches it reads (HMAC-SHA256 over their bytes). ``floor`` counts
+those 64-byte compression blocks exactly (padding included) and prices them at the block cost
+of ONE long ``hashlib`` stream measured in the same child (no per-call overhead): the CPU the
+hashing alone needs, whatever the implementation. ``sync / floor`` is then what the rest
+(parsing, side index, SQLite, Python) adds, and ``floor / raw`` bounds the ``x raw`` goal:
+sync can reach at most ``raw / floor`` x raw with everything but the hashing free.
+
 ``--threads N`` sets ``LedgerConfig.hash_threads`` (session 18: the native leaf hashing on up
 to N threads, GIL released) where the tree has it; a tree without it hashes on one. CPU
 seconds count every thread of the process, so per-CPU-s figures do not gain from threads;
@@ -36,8 +46,49 @@ import tempfile
 import time
 from pathlib import Path
 from statistics import median
+from typing import Any
 
 KEY = b"m" * 32
+
+
+def sha_blocks(n: int) -> int:
+    """64-byte SHA-256 compression blocks for an ``n``-byte message (0x80, 8-byte length)."""
+    return (n + 9 + 63) // 64
+
+
+def block_seconds(mib: int = 16) -> float:
+    """CPU seconds per SHA-256 block of one long ``hashlib`` stream (best of 3)."""
+    data = bytes(1 << 20)
+    best = float("inf")
+    for _ in range(3):
+        h = hashlib.sha256()
+        t0 = time.process_time()
+        for _ in range(mib):
+            h.update(data)
+        best = min(best, time.process_time() - t0)
+    return best / (mib * (1 << 20) // 64)
+
+
+def floor_blocks(records: list[Any], inputs: list[bytes]) -> int:
+    """Blocks the sync must hash for these records: key and value digests, the RFC 6962 leaf
+    hash of each input (``0x00`` prefix), and the ``len - 1`` tree parents (65 bytes each)."""
+    total = sum(sha_blocks(1 + len(d)) for d in inputs)
+    total += sum(sha_blocks(len(r.key)) for r in records if r.key is not None)
+    total += sum(sha_blocks(len(r.value)) for r in records if r.value is not None)
+    return total + (len(inputs) - 1) * sha_blocks(65)
+
+
+def mac_blocks(path: Path) -> int:
+    """Blocks of the HMAC-SHA256 verify computes over every stored batch of the log at ``path``
+    (inner: key block, label, row fields and previous MAC (~2 blocks) and the bytes; outer: 2)."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        sizes = [int(n) for (n,) in conn.execute("SELECT length(data) FROM batches")]
+    finally:
+        conn.close()
+    return sum(1 + sha_blocks(128 + n) + 2 for n in sizes)
 
 
 def one_round(
@@ -101,10 +152,16 @@ def one_round(
     ledger.sync(force_checkpoint=True)
     cp = ledger.store.latest_checkpoint()
     assert cp is not None
-    inputs = LeafEncoder().leaf_inputs([r for p in range(parts) for r in log.scan("trades", p)])
+    stored = [r for p in range(parts) for r in log.scan("trades", p)]
+    inputs = LeafEncoder().leaf_inputs(stored)
     t0 = time.process_time()
     _ = [hashlib.sha256(d).digest() for d in inputs]
     spent["raw"] = time.process_time() - t0
+    per_block = block_seconds()
+    spent["floor"] = floor_blocks(stored, inputs) * per_block
+    spent["floor_blocks"] = floor_blocks(stored, inputs) / events
+    spent["raw_blocks"] = sum(sha_blocks(len(d)) for d in inputs) / events
+    spent["verify_floor"] = spent["floor"] + mac_blocks(tmp / "log.sqlite") * per_block
     if verify:  # ``hub ledger verify --full``'s work (steps 1-9), CPU of this process
         from ledger.verify import verify_ledger
 
@@ -179,6 +236,15 @@ def main() -> None:
             f"{median(x['append'] / n * 1e6 for x in rs):.2f} us/rec; sync "
             f"{median(x['sync'] / n * 1e6 for x in rs):.3f} us/leaf; append+sync {both:,.0f}/CPU s"
         )
+        if all("floor" in x for x in rs):  # trees from session 20 on
+            print(
+                f"{side}: SHA-256 floor {median(x['floor_blocks'] for x in rs):.2f} blocks/leaf "
+                f"(raw {median(x['raw_blocks'] for x in rs):.2f}): "
+                f"{median(x['floor'] / n * 1e6 for x in rs):.3f} us/leaf = "
+                f"{median(x['floor'] / x['raw'] for x in rs):.3f}x the raw CPU, so sync <= "
+                f"{median(x['raw'] / x['floor'] for x in rs):.3f}x raw even if all else were "
+                f"free; sync / floor {median(x['sync'] / x['floor'] for x in rs):.2f}"
+            )
         print(
             f"{side}: sync us/leaf per round: "
             + ", ".join(f"{x['sync'] / n * 1e6:.3f}" for x in rs)
@@ -200,6 +266,12 @@ def main() -> None:
                 f"wall {median(n / x['verify_wall'] for x in rs):,.0f} entries/s; calling "
                 f"thread's CPU {median(n / x['verify_caller'] for x in rs):,.0f} entries/s"
             )
+            if all("verify_floor" in x for x in rs):
+                print(
+                    f"{side}: verify SHA-256 floor (leaves, tree, log MACs) "
+                    f"{median(n / x['verify_floor'] for x in rs):,.0f} entries/CPU s; verify / "
+                    f"floor {median(x['verify'] / x['verify_floor'] for x in rs):.2f}"
+                )
 
 
 if __name__ == "__main__":

@@ -301,6 +301,11 @@ def repeats_envelope(headers: Sequence[Headers], same_names: bool) -> bool:
     return bool(duplicated_envelope_rows(headers))
 
 
+Kept = tuple[bytes, bytes | None]
+"""A stored batch and, when its body was compressed, the uncompressed body (else None): what
+the log hands the ledger (``handoff``) so that it does not inflate what was just written."""
+
+
 def encode_batch(
     keys: Sequence[bytes | None],
     values: Sequence[bytes | None],
@@ -312,6 +317,18 @@ def encode_batch(
     """Encode one stored batch (inputs already validated); see the format above.
 
     ``version=1`` writes the previous, uncompressed format (tests of old logs use it)."""
+    return encode_batch_kept(keys, values, headers, timestamps, version=version)[0]
+
+
+def encode_batch_kept(
+    keys: Sequence[bytes | None],
+    values: Sequence[bytes | None],
+    headers: Sequence[Headers],
+    timestamps: Sequence[int],
+    *,
+    version: int = _VERSION,
+) -> Kept:
+    """``encode_batch`` and the uncompressed body (``Kept``)."""
     n = len(keys)
     parts: list[bytes] = []
     flags, lo = _encode_front(keys, values, timestamps, parts)
@@ -324,7 +341,7 @@ def encode_batch(
             flags |= _encode_headers(headers, parts)
         if repeats_envelope(headers, layout == _HEADER_COLUMNS):
             raise InvalidBatch  # the caller names the record and header (record_problem)
-    return _sealed(parts, flags, layout, n, lo, version)
+    return _seal_kept(parts, flags, layout, n, lo, version)
 
 
 def _encode_front(
@@ -375,6 +392,22 @@ def encode_batch_columns(
     return encode_batch_columns_py(keys, values, names, columns, timestamps)
 
 
+def encode_batch_columns_kept(
+    keys: Sequence[bytes | None],
+    values: Sequence[bytes | None],
+    names: Sequence[bytes],
+    columns: Sequence[bytes | Sequence[bytes]],
+    timestamps: Sequence[int],
+) -> Kept:
+    """``encode_batch_columns`` and the uncompressed body (``Kept``): native when built (its
+    ``keep``), else the reference."""
+    if native_stored_columns is not None:
+        got = native_stored_columns(keys, values, names, columns, timestamps, keep=True)
+        if got is not None:
+            return got  # type: ignore[return-value]
+    return encode_batch_columns_kept_py(keys, values, names, columns, timestamps)
+
+
 def encode_batch_columns_py(
     keys: Sequence[bytes | None],
     values: Sequence[bytes | None],
@@ -383,11 +416,22 @@ def encode_batch_columns_py(
     timestamps: Sequence[int],
 ) -> bytes:
     """The pure-Python reference of ``encode_batch_columns``."""
+    return encode_batch_columns_kept_py(keys, values, names, columns, timestamps)[0]
+
+
+def encode_batch_columns_kept_py(
+    keys: Sequence[bytes | None],
+    values: Sequence[bytes | None],
+    names: Sequence[bytes],
+    columns: Sequence[bytes | Sequence[bytes]],
+    timestamps: Sequence[int],
+) -> Kept:
+    """The pure-Python reference of ``encode_batch_columns_kept``."""
     n = len(keys)
     parts: list[bytes] = []
     flags, lo = _encode_front(keys, values, timestamps, parts)
     if not names:
-        return _sealed(parts, flags, _HEADER_PAIRS, n, lo, _VERSION)
+        return _seal_kept(parts, flags, _HEADER_PAIRS, n, lo, _VERSION)
     kinds = bytearray()
     data: list[bytes] = []
     done: dict[int, tuple[int, bytes, bytes]] = {}  # a column given twice is encoded once
@@ -407,7 +451,7 @@ def encode_batch_columns_py(
         data += section[1:]
     m = len(names)
     parts += (struct.pack(f"<H{m}H", m, *map(len, names)), b"".join(names), bytes(kinds), *data)
-    return _sealed(parts, flags | _HAS_HEADERS, _HEADER_COLUMNS, n, lo, _VERSION)
+    return _seal_kept(parts, flags | _HAS_HEADERS, _HEADER_COLUMNS, n, lo, _VERSION)
 
 
 def _load_native_stored() -> Callable[..., bytes | None] | None:
@@ -470,8 +514,10 @@ def _encoded_names(names: tuple[str, ...]) -> tuple[bytes, ...] | None:
     return encoded
 
 
-def _sealed(parts: list[bytes], flags: int, layout: int, n: int, lo: int, version: int) -> bytes:
-    """The stored batch: header, CRC and the body (zstd when that is smaller)."""
+def _seal_kept(parts: list[bytes], flags: int, layout: int, n: int, lo: int, version: int) -> Kept:
+    """The stored batch: header, CRC and the body (zstd when that is smaller); and the
+    uncompressed body when it was compressed (``Kept``)."""
+    kept = None
     if version == _VERSION_PLAIN:
         head = _HEAD.pack(0, _VERSION_PLAIN, flags, n, lo)[4:]
     elif version == _VERSION:
@@ -480,14 +526,14 @@ def _sealed(parts: list[bytes], flags: int, layout: int, n: int, lo: int, versio
         if len(body) <= inflated_cap(n):
             packed = _ZSTD.compress(body, asbytes=True)
             if len(packed) < len(body):
-                codec, parts = _CODEC_ZSTD, [packed]
+                codec, parts, kept = _CODEC_ZSTD, [packed], body
         head = _HEAD.pack(0, _VERSION, flags, n, lo)[4:] + _BODY.pack(codec, layout, len(body))
     else:
         raise ValueError(f"unknown batch format version {version}")
     crc = zlib.crc32(head)
     for part in parts:
         crc = zlib.crc32(part, crc)
-    return b"".join((struct.pack("<I", crc), head, *parts))
+    return b"".join((struct.pack("<I", crc), head, *parts)), kept
 
 
 def _slices(blob: bytes, ends: list[int]) -> list[bytes]:
@@ -639,8 +685,9 @@ def decode_headers(body: bytes, pos: int, n: int, wide: bool) -> list[Headers]:
     return _decode_headers_py(body, pos, n, wide)
 
 
-def _body(blob: bytes, version: int, n: int) -> tuple[bytes, int]:
-    """The uncompressed body of a batch whose CRC matched, and where its sections start."""
+def _body(blob: bytes, version: int, n: int, inflated: bytes | None = None) -> tuple[bytes, int]:
+    """The uncompressed body of a batch whose CRC matched, and where its sections start.
+    ``inflated``: see ``open_batch``."""
     if version == _VERSION_PLAIN:
         return blob, _HEAD.size
     if version != _VERSION:
@@ -658,6 +705,13 @@ def _body(blob: bytes, version: int, n: int) -> tuple[bytes, int]:
             f"the compressed body of {n} records declares {size:,} bytes inflated, more than "
             f"the {inflated_cap(n):,} allowed (a decompression bomb?)"
         )
+    if inflated is not None:
+        if len(inflated) != size:
+            raise CorruptBatch(
+                f"the body handed with the batch is {len(inflated):,} bytes; the batch "
+                f"declares {size:,} inflated"
+            )
+        return inflated, 0
     try:
         body = _ZSTD.decompress(memoryview(blob)[start:], decompressed_size=size, asbytes=True)
     except (OSError, ValueError) as exc:
@@ -690,18 +744,22 @@ def open_batch(
     stop: int | None = None,
     *,
     crc_check: bool = True,
+    inflated: bytes | None = None,
 ) -> EncodedBatch:
     """Check a stored batch (CRC, ``count``) and inflate its body: its records ``start`` to
     ``stop`` (default: all), the first of them at offset ``base_offset + start``. Raises as
     ``decode_batch``. ``crc_check=False`` only for bytes that never left this process's memory
     (the handoff's: the append sealed them with that CRC; it guards storage, not memory): every
-    other check still runs."""
+    other check still runs. ``inflated``, for the handoff only: the body the append compressed
+    into ``blob`` (``Kept``), taken instead of inflating ``blob`` (zstd is lossless: inflating
+    gives these bytes) once the header's declared size and cap are checked against it;
+    ignored for a body stored uncompressed."""
     crc, version, flags, n, base = _HEAD.unpack_from(blob)
     if crc_check and zlib.crc32(memoryview(blob)[4:]) != crc:
         raise CorruptBatch("CRC mismatch")
     if count is not None and n != count:
         raise CorruptBatch(f"the batch holds {n} records but its row declares {count}")
-    body, pos = _body(blob, version, n)
+    body, pos = _body(blob, version, n, inflated)
     layout = _BODY.unpack_from(blob, _HEAD.size)[1] if version == _VERSION else _HEADER_PAIRS
     return EncodedBatch(
         base_offset, start, n if stop is None else stop, n, flags, layout, base, body, pos
@@ -798,6 +856,8 @@ class PartitionGroup:
     indexes: list[int] | None  # positions in the append; None = all of them, in order
     count: int
     chunks: list[tuple[bytes, int, int]]  # (blob, record count, max timestamp)
+    bodies: list[bytes | None] | None = None
+    """Per chunk, its uncompressed body (``Kept``) when the log's handoff wants them, else None."""
 
 
 @dataclass(slots=True)

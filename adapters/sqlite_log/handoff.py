@@ -7,13 +7,18 @@ Why: the ledger's cover of a batch this process just appended read the batch bac
 
 1. ``note`` (in ``SqliteEventLog._store``, inside the write transaction): the rows stored for an
    append, when someone listens and the append holds at least ``MIN_HANDED`` records, kept by
-   the append (``PreparedAppend``) until its commit.
+   the append (``PreparedAppend``) until its commit, with the uncompressed body of each
+   compressed batch when the append kept them (``wants``: someone listens and the append is
+   large enough to be handed; ``batch.Kept``).
 2. ``commit`` (a group commit) and ``SqliteTransaction``'s COMMIT: only once the transaction
    committed, each partition's rows go to the receivers with their offsets (and the offset
    after the transaction marker that follows, if any) and a function that opens them
    (``open_batch``: inflate, as a read does; no CRC over bytes that never left memory) into
    an ``EncodedColumns`` whose ``auth`` is a ``HandedChain``: called by the sync that hashes
    them, so that a batch the receiver drops unopened (its bound) costs the appender nothing.
+   A batch whose uncompressed body the append kept is opened with it instead of inflating
+   its stored bytes (~7% of a sync's CPU, docs/benchmarks/s20-ledger20.md): zstd is lossless,
+   so inflating would give exactly those bytes; the declared size is still checked.
    A failed commit (or a rolled-back SAVEPOINT, or an idempotent replay, which stores nothing
    through ``_store``) hands nothing.
 3. ``check`` (``check_records`` given a handed batch): in one snapshot, the batch rows stored in
@@ -65,6 +70,9 @@ Receiver = Callable[[str, int, int, int, int, Callable[[], EncodedColumns]], Non
 Decode = Callable[[str, int, Sequence[EncodedBatch]], RecordColumns]
 Row = tuple[int, int, int, int, int, int, bytes | None, bytes]
 """A row ``_store`` inserts: (topic id, partition, base, last, count, max ts, MAC, bytes)."""
+Noted = tuple[str, list[Row], list[bytes | None]]
+"""What ``note`` keeps for an append: its topic, its rows and each row's uncompressed body
+(None: not kept, or stored uncompressed)."""
 
 # The batches overlapping [?3, ?4): the index on base offsets bounds both ends (a bare
 # ``base_offset + record_count > ?3`` would scan the partition from its first batch).
@@ -90,7 +98,7 @@ class StoredHandoff:
     def __init__(self, decode: Decode) -> None:
         self._decode = decode
         self._receivers: tuple[Receiver, ...] = ()
-        self._noted: dict[int, tuple[str, list[Row]]] = {}  # id(prepared) -> its rows
+        self._noted: dict[int, Noted] = {}  # id(prepared) -> its rows
         self._lock = threading.Lock()
         self.min_records = MIN_HANDED  # smaller appends are not handed (tests set 1)
 
@@ -104,12 +112,21 @@ class StoredHandoff:
 
         return unsubscribe
 
-    def note(self, prepared: PreparedAppend, rows: list[Row]) -> None:
-        """1. (Under the write lock, so no two notes of one append race.)"""
-        if self._receivers and prepared.count >= self.min_records:
-            self._noted[id(prepared)] = (prepared.topic.info.name, rows)
+    def wants(self, count: int) -> bool:
+        """Whether an append of ``count`` records would be handed on (its encoder then keeps
+        the uncompressed bodies: ``batch.Kept``)."""
+        return bool(self._receivers) and count >= self.min_records
 
-    def take(self, prepared: PreparedAppend) -> tuple[str, list[Row]] | None:
+    def note(self, prepared: PreparedAppend, rows: list[Row]) -> None:
+        """1. (Under the write lock, so no two notes of one append race.) ``rows`` in the
+        order of ``prepared.groups`` and their chunks, as ``_store`` inserts them."""
+        if self.wants(prepared.count):
+            bodies: list[bytes | None] = []
+            for g in prepared.groups:
+                bodies += g.bodies if g.bodies is not None else [None] * len(g.chunks)
+            self._noted[id(prepared)] = (prepared.topic.info.name, rows, bodies)
+
+    def take(self, prepared: PreparedAppend) -> Noted | None:
         """What ``note`` kept for ``prepared`` (forgotten here either way)."""
         return self._noted.pop(id(prepared), None)
 
@@ -127,29 +144,35 @@ class StoredHandoff:
             self.hand([noted], marker=prepared.transactional)
         return metas
 
-    def hand(self, noted: Sequence[tuple[str, list[Row]] | None], *, marker: bool) -> None:
+    def hand(self, noted: Sequence[Noted | None], *, marker: bool) -> None:
         """2. The committed rows of ``noted`` (in append order) to the receivers, per partition;
         ``marker``: a transaction marker follows each partition's last rows."""
         receivers = self._receivers
         if not receivers:
             return
-        by: dict[tuple[str, int], list[Row]] = {}
+        by: dict[tuple[str, int], list[tuple[Row, bytes | None]]] = {}
         for item in noted:
             if item is not None:
-                for row in item[1]:
-                    by.setdefault((item[0], row[1]), []).append(row)
-        for (name, part), rows in by.items():  # (offsets ascend: stored in this order)
+                for row, body in zip(item[1], item[2], strict=True):
+                    by.setdefault((item[0], row[1]), []).append((row, body))
+        for (name, part), kept in by.items():  # (offsets ascend: stored in this order)
+            rows = [row for row, _ in kept]
             first, end = rows[0][2], rows[-1][2] + rows[-1][4]
-            opener = partial(self._open, name, part, rows)
+            opener = partial(self._open, name, part, rows, [body for _, body in kept])
             for receiver in receivers:
                 receiver(name, part, first, end, end + marker, opener)
 
-    def _open(self, name: str, part: int, rows: list[Row]) -> EncodedColumns:
+    def _open(
+        self, name: str, part: int, rows: list[Row], bodies: list[bytes | None]
+    ) -> EncodedColumns:
         # Inflated and checked as a read would, but no CRC: these are the very ``bytes`` the
         # append sealed (CRC computed over them) and stored, never read back from storage,
         # which is what the CRC guards; the stored row's MAC of them is compared in ``check``
         # (~0.04 us/leaf of a sync, docs/benchmarks/s19-ledger.md).
-        batches = tuple(open_batch(r[7], r[4], r[2], crc_check=False) for r in rows)
+        batches = tuple(
+            open_batch(r[7], r[4], r[2], crc_check=False, inflated=body)
+            for r, body in zip(rows, bodies, strict=True)
+        )
         stored = tuple((r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows)
         return EncodedColumns(name, part, batches, self._decode, HandedChain(stored))
 

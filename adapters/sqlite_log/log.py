@@ -90,14 +90,16 @@ from adapters.sqlite_log.auth import unsealed as _unsealed
 from adapters.sqlite_log.batch import (
     CorruptBatch,
     InvalidBatch,
+    Kept,
     PartitionGroup,
     PreparedAppend,
     SqliteAppended,
     StoredTopic,
     decode_columns,
     decode_records,
-    encode_batch,
     encode_batch_columns,
+    encode_batch_columns_kept,
+    encode_batch_kept,
     new_stored,
     open_batch,
     plain_header_names,
@@ -373,6 +375,11 @@ def _sliced(
                 got = done[id(c)] = cut(c)
             out.append(got)
     return tuple(out)
+
+
+def _unkept(encode: Callable[..., bytes]) -> Callable[..., Kept]:
+    """A stored-batch encoder as ``Kept`` without the body (no receiver wants it)."""
+    return lambda *args: (encode(*args), None)
 
 
 def _picker(idx: list[int]) -> Callable[[Sequence[_T]], Sequence[_T]]:
@@ -910,6 +917,7 @@ class SqliteEventLog(EventLog):
             return self._prepare(name, batch.records())
         timestamps = self._timestamps([ts] * n)
         columns = batch.header_columns
+        keep = self._handoff.wants(n)  # the uncompressed bodies too, for the ledger
         if native_prepare is not None:
             # Route, pick, cut and write in one pass (native/src/prepare_columns.rs): the Python
             # below is the reference, and decides whatever the native call answers None for.
@@ -922,11 +930,18 @@ class SqliteEventLog(EventLog):
                 topic.info.partitions,
                 MAX_BATCH_RECORDS,
                 MAX_BATCH_BYTES,
+                keep=keep,
             )
             if got is not None:
                 t0 = timestamps[0]
                 prepared = [
-                    PartitionGroup(p, idx, count, [(blob, c, t0) for blob, c in chunks])
+                    PartitionGroup(
+                        p,
+                        idx,
+                        count,
+                        [(c[0], c[1], t0) for c in chunks],
+                        [c[2] for c in chunks] if keep else None,
+                    )
                     for p, idx, count, chunks in got[1]
                 ]
                 size = got[0] + RECORD_OVERHEAD_BYTES * n
@@ -940,9 +955,10 @@ class SqliteEventLog(EventLog):
             if g.indexes is not None:
                 pick = _picker(g.indexes)
                 ks, vs, stamps, cs = pick(keys), pick(values), pick(timestamps), _sliced(cs, pick)
-            g.chunks = [
+            encode = encode_batch_columns_kept if keep else _unkept(encode_batch_columns)
+            kept = [
                 (
-                    encode_batch_columns(
+                    encode(
                         ks[a:b],
                         vs[a:b],
                         names,
@@ -954,6 +970,8 @@ class SqliteEventLog(EventLog):
                 )
                 for a, b in _chunk_bounds(g.count, ks, vs)
             ]
+            g.chunks = [(blob, c, t) for (blob, _), c, t in kept]
+            g.bodies = [body for (_, body), _, _ in kept] if keep else None
         return PreparedAppend(topic, n, timestamps, groups, payload_size(keys, values))
 
     def _prepare(self, name: str, records: Sequence[Record]) -> PreparedAppend:
@@ -993,8 +1011,9 @@ class SqliteEventLog(EventLog):
             if explicit and not (min(explicit) >= 0 and max(explicit) < nparts):
                 raise InvalidBatch
             groups = self._route(keys, parts, nparts, explicit)
+            keep = self._handoff.wants(n)  # the uncompressed bodies too, for the ledger
             for g in groups:
-                g.chunks = self._encode_group(g, keys, values, headers, timestamps)
+                self._encode_group(g, keys, values, headers, timestamps, keep)
         except InvalidBatch:
             raise _explain_invalid(records, nparts, name) from None
         return PreparedAppend(topic, n, timestamps, groups, payload_size(keys, values))
@@ -1064,7 +1083,9 @@ class SqliteEventLog(EventLog):
         values: Sequence[bytes | None],
         headers: Sequence[Headers],
         timestamps: Sequence[int],
-    ) -> list[tuple[bytes, int, int]]:
+        keep: bool = False,
+    ) -> None:
+        """Set ``g.chunks`` (and with ``keep``, ``g.bodies``)."""
         if g.indexes is not None:
             pick = g.indexes
             keys = list(map(keys.__getitem__, pick))
@@ -1072,10 +1093,14 @@ class SqliteEventLog(EventLog):
             headers = list(map(headers.__getitem__, pick))
             timestamps = list(map(timestamps.__getitem__, pick))
         chunks: list[tuple[bytes, int, int]] = []
+        bodies: list[bytes | None] = []
         for start, stop in _chunk_bounds(g.count, keys, values):
             k, v, ts = keys[start:stop], values[start:stop], timestamps[start:stop]
-            chunks.append((encode_batch(k, v, headers[start:stop], ts), stop - start, max(ts)))
-        return chunks
+            blob, body = encode_batch_kept(k, v, headers[start:stop], ts)
+            chunks.append((blob, stop - start, max(ts)))
+            bodies.append(body)
+        g.chunks = chunks
+        g.bodies = bodies if keep else None
 
     def _store(
         self, conn: sqlite3.Connection, prepared: PreparedAppend, *, marker: bool

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Protocol
 
 from adapters.sqlite_log.batch import PreparedAppend
-from adapters.sqlite_log.handoff import Row, StoredHandoff
+from adapters.sqlite_log.handoff import Noted, StoredHandoff
 from core.errors import HubError
 from core.ports.eventlog import (
     AppendedMetadata,
@@ -61,7 +61,7 @@ class SqliteTransaction(Transaction):
         self._state = "open"
         self._written: set[tuple[int, int]] = set()  # partitions that get a commit marker
         self._topics_written: set[str] = set()  # their topics (wakes their followers)
-        self._noted: list[tuple[str, list[Row]] | None] = []  # the stored rows (``handoff``)
+        self._noted: list[Noted | None] = []  # the stored rows (``handoff``)
         log._check_usable()
         log._acquire(f"beginning transaction {transactional_id!r}")
         try:

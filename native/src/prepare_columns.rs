@@ -140,12 +140,14 @@ unsafe fn route(keys: &[Ptr], nparts: usize) -> Vec<Group> {
 
 /// An unsealed stored batch: body, flags, layout, count, base timestamp (`encode_items`).
 type Body = (Vec<u8>, u8, u8, usize, i64);
-type Chunks<'py> = Vec<(Bound<'py, PyBytes>, usize)>;
+type Chunks<'py> = Vec<Bound<'py, PyAny>>;
 type Prepared<'py> = (usize, Vec<(usize, Option<Vec<usize>>, usize, Chunks<'py>)>);
 
 /// `(key and value bytes, [(partition, positions or None, count, [(stored batch, count)])])`
 /// for an append whose records all carry `timestamp`, or `None` when the reference must decide.
+/// With `keep`, each chunk is `(stored batch, count, uncompressed body or None)` (`seal`).
 #[pyfunction]
+#[pyo3(signature = (keys, values, names, columns, timestamp, nparts, max_records, max_bytes, keep=false))]
 #[allow(clippy::too_many_arguments)]
 fn prepare_stored_columns<'py>(
     py: Python<'py>,
@@ -157,13 +159,14 @@ fn prepare_stored_columns<'py>(
     nparts: usize,
     max_records: usize,
     max_bytes: usize,
-) -> Option<Prepared<'py>> {
+    keep: bool,
+) -> PyResult<Option<Prepared<'py>>> {
     if nparts == 0 || max_records == 0 {
-        return None;
+        return Ok(None);
     }
     // Every pointer is borrowed from the caller's lists, which hold them for the call: no
     // Python code runs here, and the GIL is released only around owned buffers (zstd, CRC).
-    let (size, groups, bodies) = unsafe {
+    let parsed = || unsafe {
         let keys = items(keys.as_ptr())?;
         let values = items(values.as_ptr())?;
         let names = items(names.as_ptr())?;
@@ -225,31 +228,40 @@ fn prepare_stored_columns<'py>(
             }
             bodies.push(out);
         }
-        (size, groups, bodies)
+        Some((size, groups, bodies))
     };
-    let sealed: Vec<Vec<(Vec<u8>, usize)>> = py.allow_threads(|| {
+    let Some((size, groups, bodies)) = parsed() else {
+        return Ok(None);
+    };
+    type Sealed = ((Vec<u8>, Option<Vec<u8>>), usize);
+    let sealed: Vec<Vec<Sealed>> = py.allow_threads(|| {
         bodies
             .into_iter()
             .map(|chunks| {
                 chunks
                     .into_iter()
-                    .map(|(body, flags, layout, n, lo)| (seal(body, flags, layout, n, lo), n))
+                    .map(|(body, flags, layout, n, lo)| (seal(body, flags, layout, n, lo, keep), n))
                     .collect()
             })
             .collect()
     });
-    let out = groups
-        .into_iter()
-        .zip(sealed)
-        .map(|(g, chunks)| {
-            let count = chunks.iter().map(|c| c.1).sum();
-            let chunks = chunks
-                .into_iter()
-                .map(|(blob, n)| (PyBytes::new(py, &blob), n));
-            (g.partition, g.indexes, count, chunks.collect())
-        })
-        .collect();
-    Some((size, out))
+    let mut out = Vec::with_capacity(groups.len());
+    for (g, chunks) in groups.into_iter().zip(sealed) {
+        let count = chunks.iter().map(|c| c.1).sum();
+        let mut items: Chunks<'py> = Vec::with_capacity(chunks.len());
+        for ((blob, kept), n) in chunks {
+            let blob = PyBytes::new(py, &blob);
+            let item = if keep {
+                let kept = kept.map(|b| PyBytes::new(py, &b));
+                (blob, n, kept).into_pyobject(py)?.into_any()
+            } else {
+                (blob, n).into_pyobject(py)?.into_any()
+            };
+            items.push(item);
+        }
+        out.push((g.partition, g.indexes, count, items));
+    }
+    Ok(Some((size, out)))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -247,18 +247,31 @@ fn zstd_compress(src: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// `batch._sealed` of version 2: the header, the CRC, the body (zstd when that is smaller).
-pub(crate) fn seal(body: Vec<u8>, flags: u8, layout: u8, n: usize, lo: i64) -> Vec<u8> {
+/// With `keep`, also the uncompressed body when it was compressed (None when stored as is):
+/// what the embedded log hands the ledger, so that it need not inflate what it just wrote.
+pub(crate) fn seal(
+    body: Vec<u8>,
+    flags: u8,
+    layout: u8,
+    n: usize,
+    lo: i64,
+    keep: bool,
+) -> (Vec<u8>, Option<Vec<u8>>) {
     let size = body.len();
-    let mut codec = CODEC_NONE;
-    let mut stored = body;
+    let mut packed: Option<Vec<u8>> = None;
     if size <= (n.saturating_mul(INFLATED_PER_RECORD)).min(INFLATED_MAX) {
-        if let Some(packed) = zstd_compress(&stored) {
-            if packed.len() < size {
-                codec = CODEC_ZSTD;
-                stored = packed;
+        if let Some(p) = zstd_compress(&body) {
+            if p.len() < size {
+                packed = Some(p);
             }
         }
     }
+    let codec = if packed.is_some() {
+        CODEC_ZSTD
+    } else {
+        CODEC_NONE
+    };
+    let stored: &[u8] = packed.as_deref().unwrap_or(&body);
     let mut out: Vec<u8> = Vec::with_capacity(4 + 14 + 6 + stored.len());
     out.extend_from_slice(&[0; 4]);
     out.push(VERSION);
@@ -268,15 +281,22 @@ pub(crate) fn seal(body: Vec<u8>, flags: u8, layout: u8, n: usize, lo: i64) -> V
     out.push(codec);
     out.push(layout);
     out.extend_from_slice(&(size as u32).to_le_bytes());
-    out.extend_from_slice(&stored);
+    out.extend_from_slice(stored);
     let crc = crc32fast::hash(&out[4..]);
     out[..4].copy_from_slice(&crc.to_le_bytes());
-    out
+    let kept = if keep && packed.is_some() {
+        Some(body)
+    } else {
+        None
+    };
+    (out, kept)
 }
 
 /// `encode_batch_columns(keys, values, names, columns, timestamps)` in one call, or `None`
-/// when the plain checks fail (the reference then decides).
+/// when the plain checks fail (the reference then decides). With `keep`: `(stored bytes,
+/// uncompressed body or None)` (see [`seal`]).
 #[pyfunction]
+#[pyo3(signature = (keys, values, names, columns, timestamps, keep=false))]
 fn encode_stored_columns<'py>(
     py: Python<'py>,
     keys: &Bound<'py, PyAny>,
@@ -284,8 +304,9 @@ fn encode_stored_columns<'py>(
     names: &Bound<'py, PyAny>,
     columns: &Bound<'py, PyAny>,
     timestamps: &Bound<'py, PyAny>,
-) -> Option<Bound<'py, PyBytes>> {
-    let (body, flags, layout, n, lo) = unsafe {
+    keep: bool,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let Some((body, flags, layout, n, lo)) = (unsafe {
         encode(
             keys.as_ptr(),
             values.as_ptr(),
@@ -293,11 +314,18 @@ fn encode_stored_columns<'py>(
             columns.as_ptr(),
             timestamps.as_ptr(),
         )
-    }?;
+    }) else {
+        return Ok(None);
+    };
     // The body is owned: zstd and the CRC run without the GIL (the file reader's read-ahead
     // thread parses the next batch meanwhile).
-    let out = py.allow_threads(|| seal(body, flags, layout, n, lo));
-    Some(PyBytes::new(py, &out))
+    let (out, kept) = py.allow_threads(|| seal(body, flags, layout, n, lo, keep));
+    let blob = PyBytes::new(py, &out);
+    if !keep {
+        return Ok(Some(blob.into_any()));
+    }
+    let kept = kept.map(|b| PyBytes::new(py, &b));
+    Ok(Some((blob, kept).into_pyobject(py)?.into_any()))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -281,7 +281,7 @@ def scope_for(
         hub.metrics.policy_decisions.labels(action, outcome, route).inc()
         return bool(decision.allow)
 
-    return RegistryScope(hub.registry, principal, decide)
+    return RegistryScope(hub.registry, principal, decide, hub.log)
 
 
 def scope_of(request: Request) -> RegistryScope:
@@ -697,8 +697,8 @@ def lookup(
 ) -> dict[str, Any]:
     registry = _registry(request)
     scope = scope_of(request)
+    candidate = _Candidate(registry, body, scope)  # a bad body first, as for a missing subject
     scope.require_readable(subject)
-    candidate = _Candidate(registry, body, scope)
     sv = registry.lookup(
         subject,
         candidate.text,
@@ -771,10 +771,15 @@ def _compatibility_answer(
     scope: RegistryScope, subject: str, body: Any, version: int | str | None, verbose: bool
 ) -> dict[str, Any]:
     registry = scope.registry
-    scope.require_readable(subject)
     candidate = _Candidate(registry, body, scope)
+    # a subject the principal may not read is checked as a missing one is (the same answer)
     problems = registry.check(
-        subject, candidate.text, candidate.schema_type, candidate.references, version
+        subject,
+        candidate.text,
+        candidate.schema_type,
+        candidate.references,
+        version,
+        as_missing=not scope.readable(subject),
     )
     answer: dict[str, Any] = {"is_compatible": not problems}
     if verbose:

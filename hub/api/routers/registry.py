@@ -29,10 +29,12 @@ Contract
 - A soft delete drops the subject's own level (as Confluent's does): refused (403
   ``two_person_required``) while that level is under the two-person rule, so that only an
   approved removal of the level lets the subject go.
-- Subjects are tenants' own (``hub.registry_scope``): another tenant's subject reads as not
-  found (40401, ids 40403, references as missing) and lists leave it out, unless the policy
-  allows the reader that tenant (``tenant.all``); registering under or deleting it is refused
-  (403 ``subject_owned``, naming no tenant). Shared (hub-owned) subjects read for everyone.
+- Subjects are tenants' own (``hub.registry_scope``): another tenant's subject reads, checks
+  and deletes as a missing one (40401, ids 40403, references as missing; the same recorded
+  decision) and lists leave it out, unless the policy allows the reader every tenant
+  (``tenant.all``); registering under it is refused (403 ``subject_owned``, naming no tenant),
+  and so is creating a subject of a topic the principal's tenant does not own. Shared
+  (hub-owned) subjects read for everyone.
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ from domain.envelope import CLASSIFICATIONS, H_TENANT
 
 STRATEGY_CONFIG = "hub.subject.strategy"
 KEY_FIELD_CONFIG = "hub.key.field"
+# The tenant that owns a topic (set when it is created; a topic without one is the hub's own):
+# only that tenant creates the topic's TopicNameStrategy subjects (``hub.registry_scope``).
+OWNER_CONFIG = "hub.tenant"
 # hub.* topics and _schemas: written by the hub's services only; flink.* are the result topics a
 # Flink job writes and projections.flink.results folds into the analytics views.
 INTERNAL_PREFIXES = ("hub.", "_", "flink.")

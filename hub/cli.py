@@ -584,7 +584,7 @@ def registry_scope(h: Any, principal: Principal, resource: str) -> Any:
         context = {"channel": "cli", "tenant": tenant}
         return bool(h.policy.decide(principal, action, resource, context).allow)
 
-    return RegistryScope(h.registry, principal, decide)
+    return RegistryScope(h.registry, principal, decide, h.log)
 
 
 @main.group()

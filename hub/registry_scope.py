@@ -11,10 +11,24 @@ Rules, for the registry API, its fast path and the CLI alike:
   subject registered before ownership unless the ledger names one other tenant,
   ``registry.owners``): every tenant reads it; changing it is decided as the hub's own
   tenant's, so only the hub's own keys and ``tenant.all`` holders may;
-- a subject of another tenant: every read and change is decided again with ``context.tenant``
-  that tenant (the policy's tenant isolation: ``tenant.all`` or a grant opens it); a read so
-  refused answers as if the subject did not exist (``SubjectNotFound``), a change
-  ``SubjectOwned`` (403, naming no tenant);
+- a subject of another tenant, and a subject that does not exist, alike: every read and
+  change is decided again with ``context.tenant`` ``OTHER_TENANTS`` ("*", no tenant in
+  particular: only ``tenant.all`` opens it; a grant names one tenant, and asking for the
+  owner's would name it in the recorded decision). A read so refused answers as for a missing
+  subject (``SubjectNotFound``), and the missing one asks the same recorded question, so that
+  neither the answer nor the decision log (which the tenant's officer reads in its access
+  review) tells another tenant's subject from a missing one;
+- a topic's subjects (TopicNameStrategy: ``<topic>-value``, ``<topic>-key``, and their
+  ``-plain`` companions) are created only as the topic's owner's (``core.events.OWNER_CONFIG``,
+  set when the topic is created; a topic without one is the hub's own): the principal must
+  be of that tenant or allowed to act as it, else ``SubjectOwned`` naming the topic, decided
+  from the topic alone (visible to every tenant), so the same whether the subject exists. A
+  topic subject whose topic does not exist is the hub's own until the topic is created (no
+  tenant squats the subjects of a topic it is about to be given). A subject the principal's
+  tenant already owns keeps being its own. Other names (RecordNameStrategy) are first come,
+  first served: registering one that is taken answers ``SubjectOwned`` (the one answer a
+  shared namespace cannot make alike; a tenant that wants its names unseen names its records
+  after its own topics);
 - a schema id is readable when some tenant that owns (or owned) a subject holding it is
   readable; an id no record attributes (registered before ownership) is everyone's.
 Each extra decision is asked once per (action, tenant) and request, and recorded as any.
@@ -24,34 +38,68 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from core.errors import SchemaNotFound, SubjectNotFound
+from core.errors import SchemaNotFound, SubjectNotFound, TopicNotFound
+from core.events import OWNER_CONFIG
+from core.ports.eventlog import EventLog
 from core.ports.policy import HUB_TENANT, Principal
+from registry.plain import SUFFIX
 from registry.service import SchemaRegistry, SubjectOwned
 
 READ = "schema.read"
+WRITE = "schema.write"
+# the tenant a decision on another tenant's (or a missing) subject names: none in particular
+OTHER_TENANTS = "*"
+TOPIC_SUBJECT_SUFFIXES = ("-value", "-key")
 # (action, tenant) -> whether the principal may do ``action`` as that tenant's (recorded)
 Decide = Callable[[str, str], bool]
+
+
+def topic_of(subject: str) -> str | None:
+    """The topic a TopicNameStrategy subject (or its ``-plain`` companion) names, else None."""
+    base = subject[: -len(SUFFIX)] if subject.endswith(SUFFIX) else subject
+    for suffix in TOPIC_SUBJECT_SUFFIXES:
+        if base.endswith(suffix) and len(base) > len(suffix):
+            return base[: -len(suffix)]
+    return None
+
+
+def topic_owner(log: EventLog, topic: str) -> str | None:
+    """The tenant that owns ``topic`` (``OWNER_CONFIG``; the hub's own when the topic names
+    none, as topics created before owners do); None when there is no such topic."""
+    try:
+        info = log.topic(topic)
+    except TopicNotFound:
+        return None
+    return info.config.get(OWNER_CONFIG) or HUB_TENANT
 
 
 class RegistryScope:
     """One principal's view of the registry for one request or command (see the module)."""
 
-    def __init__(self, registry: SchemaRegistry, principal: Principal, decide: Decide) -> None:
+    def __init__(
+        self, registry: SchemaRegistry, principal: Principal, decide: Decide, log: EventLog
+    ) -> None:
         self.registry = registry
         self.principal = principal
         self._decide = decide
+        self._log = log
         self._asked: dict[tuple[str, str], bool] = {}
 
     def may(self, action: str, owner: str | None) -> bool:
-        """Whether ``action`` on something ``owner`` owns is allowed (None: nobody yet)."""
-        if owner is None or owner == self.principal.tenant:
+        """Whether ``action`` on something ``owner`` owns is allowed (None: a subject nobody
+        owns, i.e. that does not exist, decided as another tenant's)."""
+        if owner == self.principal.tenant:
             return True
-        if action == READ and owner == HUB_TENANT:
-            return True
-        key = (action, owner)
+        if owner == HUB_TENANT:
+            if action == READ:
+                return True
+            tenant = HUB_TENANT  # the hub's own subjects are everyone's to see: named
+        else:
+            tenant = OTHER_TENANTS  # the owner (or that there is none) is not named
+        key = (action, tenant)
         if key not in self._asked:
             try:
-                self._asked[key] = bool(self._decide(action, owner))
+                self._asked[key] = bool(self._decide(action, tenant))
             except SubjectOwned:
                 raise
             except Exception:  # an engine that fails: closed
@@ -83,18 +131,32 @@ class RegistryScope:
             raise SchemaNotFound(f"Schema id {schema_id} not found.")
 
     # -- changes -------------------------------------------------------------------------------
-    def claim(self, subject: str, action: str = "schema.write") -> str:
-        """The tenant a change of ``subject`` is made as: its owner when the principal may act
-        as the owner's (its own tenant, or an allowed cross-tenant decision), the principal's
-        own tenant for a new subject; else ``SubjectNotFound`` for a subject it may not even
-        read, ``SubjectOwned`` for one it reads (the hub's own)."""
+    def claim(self, subject: str, action: str = WRITE) -> str:
+        """The tenant a change of ``subject`` is made as (see the module): a new topic subject
+        as its topic's owner, another new subject as the principal's own tenant, an existing
+        one as its owner when the principal may act as the owner's; else ``SubjectOwned`` for
+        a topic subject of a topic not the principal's and a registration under a taken name,
+        ``SubjectNotFound`` (as for a missing subject) for another change of a subject the
+        principal may not read."""
         owner = self.registry.owner(subject)
-        if owner is None:
+        topic = topic_of(subject) if action == WRITE else None
+        if topic is not None and owner != self.principal.tenant:
+            holder = topic_owner(self._log, topic)
+            if not self.may(action, holder or HUB_TENANT):
+                raise SubjectOwned(self._not_your_topic(subject, topic, holder is None))
+            if owner is None:
+                return holder or HUB_TENANT
+        if owner is None and action == WRITE:
             return self.principal.tenant
-        if self.may(action, owner):
+        if owner is not None and self.may(action, owner):
             return owner
-        if action != "schema.write" and not self.readable(subject):
-            raise SubjectNotFound(f"Subject {subject!r} not found.")
+        if action != WRITE:
+            if owner is None:  # missing: the same recorded questions as a foreign subject's
+                self.may(action, None)
+            if not self.readable(subject):
+                raise SubjectNotFound(f"Subject {subject!r} not found.")
+            if owner is None:
+                return self.principal.tenant  # (an administrator's) the registry answers it
         if owner == HUB_TENANT:
             raise SubjectOwned(
                 f"Subject {subject!r} is one of the hub's shared subjects: only the hub's own "
@@ -104,4 +166,18 @@ class RegistryScope:
         raise SubjectOwned(
             f"Subject {subject!r} belongs to another tenant: register your schema under a "
             "subject name of your own."
+        )
+
+    @staticmethod
+    def _not_your_topic(subject: str, topic: str, missing: bool) -> str:
+        if missing:
+            return (
+                f"Subject {subject!r} is a subject of topic {topic!r}, which does not exist: "
+                "a topic's subjects are registered by its owner, so create the topic first "
+                "(POST /v1/topics), then register its subjects."
+            )
+        return (
+            f"Subject {subject!r} is a subject of topic {topic!r}, which is not one of your "
+            "tenant's topics: only the topic's owner registers its subjects; publish your "
+            "records to a topic of your own."
         )

@@ -816,23 +816,31 @@ class SchemaRegistry:
         schema_type: str = "AVRO",
         references: Sequence[Reference] = (),
         version: int | str | None = None,
+        as_missing: bool = False,
     ) -> list[Incompatibility]:
         """Incompatibilities of a candidate schema.
 
         With ``version`` (a number or ``latest``) the candidate is checked against that one
         version under the subject's level, non-transitively; without, against the versions the
-        subject's level names (the latest, or all for *_TRANSITIVE levels).
+        subject's level names (the latest, or all for *_TRANSITIVE levels). ``as_missing``:
+        answered as for a subject that does not exist (one the caller may not see).
         """
         parsed = self._parse_new(text, schema_type, references)
         self.refresh()  # once: level, versions and schemas below come from the same fold
-        return self._check_folded(subject, parsed, version)
+        return self._check_folded(subject, parsed, version, as_missing)
 
     def _check_folded(
-        self, subject: str, parsed: ParsedSchema, version: int | str | None = None
+        self,
+        subject: str,
+        parsed: ParsedSchema,
+        version: int | str | None = None,
+        as_missing: bool = False,
     ) -> list[Incompatibility]:
         """``check`` of a parsed candidate against the state folded so far; under the lock."""
         level = CompatibilityLevel(self._compatibility_folded(subject))
         try:
+            if as_missing:
+                raise SubjectNotFound(f"Subject {subject!r} not found.")
             live = self._versions_folded(subject)
         except SubjectNotFound:
             if version not in (None, "latest", -1, "-1"):

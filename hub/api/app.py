@@ -33,12 +33,19 @@ from core.errors import (
     PayloadTooLarge,
     VerifyRunning,
 )
-from core.events import OutgoingEvent, is_internal_topic, refuse_internal
+from core.events import (
+    KEY_FIELD_CONFIG,
+    OWNER_CONFIG,
+    STRATEGY_CONFIG,
+    OutgoingEvent,
+    is_internal_topic,
+    refuse_internal,
+)
 from core.ports.policy import Principal
 from core.roles import ROLES
 from core.sqlguard_limits import QueryLimited
 from governance.apikeys import parse_duration
-from governance.enrolment import EnrolmentTicket
+from governance.enrolment import TENANT_PATTERN, EnrolmentTicket
 from hub.api.auth import AuthMiddleware
 from hub.api.bodylimit import (
     RETRY_AFTER_S,
@@ -53,10 +60,12 @@ from hub.api.deps import (
     MAX_PARTITION,
     authorize,
     authorize_hub_wide,
+    count_decision,
     decision_context,
     hub_of,
     read_json,
     route_actions,
+    route_of,
 )
 from hub.api.models import (
     ERROR_STATUSES,
@@ -193,6 +202,8 @@ class TopicCreate(BaseModel):
     partitions: int = Field(default=3, ge=1, le=1024)
     subject_strategy: str = Field(default="topic", pattern="^(topic|record|topic_record)$")
     key_field: str | None = None
+    # the owning tenant (default: the creator's): only it creates the topic's subjects
+    tenant: str | None = None
 
 
 @router.get("/v1/topics", tags=["topics"], response_model=list[TopicOut])
@@ -224,13 +235,28 @@ def list_topics(
 
 @router.post("/v1/topics", tags=["topics"], status_code=201, response_model=TopicCreated)
 def create_topic(
-    body: TopicCreate, request: Request, _: Principal = Depends(authorize("topic.create"))
+    body: TopicCreate, request: Request, who: Principal = Depends(authorize("topic.create"))
 ) -> dict[str, Any]:
+    """Create a topic owned by ``tenant`` (default: the creator's tenant; another tenant's is
+    decided again as that tenant's): only its owner creates its ``<topic>-value`` / ``-key``
+    subjects (``hub.registry_scope``); the hub's own tenant's topics are shared."""
     refuse_internal(body.name)  # hub.* and _-prefixed names are reserved for the hub's services
-    config = {"hub.subject.strategy": body.subject_strategy}
+    owner = who.tenant if body.tenant is None else body.tenant
+    if not TENANT_PATTERN.fullmatch(owner):
+        raise InvalidInput(
+            f"Tenant {owner!r} is not a valid tenant name: use 1-128 ASCII letters, digits "
+            "and . _ @ + - (starting with a letter or digit), e.g. acme.",
+            code="invalid_tenant",
+        )
+    hub = hub_of(request)
+    if owner != who.tenant:
+        context = {**decision_context(request), "tenant": owner}
+        decision = hub.policy.decide(who, "topic.create", "topics", context)
+        count_decision(hub, route_of(request), "topic.create", decision)
+    config = {STRATEGY_CONFIG: body.subject_strategy, OWNER_CONFIG: owner}
     if body.key_field:
-        config["hub.key.field"] = body.key_field
-    info = hub_of(request).log.create_topic(body.name, body.partitions, config)
+        config[KEY_FIELD_CONFIG] = body.key_field
+    info = hub.log.create_topic(body.name, body.partitions, config)
     return {"name": info.name, "partitions": info.partitions, "config": dict(info.config)}
 
 

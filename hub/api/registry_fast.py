@@ -283,10 +283,11 @@ class RegistryFastPath:
         registry = self.hub.registry
         try:
             sv = registry.get_version(subject, version)  # catches up with _schemas first
-        finally:  # an error of another tenant's subject (40402) would tell that it exists
-            # as folded by get_version (a second catch-up would double this answer's cost)
+        finally:  # an error of another tenant's subject (40402) would tell that it exists;
+            # a missing one asks the same recorded question (hub.registry_scope). As folded by
+            # get_version (a second catch-up would double this answer's cost)
             owner = registry.owner(subject, refresh=False)
-            if owner not in (None, HUB_TENANT, request.scope["state"]["principal"].tenant):
+            if owner not in (HUB_TENANT, request.scope["state"]["principal"].tenant):
                 route = VERSION if whole else RAW_VERSION
                 await run_in_threadpool(self._scope(request, route).require_readable, subject)
         if not whole:
@@ -301,7 +302,7 @@ class RegistryFastPath:
         route = COMPATIBILITY_ALL if version is None else COMPATIBILITY
         scope = self._scope(request, route)
         owner = self.hub.registry.owner(subject, refresh=False)  # check() catches up: below
-        if owner in (None, HUB_TENANT, scope.principal.tenant):  # no decision to wait for
+        if owner in (HUB_TENANT, scope.principal.tenant):  # no decision to wait for
             answer = _compatibility_answer(scope, subject, body, version, False)
         else:
             answer = await run_in_threadpool(

@@ -60,6 +60,10 @@ def test_a_tenant_cannot_squat_another_subjects_plain_companion(
     assert r.status_code == 403, r.text  # before: 200, globex owned acme's companion-to-be
     assert r.json()["reason"] == "subject_owned"
     assert "patients-value-plain" not in hub.registry.subjects()
+    # a topic's subjects are its owner's (test_s20_registry_squat): acme's topic first
+    admin = basic(issue_key(hub, "admin", "root"))
+    topic = {"name": "patients", "partitions": 1, "tenant": "acme"}
+    assert c.post("/v1/topics", json=topic, headers=admin).status_code == 201
     r = c.post("/subjects/patients-value/versions", json={"schema": PLAIN}, headers=acme)
     assert r.status_code == 200, r.text  # before: 403, and forever after
     assert hub.registry.owner("patients-value-plain") == "acme"

@@ -29,10 +29,12 @@ Contract
 - A soft delete drops the subject's own level (as Confluent's does): refused (403
   ``two_person_required``) while that level is under the two-person rule, so that only an
   approved removal of the level lets the subject go.
-- Subjects are tenants' own (``hub.registry_scope``): another tenant's subject reads as not
-  found (40401, ids 40403, references as missing) and lists leave it out, unless the policy
-  allows the reader that tenant (``tenant.all``); registering under or deleting it is refused
-  (403 ``subject_owned``, naming no tenant). Shared (hub-owned) subjects read for everyone.
+- Subjects are tenants' own (``hub.registry_scope``): another tenant's subject reads, checks
+  and deletes as a missing one (40401, ids 40403, references as missing; the same recorded
+  decision) and lists leave it out, unless the policy allows the reader every tenant
+  (``tenant.all``); registering under it is refused (403 ``subject_owned``, naming no tenant),
+  and so is creating a subject of a topic the principal's tenant does not own. Shared
+  (hub-owned) subjects read for everyone.
 """
 
 from __future__ import annotations
@@ -281,7 +283,7 @@ def scope_for(
         hub.metrics.policy_decisions.labels(action, outcome, route).inc()
         return bool(decision.allow)
 
-    return RegistryScope(hub.registry, principal, decide)
+    return RegistryScope(hub.registry, principal, decide, hub.log)
 
 
 def scope_of(request: Request) -> RegistryScope:
@@ -697,8 +699,8 @@ def lookup(
 ) -> dict[str, Any]:
     registry = _registry(request)
     scope = scope_of(request)
+    candidate = _Candidate(registry, body, scope)  # a bad body first, as for a missing subject
     scope.require_readable(subject)
-    candidate = _Candidate(registry, body, scope)
     sv = registry.lookup(
         subject,
         candidate.text,
@@ -771,10 +773,15 @@ def _compatibility_answer(
     scope: RegistryScope, subject: str, body: Any, version: int | str | None, verbose: bool
 ) -> dict[str, Any]:
     registry = scope.registry
-    scope.require_readable(subject)
     candidate = _Candidate(registry, body, scope)
+    # a subject the principal may not read is checked as a missing one is (the same answer)
     problems = registry.check(
-        subject, candidate.text, candidate.schema_type, candidate.references, version
+        subject,
+        candidate.text,
+        candidate.schema_type,
+        candidate.references,
+        version,
+        as_missing=not scope.readable(subject),
     )
     answer: dict[str, Any] = {"is_compatible": not problems}
     if verbose:

@@ -190,10 +190,15 @@ class ColumnPlan:
         try:
             for name, data in columns.items():
                 col = self.cols[name]
-                arr = self._array(col, data)
-                if arr is None:
-                    return None
-                if col.pii is not None:
+                if col.pii is None:
+                    arr = self._array(col, data)
+                    if arr is None:
+                        return None
+                else:
+                    # sealed below: only ``_array``'s type check (its Arrow string array was
+                    # never used; the plain encoding in ``_plaintexts`` refuses what Arrow would)
+                    if self._one_type(col, data) not in (str, _NONE):
+                        return None
                     if seal is None or subjects is None:
                         return None
                     found = self._plaintexts(col.pii, data, subjects)
@@ -224,7 +229,10 @@ class ColumnPlan:
         return enc.encode(rb, self.wire)
 
     @staticmethod
-    def _array(col: _Col, data: list[Any]) -> pa.Array | None:
+    def _one_type(col: _Col, data: list[Any]) -> type | None:
+        """The one type of the column's values (``NoneType``: every value None, the column
+        nullable); None when the field's type is not handled here, a value is None in a
+        column that is not nullable, or the values are of several types."""
         if not col.kind:
             return None  # a value for a field of a type not handled here
         types = set(map(type, data))
@@ -233,10 +241,19 @@ class ColumnPlan:
         elif _NONE in types:
             return None
         if not types:
-            return pa.nulls(len(data), pa.string() if col.kind != "long" else pa.int64())
+            return _NONE
         if len(types) != 1:
             return None
         (t,) = types
+        return t
+
+    @staticmethod
+    def _array(col: _Col, data: list[Any]) -> pa.Array | None:
+        t = ColumnPlan._one_type(col, data)
+        if t is None:
+            return None
+        if t is _NONE:
+            return pa.nulls(len(data), pa.string() if col.kind != "long" else pa.int64())
         kind = col.kind
         if kind in ("string", "enum"):
             return pa.array(data, pa.string()) if t is str else None

@@ -385,8 +385,11 @@ class TenantKeys(KeyStore):
     def seal_many(
         self, subject_ids: Sequence[str], plaintexts: Sequence[bytes], aads: Sequence[bytes]
     ) -> list[bytes]:
-        scope = self.tenant
-        of = {s: scoped_subject(scope, s) for s in dict.fromkeys(subject_ids)}
+        # each distinct subject's key id through the view's memory (``key_id``): a publish
+        # batch's subjects are mostly the last batches' (~0.05 us a value of checks and
+        # formatting otherwise)
+        key_id = self.key_id
+        of = {s: key_id(s) for s in dict.fromkeys(subject_ids)}
         return self.inner.seal_many(list(map(of.__getitem__, subject_ids)), plaintexts, aads)
 
     def decrypt(self, subject_id: str, ciphertext: bytes, aad: bytes) -> bytes:

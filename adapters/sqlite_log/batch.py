@@ -432,7 +432,7 @@ def plain_header_names(batch: ColumnBatch) -> list[bytes] | None:
         return []
     checked: set[int] = set()  # a list given twice (event id = correlation id) is read once
     for col in columns:
-        if isinstance(col, bytes) or id(col) in checked:
+        if type(col) is bytes or id(col) in checked:  # a subclass: refused, as append does
             continue
         if type(col) not in _PAIR_TYPES or set(map(type, col)) != {bytes}:
             return None

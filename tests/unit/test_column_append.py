@@ -136,6 +136,7 @@ class _Bytes(bytes):
         ColumnBatch([b"k", _Bytes(b"k"), b"k"], [b"v"] * 3),
         ColumnBatch([b"k"] * 3, [b"v", b"v", _Bytes(b"v")]),
         ColumnBatch([b"k"] * 3, [b"v"] * 3, ("h",), ([b"a", _Bytes(b"b"), b"c"],)),
+        ColumnBatch([b"k"] * 3, [b"v"] * 3, ("h", "i"), (_Bytes(b"x"), (b"a", b"b", b"c"))),
         ColumnBatch([b"k"] * 3, [b"v"] * 3, ("h",), ([b"a", b"b", b"c"],), timestamp_ms=True),
     ],
     ids=[
@@ -151,6 +152,7 @@ class _Bytes(bytes):
         "bytes-subclass-key",
         "bytes-subclass-value",
         "bytes-subclass-header",
+        "bytes-subclass-shared-header",
         "bool-ts",
     ],
 )

@@ -70,9 +70,8 @@ def main() -> int:
 
     for name in ("json_batch", "_native_read", "_finish", "_missing", "csv_batch"):
         _wrap(arrowread, name)
-    for name in ("block", "nonblank", "__getitem__"):
-        _wrap(lines.Lines, name)
-    _wrap(lines, "batches")
+    for name in ("block", "nonblank", "__getitem__", "concat"):
+        _wrap(lines.Lines, name)  # (``concat`` stays callable on the class: no instance calls it)
     for name in ("_objects", "ref_rows", "erased_rows", "uuid7_bytes"):
         _wrap(columnar, name)
     for name in ("bad_rows", "keys", "natural_keys", "header_values"):

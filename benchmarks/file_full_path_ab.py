@@ -5,8 +5,8 @@ shared machine, more than a few per cent of gain; one process alternating does n
 
 The older tree's versions of the steps session 20 changed are loaded from its files under
 other module names and swapped in for the old rounds: ``arrowread.json_batch``,
-``lines.batches`` (as ``ingest.files`` uses it) and ``SqliteEventLog._prepare_columns``
-(everything they call is this tree's). Run:
+``lines.batches`` (as ``ingest.files`` uses it), ``Lines.block`` and
+``SqliteEventLog._prepare_columns`` (everything they call is this tree's). Run:
 ``.venv/bin/python -m benchmarks.file_full_path_ab /tmp/old JSONL 300000 4``.
 """
 
@@ -44,18 +44,30 @@ def main() -> int:
 
     old_read = _load(old_tree, "ingest/arrowread.py", "_old_arrowread")
     old_lines = _load(old_tree, "ingest/lines.py", "_old_lines")
+    old_block = classmethod(old_lines.Lines.__dict__["block"].__func__)  # makes this tree's Lines
     old_lines.Lines = files.Lines  # its batches() joins and slices this tree's ``Lines``
     old_log = _load(old_tree, "adapters/sqlite_log/log.py", "_old_sqlite_log")
-    steps: dict[str, tuple[Any, Any, Any]] = {
-        "new": (arrowread.json_batch, files.batches, SqliteEventLog._prepare_columns),
-        "old": (old_read.json_batch, old_lines.batches, old_log.SqliteEventLog._prepare_columns),
+    steps: dict[str, tuple[Any, ...]] = {
+        "new": (
+            arrowread.json_batch,
+            files.batches,
+            SqliteEventLog._prepare_columns,
+            files.Lines.__dict__["block"],
+        ),
+        "old": (
+            old_read.json_batch,
+            old_lines.batches,
+            old_log.SqliteEventLog._prepare_columns,
+            old_block,
+        ),
     }
 
     def use(mode: str) -> None:
-        json_batch, batches, prepare = steps[mode]
+        json_batch, batches, prepare, block = steps[mode]
         arrowread.json_batch = json_batch  # type: ignore[assignment]
         files.batches = batches  # type: ignore[assignment]
         SqliteEventLog._prepare_columns = prepare  # type: ignore[method-assign]
+        files.Lines.block = block  # type: ignore[method-assign]
 
     rates: dict[str, dict[str, list[float]]] = {
         m: {"publish": [], "ledger": [], "full": []} for m in steps

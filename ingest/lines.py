@@ -73,7 +73,8 @@ class Lines:
             if b"\r\n" in region:
                 region = _without_trailing_crs(region)
             region = region.rstrip(b"\r")  # the last line's (no ``\n`` after it)
-        nl = _newlines(region)
+        a = np.frombuffer(region, dtype=np.uint8)
+        nl = np.flatnonzero(a == 0x0A)
         starts = np.empty(len(nl) + 1, dtype=np.int64)
         starts[0] = 0
         starts[1:] = nl + 1
@@ -199,27 +200,6 @@ def _load_strip() -> Any:
 
 
 _native_strip = _load_strip()
-
-
-def _load_newlines() -> Any:
-    try:
-        import hub_native
-    except ImportError:  # not built: the numpy pass
-        return None
-    return getattr(hub_native, "newline_offsets", None)
-
-
-_native_newlines = _load_newlines()
-
-
-def _newlines(region: bytes) -> I64:
-    """The offsets of every ``\n`` in ``region``: one native memchr walk (line_ends.rs), or the
-    numpy reference, whose ``a == 10`` is a temporary as long as the region (a 4 MiB block)."""
-    if _native_newlines is not None and type(region) is bytes:
-        return np.frombuffer(_native_newlines(region), dtype="<i8").astype(np.int64, copy=False)
-    return np.flatnonzero(np.frombuffer(region, dtype=np.uint8) == 0x0A).astype(
-        np.int64, copy=False
-    )
 
 
 def _without_trailing_crs(region: bytes) -> bytes:

@@ -216,25 +216,31 @@ def _without_trailing_crs(region: bytes) -> bytes:
 
 def batches(pieces: Iterable[Lines], batch_size: int) -> Iterator[Lines]:
     """Batches of ``batch_size`` lines (the last one shorter) of the ``Lines`` pieces, in
-    order; a batch is given once it is full, as the line-by-line readers gave them."""
-    pending: list[Lines] = []
+    order; a batch is given once it is full, as the line-by-line readers gave them. A batch
+    within one piece is a slice of it; only one that spans pieces is joined (``concat``):
+    joining each whole piece to the last one's rest first copied every byte twice more."""
+    pending: list[Lines] = []  # the start of the next batch, from the pieces before
     count = 0
     for piece in pieces:
-        if not len(piece):
+        n = len(piece)
+        if not n:
             continue
-        pending.append(piece)
-        count += len(piece)
-        if count >= batch_size:
-            whole = Lines.concat(pending)
-            full = count - count % batch_size
-            for start in range(0, full, batch_size):
-                yield whole[start : start + batch_size]
-            rest = whole[full:]
-            pending, count = ([rest] if len(rest) else []), len(rest)
+        at = 0
+        if count:
+            at = min(batch_size - count, n)
+            pending.append(piece[:at])
+            count += at
+            if count < batch_size:
+                continue
+            yield Lines.concat(pending)
+            pending, count = [], 0
+        while n - at >= batch_size:
+            yield piece[at : at + batch_size]
+            at += batch_size
+        if at < n:
+            pending, count = [piece[at:]], n - at
     if pending:
-        whole = Lines.concat(pending)
-        for start in range(0, count, batch_size):
-            yield whole[start : start + batch_size]
+        yield Lines.concat(pending)
 
 
 _EMPTY = Lines(b"", np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))

@@ -474,20 +474,27 @@ def plain_header_names(batch: ColumnBatch) -> list[bytes] | None:
     names, columns = batch.header_names, batch.header_columns
     if not names:
         return []
-    if len(names) > _U16 or set(map(type, names)) != {str}:
-        return None
     checked: set[int] = set()  # a list given twice (event id = correlation id) is read once
     for col in columns:
-        if isinstance(col, bytes) or id(col) in checked:
+        if type(col) is bytes or id(col) in checked:  # a subclass: refused, as append does
             continue
         if type(col) not in _PAIR_TYPES or set(map(type, col)) != {bytes}:
             return None
         checked.add(id(col))  # ``columns`` holds ``col``: its id is not reused meanwhile
-    # The names' part of the answer depends on the names alone, and a producer (the decision
-    # sink, a Publisher) sends the same names batch after batch: 12 encodes and the envelope
-    # check were ~4 us of a 1-record append. Keyed by the tuple of exact ``str`` (checked
-    # above: no subclass can hash or compare on its own terms); bounded, as names come from
-    # callers.
+    return stored_header_names(names)
+
+
+def stored_header_names(names: Sequence[str]) -> list[bytes] | None:
+    """``plain_header_names``' answer for the names alone, whatever the columns hold: their
+    UTF-8 bytes, or None when no column batch with these names can be stored as columns."""
+    if not names:
+        return []
+    if len(names) > _U16 or set(map(type, names)) != {str}:
+        return None
+    # The answer depends on the names alone, and a producer (the decision sink, a Publisher)
+    # sends the same names batch after batch: 12 encodes and the envelope check were ~4 us of
+    # a 1-record append. Keyed by the tuple of exact ``str`` (checked above: no subclass can
+    # hash or compare on its own terms); bounded, as names come from callers.
     key = names if type(names) is tuple else tuple(names)
     try:
         known = _NAMES_SEEN[key]

@@ -103,6 +103,7 @@ from adapters.sqlite_log.batch import (
     new_stored,
     open_batch,
     plain_header_names,
+    stored_header_names,
 )
 from adapters.sqlite_log.columns import Piece, join
 from adapters.sqlite_log.groupcommit import GroupCommit
@@ -906,14 +907,9 @@ class SqliteEventLog(EventLog):
         if not n:
             return PreparedAppend(topic, 0, [], [])
         keys, values = list(batch.keys), list(batch.values)
-        names = plain_header_names(batch)
+        names = stored_header_names(batch.header_names)
         ts = batch.timestamp_ms
-        if (
-            names is None
-            or not set(map(type, keys)) <= _BYTES_OR_NONE
-            or not set(map(type, values)) <= _BYTES_OR_NONE
-            or (ts is not None and (type(ts) is not int or not 0 <= ts <= _MAX_TS))
-        ):
+        if names is None or (ts is not None and (type(ts) is not int or not 0 <= ts <= _MAX_TS)):
             return self._prepare(name, batch.records())
         timestamps = self._timestamps([ts] * n)
         columns = batch.header_columns
@@ -921,6 +917,8 @@ class SqliteEventLog(EventLog):
         if native_prepare is not None:
             # Route, pick, cut and write in one pass (native/src/prepare_columns.rs): the Python
             # below is the reference, and decides whatever the native call answers None for.
+            # It checks the keys', values' and columns' types itself (None unless each is the
+            # plain kind the checks below pass), so those passes run only when it says None.
             got = native_prepare(
                 keys,
                 values,
@@ -946,6 +944,12 @@ class SqliteEventLog(EventLog):
                 ]
                 size = got[0] + RECORD_OVERHEAD_BYTES * n
                 return PreparedAppend(topic, n, timestamps, prepared, size)
+        if (
+            plain_header_names(batch) is None
+            or not set(map(type, keys)) <= _BYTES_OR_NONE
+            or not set(map(type, values)) <= _BYTES_OR_NONE
+        ):
+            return self._prepare(name, batch.records())
         groups = self._route(keys, [None] * n, topic.info.partitions, [])
         for g in groups:
             ks: Sequence[bytes | None] = keys

@@ -117,6 +117,10 @@ def test_stored_rows_are_the_per_record_appends(tmp_path: Path, mac_key: bytes |
         assert metas[0] == metas[1]
 
 
+class _Bytes(bytes):
+    """A bytes subclass: not the plain kind the column checks and the native prepare take."""
+
+
 @pytest.mark.parametrize(
     "unusual",
     [
@@ -129,6 +133,11 @@ def test_stored_rows_are_the_per_record_appends(tmp_path: Path, mac_key: bytes |
         ColumnBatch([b"k"] * 3, [b"v", bytearray(b"v"), b"v"]),  # type: ignore[list-item]
         ColumnBatch([b"k"] * 3, [b"v"] * 3, timestamp_ms=-1),
         ColumnBatch([b"k", 3, b"k"], [b"v"] * 3),  # type: ignore[list-item]
+        ColumnBatch([b"k", _Bytes(b"k"), b"k"], [b"v"] * 3),
+        ColumnBatch([b"k"] * 3, [b"v", b"v", _Bytes(b"v")]),
+        ColumnBatch([b"k"] * 3, [b"v"] * 3, ("h",), ([b"a", _Bytes(b"b"), b"c"],)),
+        ColumnBatch([b"k"] * 3, [b"v"] * 3, ("h", "i"), (_Bytes(b"x"), (b"a", b"b", b"c"))),
+        ColumnBatch([b"k"] * 3, [b"v"] * 3, ("h",), ([b"a", b"b", b"c"],), timestamp_ms=True),
     ],
     ids=[
         "str",
@@ -140,6 +149,11 @@ def test_stored_rows_are_the_per_record_appends(tmp_path: Path, mac_key: bytes |
         "bytearray",
         "negative-ts",
         "int-key",
+        "bytes-subclass-key",
+        "bytes-subclass-value",
+        "bytes-subclass-header",
+        "bytes-subclass-shared-header",
+        "bool-ts",
     ],
 )
 def test_unusual_columns_are_stored_or_refused_as_append_does(

@@ -111,3 +111,34 @@ def test_a_long_run_of_crs_is_stripped_in_linear_time() -> None:
     assert time.process_time() - started < 2.0
     want = [(i + 1, x.rstrip(b"\r")) for i, x in enumerate(region.split(b"\n"))]
     assert lines.pairs() == want
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_batches_across_pieces_equal_the_line_lists(seed: int) -> None:
+    """Batches that fall within a piece (slices) and across pieces (joined), cut lines kept as
+    their objects: the same numbered lines, each batch's bytes the join of its lines."""
+    rng = random.Random(seed)
+    pieces, flat = [], []
+    number = 1
+    for _ in range(rng.randrange(0, 8)):
+        pairs = []
+        for _ in range(rng.choice([0, 1, 2, 5, 13, 40])):
+            line = (
+                files._cut(b"y" * 30, 10)
+                if rng.random() < 0.1
+                else rng.choice(PIECES[:1] + PIECES[7:])
+            )
+            pairs.append((number, line))
+            number += rng.choice([1, 2])
+        pieces.append(Lines.of(pairs))
+        flat += pairs
+    size = rng.choice([1, 2, 3, 5, 13, 40, 100])
+    got = list(batches(pieces, size))
+    assert [b.pairs() for b in got] == [flat[i : i + size] for i in range(0, len(flat), size)]
+    for b in got:
+        assert b.data == b"\n".join(
+            b.data[int(s) : int(e)] for s, e in zip(b.starts, b.ends, strict=True)
+        )
+        for i, (_, line) in enumerate(b.pairs()):
+            if type(line) is not bytes:
+                assert b.line(i) is line

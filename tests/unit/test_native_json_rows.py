@@ -682,3 +682,53 @@ def test_native_decimal_text_equals_regex_and_cast(
         assert _ipc(pa.record_batch([arr], ["q"])) == _ipc(pa.record_batch([ref], ["q"]))
         taken += arr.null_count < len(arr)
     assert taken > 50
+
+
+_CONTROLS = [bytes([c]) for c in range(0x20) if c != 0x0A]
+
+
+def _with_control(rng: random.Random, line: bytes) -> bytes:
+    """``line`` with one raw control byte (never ``\\n``) somewhere: in a string, a key, the
+    spaces between tokens, before the ``{`` or after the ``}``."""
+    at = rng.randrange(len(line) + 1)
+    return line[:at] + rng.choice(_CONTROLS) + line[at:]
+
+
+def _good_ascii(rng: random.Random) -> bytes:
+    while not (line := _good(rng)).isascii():
+        pass
+    return line
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_json_batch_control_bytes_after_native_parse_equal_reference(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ASCII batches: their control bytes are looked for only in the lines the native parse
+    leaves (``json_batch``'s late check). Mostly good lines with a few control bytes anywhere,
+    a few lines Arrow alone reads (a tab between tokens) and lines over the size limit: the same
+    batch and forced rows as the reference (no native parse, every line checked first)."""
+    rng = random.Random(seed)
+    for _ in range(25):
+        n = rng.choice([1, 3, 40, 300])
+        lines = [_good_ascii(rng) for _ in range(n)]
+        for _ in range(rng.choice([0, 1, 3])):
+            i = rng.randrange(n)
+            lines[i] = _with_control(rng, lines[i])
+        if rng.random() < 0.3:
+            i = rng.randrange(n)
+            lines[i] = lines[i].replace(b", ", b",\t", 1)  # Arrow reads it; the reference forces
+        if rng.random() < 0.2:
+            i = rng.randrange(n)
+            lines[i] = lines[i].replace(b'"a', b'"\\u0041', 1)  # an escape: still ASCII
+        lines = [ln for ln in lines if ln.strip()]
+        if not lines:
+            continue
+        assert all(ln.isascii() for ln in lines)
+        limit = rng.choice([10**6, max(map(len, lines)) - 1])
+        got_rb, got_force = json_batch(lines, LAY, limit)
+        with monkeypatch.context() as m:
+            m.setattr(arrowread, "_native_json_rows", None)
+            ref_rb, ref_force = json_batch(lines, LAY, limit)
+        assert got_force.tolist() == ref_force.tolist()
+        assert _ipc(got_rb) == _ipc(ref_rb)

@@ -1,0 +1,128 @@
+"""Same process, one hub: ``publish_file`` of fresh trade files (JSONL, CSV, Parquet or Avro),
+alternating this tree's steps with an older tree's (old, new, new, old, ...), then the ledger
+sync of each file's events; events per CPU-s of each. Fresh processes swing ±10% here on a
+shared machine, more than a few per cent of gain; one process alternating does not.
+
+The older tree's versions of the steps session 20 changed are loaded from its files under
+other module names and swapped in for the old rounds: ``arrowread.json_batch``,
+``lines.batches`` (as ``ingest.files`` uses it), ``Lines.block`` and
+``SqliteEventLog._prepare_columns`` (everything they call is this tree's). Run:
+``.venv/bin/python -m benchmarks.file_full_path_ab /tmp/old JSONL 300000 4``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+
+def _load(tree: Path, rel: str, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, tree / rel)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def main() -> int:
+    old_tree, fmt, n, pairs = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    import ingest.arrowread as arrowread
+    import ingest.files as files
+    from adapters.sqlite_log.log import SqliteEventLog
+    from benchmarks.e2e import write_files
+    from benchmarks.e2e_common import ACCOUNTS
+    from hub.bootstrap import bootstrap
+    from hub.settings import load_settings
+    from tests.service.accounts import open_accounts
+
+    old_read = _load(old_tree, "ingest/arrowread.py", "_old_arrowread")
+    old_lines = _load(old_tree, "ingest/lines.py", "_old_lines")
+    old_block = classmethod(old_lines.Lines.__dict__["block"].__func__)  # makes this tree's Lines
+    old_lines.Lines = files.Lines  # its batches() joins and slices this tree's ``Lines``
+    old_log = _load(old_tree, "adapters/sqlite_log/log.py", "_old_sqlite_log")
+    steps: dict[str, tuple[Any, ...]] = {
+        "new": (
+            arrowread.json_batch,
+            files.batches,
+            SqliteEventLog._prepare_columns,
+            files.Lines.__dict__["block"],
+        ),
+        "old": (
+            old_read.json_batch,
+            old_lines.batches,
+            old_log.SqliteEventLog._prepare_columns,
+            old_block,
+        ),
+    }
+
+    def use(mode: str) -> None:
+        json_batch, batches, prepare, block = steps[mode]
+        arrowread.json_batch = json_batch  # type: ignore[assignment]
+        files.batches = batches  # type: ignore[assignment]
+        SqliteEventLog._prepare_columns = prepare  # type: ignore[method-assign]
+        files.Lines.block = block  # type: ignore[method-assign]
+
+    rates: dict[str, dict[str, list[float]]] = {
+        m: {"publish": [], "ledger": [], "full": []} for m in steps
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        h = bootstrap(load_settings(environ={}, data_dir=folder / "d", projection_autostart=False))
+        try:
+            open_accounts(h, [f"ACC-{i}" for i in range(ACCOUNTS)])
+            h.ledger.sync(force_checkpoint=True)
+            paths = []
+            for k in range(2 * pairs + 1):
+                if fmt == "Avro":
+                    from benchmarks.file_columns import _avro
+
+                    sv = h.registry.get_version("trades-value", "latest")
+                    (folder / f"f{k}").mkdir()
+                    parsed = h.registry.parsed(sv.id).parsed
+                    start = 10**8 + k * n
+                    paths.append(
+                        _avro(folder / f"f{k}" / "t.avro", sv.schema.text, parsed, n, start)
+                    )
+                else:
+                    paths.append(write_files(folder / f"f{k}", n, 10**8 + k * n)[fmt])
+            files.publish_file(h.ingest, paths[-1], "trades", batch_size=10_000)  # warm-up
+            h.ledger.sync()
+            for k in range(2 * pairs):
+                mode = ("old", "new")[(k + k // 2) % 2]  # old new new old old new ...
+                use(mode)
+                c0 = time.process_time()
+                out = files.publish_file(h.ingest, paths[k], "trades", batch_size=10_000)
+                c1 = time.process_time()
+                h.ledger.sync()
+                c2 = time.process_time()
+                assert out.result.accepted == n, out.result
+                r = rates[mode]
+                r["publish"].append(n / (c1 - c0))
+                r["ledger"].append(n / (c2 - c1))
+                r["full"].append(n / (c2 - c0))
+            use("new")
+        finally:
+            h.close()
+    import os
+
+    print(f"{fmt} n={n} pairs={pairs} load={os.getloadavg()[0]:.1f} (events per CPU-s)")
+    for what in ("publish", "ledger", "full"):
+        old, new = rates["old"][what], rates["new"][what]
+        ratios = [b / a for a, b in zip(old, new, strict=True)]
+        print(
+            f"  {what}: old {min(old):,.0f}-{max(old):,.0f} new {min(new):,.0f}-{max(new):,.0f}"
+            f" new/old median {statistics.median(ratios):.3f} ({min(ratios):.3f}-"
+            f"{max(ratios):.3f})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -52,6 +52,8 @@ recomputed in one encoder call (the sync's) and compared whole with the stored o
 anything differs, the batch takes the row-by-row pass: the cheap per-row checks first (density,
 the log record each row names), then the leaf hashes and query columns recomputed as one batch;
 the first bad row is reported whichever check found it, with the same message either way.
+Steps 1 and 2 run without the ledger's sync up to the tree size the run began with, then take
+it for the rest (``_Unlocked``): acknowledgements, which wait for the sync, go on meanwhile.
 Step 6 asks the store for ``retention.delete`` entries; the tile store skips side-index batches
 whose action dictionary lacks the string (their digest still checked), so a batch that holds
 one is read and checked as before.
@@ -374,7 +376,10 @@ class _Unlocked:
     def __init__(self, ledger: Ledger, held: ExitStack) -> None:
         self.ledger, self._held = ledger, held
         self.store, self.log = ledger.store, ledger.log
-        self.size = self.store.tree_size()
+        try:
+            self.size = self.store.tree_size()
+        except HubError:  # a damaged store: all of it under the sync, where it is named
+            self.size = 0
         self.locked = False
 
     def lock(self, tree: TreeBuilder) -> None:

@@ -195,3 +195,40 @@ def test_the_tree_builders_root_is_the_trees_root(sizes: list[int]) -> None:
         hashes += new
         tree.append(b"".join(new))
         assert tree.root() == root_from_leaf_hashes(hashes), len(hashes)
+
+
+def test_a_read_that_fails_without_the_sync_is_confirmed_under_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retention cut or a cold-tier move racing the lock-free reads (here: the log refuses
+    one read, once) is not reported: the finding is made again wholly under the sync, where
+    the log reads as it is (here: every lock-free read is refused)."""
+    from core.errors import HubError
+
+    h = _hub(tmp_path / "data", "tiles")
+    try:
+        _big(h, 10_000)
+        log, refused = h.ledger.log, []
+        real_read, real_pause = log.read_encoded, h.ledger.syncs_paused
+        paused: list[int] = []
+
+        def refusing(*args: object, **kw: object) -> Any:
+            if not paused:
+                refused.append(args)
+                raise HubError("the records were removed meanwhile", code="gone")
+            return real_read(*args, **kw)
+
+        @contextmanager
+        def counted() -> Iterator[None]:
+            paused.append(1)
+            with real_pause():
+                yield
+
+        monkeypatch.setattr(log, "read_encoded", refusing)
+        monkeypatch.setattr(h.ledger, "syncs_paused", counted)
+        report = verify_ledger(h.ledger)
+        assert refused, "the lock-free part never read the log"
+        assert report.ok, report.as_dict()["first_problem"]
+        assert len(paused) == 1  # the run again, wholly under the sync
+    finally:
+        h.close()

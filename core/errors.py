@@ -158,8 +158,9 @@ class BodyBudgetFull(Retryable):
 
 
 class VerifyRunning(Retryable):
-    """A ledger verification is already running in this process (it holds the ledger's sync,
-    which every acknowledgement waits for): send again after the answer's ``Retry-After``."""
+    """A ledger verification is already running in this process (one at a time: each re-reads
+    the log, and takes the ledger's sync, which every acknowledgement waits for, for its tail):
+    send again after the answer's ``Retry-After``."""
 
     code = "verify_running"
 

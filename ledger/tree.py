@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from audit.merkle import HASH_SIZE
+from audit.merkle import HASH_SIZE, node_hash
 from core.hashing import parents
 from core.ports.ledgerstore import CHUNK, Chunk
 
@@ -108,3 +108,16 @@ class TreeBuilder:
                 new = parents(pairs)
             level += 1
         return dirty
+
+    def root(self) -> bytes:
+        """The root (RFC 9162) of the tree of ``size`` leaves, from the right edge alone: each
+        set bit of ``size`` names a perfect subtree whose root is the last node of its level's
+        edge chunk, folded from the smallest (right) to the largest (left)."""
+        if not self.size:
+            raise ValueError("an empty tree has no root node.")
+        out = b""
+        for level in range(self.size.bit_length()):
+            if (self.size >> level) & 1:
+                top = self._edges[level][-HASH_SIZE:]
+                out = node_hash(top, out) if out else top
+        return out

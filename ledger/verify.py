@@ -52,6 +52,8 @@ recomputed in one encoder call (the sync's) and compared whole with the stored o
 anything differs, the batch takes the row-by-row pass: the cheap per-row checks first (density,
 the log record each row names), then the leaf hashes and query columns recomputed as one batch;
 the first bad row is reported whichever check found it, with the same message either way.
+Steps 1 and 2 run without the ledger's sync up to the tree size the run began with, then take
+it for the rest (``_Unlocked``): acknowledgements, which wait for the sync, go on meanwhile.
 Step 6 asks the store for ``retention.delete`` entries; the tile store skips side-index batches
 whose action dictionary lacks the string (their digest still checked), so a batch that holds
 one is read and checked as before.
@@ -64,6 +66,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from itertools import chain, groupby
 from operator import attrgetter, itemgetter
@@ -326,9 +329,15 @@ def verify_ledger(
     as readers see it when a cold tier serves reads below the hot log (step 9, full runs).
     ``unkeyed_before``: the unkeyed side-index batches a successful run counted before
     (``Verified.unkeyed``, also on a full run): more now means MACs were removed."""
-    with ledger.syncs_paused():  # the follower appending meanwhile made verify fail (#13)
-        report = _verify(ledger, trusted, now_ms, since, tiered)
-        _verify_outside_witness(ledger, report, full=since is None)
+    try:
+        with ExitStack() as held:  # the sync, once the immutable prefix is verified
+            unlocked = _Unlocked(ledger, held)
+            report = _verify(ledger, trusted, now_ms, since, tiered, unlocked)
+            _verify_outside_witness(ledger, report, full=since is None)
+    except _Moved:  # confirmed, or verified again, wholly under the sync
+        with ledger.syncs_paused():
+            report = _verify(ledger, trusted, now_ms, since, tiered)
+            _verify_outside_witness(ledger, report, full=since is None)
     if unkeyed_before is not None and report.unkeyed_batches > unkeyed_before:
         # every MAC and the keyed-from marker stripped: each batch alone passes as an old one
         report.fail(
@@ -340,6 +349,52 @@ def verify_ledger(
             )
         )
     return report
+
+
+class _Moved(Exception):
+    """The lock-free part of a verification cannot stand (see :class:`_Unlocked`): it runs
+    again wholly under the sync."""
+
+
+class _Unlocked:
+    """The lock-free part of a verification. Every acknowledgement of every tenant waits for
+    the ledger's sync (``Ledger.cover``), so a verification holds it only for the tail.
+
+    Without the sync, step 1 (and 2 for complete chunks) re-derives the leaves of the tree as
+    it stood when the run began (``size``): a committed side-index batch, a complete tree
+    chunk and the log record a leaf names never change, and appends beyond go on meanwhile.
+    At ``size`` (:meth:`lock`) it takes the sync and checks that what it read is the prefix of
+    what is there now: the same store and log objects (a ledger store swapped in HA), and the
+    stored tree at the size it reached has the root recomputed from the log (a store
+    replaced or restored underneath: then every entry below is as verified). The leaves
+    appended meanwhile, the right edge, positions, checkpoints and every other step then run
+    under the sync, as before. A finding made before :meth:`lock` (a retention cut or a cold
+    tier move raced the cursor, or real tampering) and a failed check at :meth:`lock` raise
+    :class:`_Moved`: the run is made again wholly under the sync, so neither a concurrent
+    change nor the snapshot decides the outcome."""
+
+    def __init__(self, ledger: Ledger, held: ExitStack) -> None:
+        self.ledger, self._held = ledger, held
+        self.store, self.log = ledger.store, ledger.log
+        try:
+            self.size = self.store.tree_size()
+        except HubError:  # a damaged store: all of it under the sync, where it is named
+            self.size = 0
+        self.locked = False
+
+    def lock(self, tree: TreeBuilder) -> None:
+        """Take the sync; :class:`_Moved` when what was read is not the prefix of the store."""
+        self._held.enter_context(self.ledger.syncs_paused())
+        self.locked = True
+        if self.ledger.store is not self.store or self.ledger.log is not self.log:
+            raise _Moved
+        if tree.size:
+            try:
+                same = self.store.root(tree.size) == tree.root()
+            except (HubError, IndexError):
+                same = False
+            if not same:
+                raise _Moved
 
 
 def _verify_outside_witness(ledger: Ledger, report: VerifyReport, *, full: bool) -> None:
@@ -368,20 +423,27 @@ def _verify(
     now_ms: int | None,
     since: Verified | None,
     tiered: EventLog | None = None,
+    unlocked: _Unlocked | None = None,
 ) -> VerifyReport:
+    """One run; ``unlocked``: steps 1 and 2 begin without the sync (:class:`_Unlocked`),
+    else the caller holds it."""
     started = time.perf_counter()
     report = VerifyReport()
     if since is None:
         # 1-3, their reads authenticated as read (``_Cursor``), then 5 over the rest of the log:
         # every stored batch is read and MAC'd once (step 5 first read each blob a second time)
         checked: dict[tuple[str, int], tuple[int, int]] = {}
-        tree_ok = _verify_leaves_and_tree(ledger, report, authed=checked)
+        tree_ok = _verify_leaves_and_tree(ledger, report, authed=checked, unlocked=unlocked)
+        if unlocked is not None and not unlocked.locked:
+            raise _Moved  # a finding made without the sync
         # 5. listed first: its problems explain the leaf mismatches (report.first, ties); and
         # as before, a log that fails its authentication leaves the tree unconfirmed
         tree_ok = _verify_log(ledger, report, checked) and tree_ok
     else:
         report.incremental_from = since.size
-        tree_ok = _verify_from(ledger, report, since)
+        tree_ok = _verify_from(ledger, report, since, unlocked)
+        if unlocked is not None and not unlocked.locked:
+            raise _Moved  # a finding made without the sync
     now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     try:
         # every keyed batch's MAC was checked above (read or integrity_problems); the unkeyed
@@ -539,7 +601,9 @@ def save_verified(
     return state
 
 
-def _verify_from(ledger: Ledger, report: VerifyReport, since: Verified) -> bool:
+def _verify_from(
+    ledger: Ledger, report: VerifyReport, since: Verified, unlocked: _Unlocked | None = None
+) -> bool:
     """Incremental steps 1 to 3: the remembered checkpoint still stands, the stored tree at its
     size still has its root, and the leaves after it are checked as a full run checks them."""
     store = ledger.store
@@ -598,7 +662,12 @@ def _verify_from(ledger: Ledger, report: VerifyReport, since: Verified) -> bool:
         report.fail(Problem(f"the tree's right edge at the verified size is damaged: {exc}"))
         return False
     return _verify_leaves_and_tree(
-        ledger, report, start=since.size, last=dict(since.last_offsets), builder=builder
+        ledger,
+        report,
+        start=since.size,
+        last=dict(since.last_offsets),
+        builder=builder,
+        unlocked=unlocked,
     )
 
 
@@ -739,8 +808,10 @@ def _verify_leaves_and_tree(
     last: dict[tuple[str, int], int] | None = None,
     builder: TreeBuilder | None = None,
     authed: dict[tuple[str, int], tuple[int, int]] | None = None,
+    unlocked: _Unlocked | None = None,
 ) -> bool:
-    """1-3 (see the module docstring); ``authed``: a full run's, see :class:`_Cursor`."""
+    """1-3 (see the module docstring); ``authed``: a full run's, see :class:`_Cursor`;
+    ``unlocked``: the batches below its size are checked before it takes the sync."""
     store = ledger.store
     encoder = LeafEncoder(threads=ledger.config.hash_threads)
     cursors = _Cursors(authed)
@@ -810,6 +881,11 @@ def _verify_leaves_and_tree(
         except HubError as exc:  # the store cannot read its own leaves (a damaged side index)
             report.fail(Problem(exc.message, index=expected))
             return False
+        if unlocked is not None and (stored is None or stored.first + len(stored) > unlocked.size):
+            unlocked.lock(tree)  # the rest, appended meanwhile, under the sync
+            unlocked = None
+            leaves = store.iter_leaf_batches(start=expected)
+            continue
         if stored is None:
             break
         if own0 and stored.first == seen0[0] + len(seen0[1]) // 32:

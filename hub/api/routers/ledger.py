@@ -261,8 +261,10 @@ def verify(
     principal: Principal = Depends(authorize("ledger.verify")),
 ) -> dict[str, Any]:
     """Verify the ledger against the log, as ``hub ledger verify`` does, and remember the
-    verified checkpoint. A verification holds the ledger's sync, which every acknowledgement
-    of every tenant waits for: one runs at a time (503 ``verify_running``, ``Retry-After``),
+    verified checkpoint. A verification re-derives the entries it began with without the
+    ledger's sync and holds the sync, which every acknowledgement of every tenant waits for,
+    only for the tail (``ledger.verify._Unlocked``): one runs at a time (503
+    ``verify_running``, ``Retry-After``),
     and only a key of the hub's own tenant or one allowed every tenant runs a full one (every
     tenant's records re-read); a key of one tenant verifies incrementally."""
     import time
@@ -280,9 +282,9 @@ def verify(
                 count_decision(h, route_of(request), "ledger.verify", decision)
             except Forbidden as exc:
                 raise Forbidden(
-                    "A full verification re-reads every tenant's records while every "
-                    "acknowledgement waits for it: only a key of the hub's own tenant or one "
-                    "allowed every tenant may ask for one. Verify without full=true "
+                    "A full verification re-reads every tenant's records (and confirms a "
+                    "finding while every acknowledgement waits): only a key of the hub's own "
+                    "tenant or one allowed every tenant may ask for one. Verify without full=true "
                     "(incremental from the last verified checkpoint), or verify the tiles "
                     "offline with hub-verify.",
                     code="full_verify_hub_wide",

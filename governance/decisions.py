@@ -231,15 +231,20 @@ class LogDecisionSink:
     def store_with(
         self, prepared: ColumnBatch | list[Record], companions: Sequence[Companions]
     ) -> None:
-        """The batch (if any) and the companions' records in one event-log transaction."""
+        """The batch (if any) and the companions' records in one event-log transaction: one
+        append per topic, the companions' records in their order (on Kafka each append waits
+        for its produce round trip, and concurrent registrations each bring one companion)."""
+        by_topic: dict[str, list[Record]] = {}
+        for c in companions:
+            by_topic.setdefault(c.topic, []).extend(c.records)
         with self._log.transaction(self._transactional_id) as txn:
             if len(prepared):
                 if isinstance(prepared, ColumnBatch):
                     txn.append_columns(DECISIONS_TOPIC, prepared)
                 else:
                     txn.append(DECISIONS_TOPIC, prepared)
-            for c in companions:
-                txn.append(c.topic, c.records)
+            for topic, records in by_topic.items():
+                txn.append(topic, records)
 
     def append(self, records: Sequence[DecisionRecord]) -> None:
         """``prepare`` then ``store``, in the caller's thread."""

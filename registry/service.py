@@ -157,17 +157,8 @@ def _locked(
     """Run a reader under the registry's lock: the fold mutates the dicts readers iterate."""
 
     def wrapper(self: SchemaRegistry, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        local = self._arrival
-        if hasattr(local, "ticket"):  # nested: the outermost call's arrival stands
-            with self._lock:
-                return method(self, *args, **kwargs)
-        # when this call arrived, before its wait for the lock (refresh() shares catch-ups)
-        local.ticket = self._catch_ups.ticket()
-        try:
-            with self._lock:
-                return method(self, *args, **kwargs)
-        finally:
-            del local.ticket
+        with self._arrived(), self._lock:
+            return method(self, *args, **kwargs)
 
     functools.update_wrapper(wrapper, method)
     return wrapper
@@ -241,6 +232,21 @@ class SchemaRegistry:
         self.refresh()
 
     # -- folding the topic ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _arrived(self) -> Iterator[None]:
+        """Take the caller's arrival ticket BEFORE its wait for the lock: its first ``refresh``
+        under the lock is skipped when a whole catch-up begun after it arrived has ended
+        meanwhile (``SharedCatchUps``). Nested: the outermost call's arrival stands."""
+        local = self._arrival
+        if hasattr(local, "ticket"):
+            yield
+            return
+        local.ticket = self._catch_ups.ticket()
+        try:
+            yield
+        finally:
+            del local.ticket
+
     def refresh(self) -> None:
         """Apply every ``_schemas`` record not yet folded into the in-memory state.
 
@@ -897,7 +903,9 @@ class SchemaRegistry:
         """
         _validate_subject(subject)
         explicit = schema_id is not None or version is not None
-        with self._lock:
+        # Step 1's catch-up is shared like a reader's (``_arrived``): concurrent registrations
+        # no longer pay one ListOffsets round trip each, one after another under the lock.
+        with self._arrived(), self._lock:
             importing = self._await_turn(subject, explicit)  # 1
             owner = self._owner_folded(subject)
             if tenant is not None and owner is not None and owner != tenant:

@@ -30,10 +30,12 @@ from core.ports.eventlog import (
 
 
 class TransactionHost(Protocol):
-    """What a transaction uses of the log that opened it (``KafkaEventLog``): its lock, the cache
-    of transactional producers, and the append and offset steps it runs inside the transaction."""
+    """What a transaction uses of the log that opened it (``KafkaEventLog``): the lock of its
+    transactions (``_txn_lock``, not the log's ``_lock``, which reads hold during broker round
+    trips), the cache of transactional producers, and the append and offset steps it runs
+    inside the transaction."""
 
-    _lock: threading.RLock
+    _txn_lock: threading.RLock
     _timeout: float
     _open_txns: set[str]
     _txn_producers: dict[str, Producer]
@@ -81,7 +83,7 @@ class KafkaTransaction(Transaction):
         self.state = "open"
         self._touched: dict[str, dict[int, int]] = {}  # topic -> partition -> offset after
         self._offsets: dict[str, dict[tuple[str, int], int]] = {}
-        with log._lock:
+        with log._txn_lock:
             if transactional_id in log._open_txns:
                 raise Conflict(
                     f"Transaction {transactional_id!r} is already open on this log; end it first.",
@@ -208,11 +210,11 @@ class KafkaTransaction(Transaction):
         self._end("aborted")
 
     def _drop(self) -> None:
-        with self._log._lock:
+        with self._log._txn_lock:
             if self._log._txn_producers.get(self._id) is self._producer:
                 del self._log._txn_producers[self._id]
 
     def _end(self, state: str) -> None:
         self.state = state
-        with self._log._lock:
+        with self._log._txn_lock:
             self._log._open_txns.discard(self._id)

@@ -3,14 +3,16 @@ reference path), and what it stores reads back as the decision."""
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 import pytest
 
 import governance.decisions as decisions_module
 from core.errors import PayloadTooLarge
-from core.ports.eventlog import ColumnBatch, Record
+from core.ports.eventlog import ColumnBatch, Record, RecordMetadata, Transaction
 from governance.decisions import (
     DECISIONS_TOPIC,
     Companions,
@@ -333,3 +335,42 @@ def test_companion_transaction_stores_the_columns_and_the_records_together(hub: 
     got = hub.log.read(DECISIONS_TOPIC, 0, 0, 100)
     assert [(s.key, s.value, s.headers) for s in got] == [(w.key, w.value, w.headers) for w in want]
     assert [s.value for s in hub.log.read("acts", 0, 0, 10)] == [b"done"]
+
+
+def test_companions_of_one_topic_are_stored_in_one_append_in_their_order(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrent registrations held for their decisions share a batch, each with one
+    ``_schemas`` record: the transaction appends each topic's companions once (one produce
+    round trip on Kafka instead of one per companion), the records in the companions' order."""
+    sink = LogDecisionSink(hub.log, hub.registry, hub.publisher)
+    sink.append(RECORDS[:1])
+    hub.log.create_topic("acts", 1, {})
+    hub.log.create_topic("other", 1, {})
+    appends: list[tuple[str, int]] = []
+    opened = hub.log.transaction
+
+    @contextlib.contextmanager
+    def counting(transactional_id: str) -> Iterator[Transaction]:
+        with opened(transactional_id) as txn:
+            inner = txn.append
+
+            def append(topic: str, records: Sequence[Record]) -> list[RecordMetadata]:
+                appends.append((topic, len(records)))
+                return inner(topic, records)
+
+            monkeypatch.setattr(txn, "append", append)
+            yield txn
+
+    monkeypatch.setattr(hub.log, "transaction", counting)
+    companions = [
+        Companions("acts", [Record(value=b"a1", key=b"k")]),
+        Companions("other", [Record(value=b"o1", key=b"k")]),
+        Companions("acts", [Record(value=b"a2", key=b"k"), Record(value=b"a3", key=b"k")]),
+        Companions("acts", [Record(value=b"a4", key=b"k")]),
+    ]
+    sink.store_with(sink.prepare(RECORDS[1:]), companions)
+    assert appends == [("acts", 4), ("other", 1)]
+    assert [s.value for s in hub.log.read("acts", 0, 0, 10)] == [b"a1", b"a2", b"a3", b"a4"]
+    assert [s.value for s in hub.log.read("other", 0, 0, 10)] == [b"o1"]
+    assert len(hub.log.read(DECISIONS_TOPIC, 0, 0, 100)) == len(RECORDS)

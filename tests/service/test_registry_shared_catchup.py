@@ -8,16 +8,17 @@ hold one catch-up open (a slow broker) while other readers arrive."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from adapters.sqlite_log import SqliteEventLog
-from core.ports.eventlog import EventLog
-from registry.service import SCHEMAS_TOPIC, SchemaRegistry
+from core.ports.eventlog import EventLog, Record
+from registry.service import SCHEMAS_TOPIC, SchemaRegistry, SubjectVersion
 
 SCHEMA = json.dumps({"type": "record", "name": "T", "fields": [{"name": "a", "type": "string"}]})
 
@@ -98,4 +99,95 @@ def test_a_catch_up_begun_before_a_reader_arrived_is_not_shared_with_it(
     holder.join(10)
     late.join(10)
     assert seen == [["new-value", "old-value"]]  # its own catch-up: the old one ended too early
+    log.close()
+
+
+def _schema(name: str) -> str:
+    return json.dumps({"type": "record", "name": name, "fields": [{"name": "a", "type": "int"}]})
+
+
+class _StepOneCalls:
+    """Counts the end-offset reads made by step 1 of ``register`` (``_await_turn``; the one
+    before the mode check of step 7 is a fresh one, shared only among the registrations that
+    reach it together, and is not counted)."""
+
+    def __init__(self, inner: _SlowEnds) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    def __call__(self, topic: str) -> dict[int, int]:
+        frame = sys._getframe(1)
+        while frame is not None and frame.f_code.co_name != "_await_turn":
+            frame = frame.f_back  # type: ignore[assignment]
+        if frame is not None:
+            self.calls += 1
+        return self.inner(topic)
+
+
+def test_registrations_who_arrived_during_a_catch_up_share_step_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Step 1 of ``register`` (catch up under the lock) shares catch-ups as readers do: seven
+    registrations of new subjects arriving during a held catch-up make ONE ListOffsets between
+    them in step 1 (seven without sharing, under the lock one after another)."""
+    log = SqliteEventLog(tmp_path / "log.db")
+    registry = SchemaRegistry(log)
+    registry.register("t-value", SCHEMA)
+    slow = _SlowEnds(log)
+    monkeypatch.setattr(log, "end_offsets", slow)
+    holder = _hold_one_catch_up(slow, registry.subjects)
+    step_one = _StepOneCalls(slow)
+    monkeypatch.setattr(log, "end_offsets", step_one)
+    # every registration's append waits until all seven passed steps 1-6
+    before_appends: list[int] = []
+    all_reserved = threading.Barrier(7, action=lambda: before_appends.append(step_one.calls))
+
+    def append(topic: str, records: Sequence[Record]) -> None:
+        all_reserved.wait(10)
+        log.append(topic, records)
+
+    ids: list[int] = []
+    writers = [
+        threading.Thread(
+            target=lambda k=k: ids.append(
+                registry.register(f"s{k}-value", _schema(f"S{k}"), append=append).id
+            )
+        )
+        for k in range(7)
+    ]
+    for t in writers:
+        t.start()
+    time.sleep(0.3)  # all seven are waiting for the lock the holder's catch-up keeps
+    slow.release.set()
+    for t in [holder, *writers]:
+        t.join(10)
+    assert sorted(ids) == list(range(2, 9))  # seven new ids, none handed out twice
+    assert before_appends == [1]  # ONE begun after the seven arrived; without sharing: 7
+    assert registry.subjects() == sorted(["t-value", *(f"s{k}-value" for k in range(7))])
+    log.close()
+
+
+def test_a_registration_arriving_after_another_instances_sees_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catch-up begun before a registration arrived is not shared with its step 1: the same
+    schema registered by another instance meanwhile is answered (same id, same version), never
+    stored again as a second version 1 with a new id."""
+    log = SqliteEventLog(tmp_path / "log.db")
+    mine, other = SchemaRegistry(log), SchemaRegistry(log)
+    mine.register("old-value", SCHEMA)
+    slow = _SlowEnds(log)
+    monkeypatch.setattr(log, "end_offsets", slow)
+    holder = _hold_one_catch_up(slow, mine.subjects)
+    theirs = other.register("new-value", _schema("N"))
+    got: list[SubjectVersion] = []
+    late = threading.Thread(target=lambda: got.append(mine.register("new-value", _schema("N"))))
+    late.start()  # arrives after the other instance's registration, during the older catch-up
+    time.sleep(0.2)
+    slow.release.set()
+    holder.join(10)
+    late.join(10)
+    assert [(sv.id, sv.version) for sv in got] == [(theirs.id, theirs.version)]
+    stored = [r for r in log.read(SCHEMAS_TOPIC, 0, 0, 100) if b"new-value" in (r.key or b"")]
+    assert len(stored) == 1
     log.close()

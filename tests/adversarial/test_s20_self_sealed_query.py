@@ -13,10 +13,15 @@ computed on the sealed text without the refusal the rule promises."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from core.errors import InvalidInput
+from core.errors import HubError, InvalidInput
 from core.sealedquery import sealed_outputs
+from tests.adversarial.test_s20_pgsealed import OPERATOR, load, person, pg, pg_hub, schema
+
+__all__ = ["pg", "schema"]  # the PostgreSQL fixtures, shared with the sealed views' tests
 
 PII = ("customer_name", "email")
 
@@ -74,3 +79,24 @@ def test_plain_and_star_reads_are_still_accepted(sql: str, opened: set[str]) -> 
 def test_a_masked_reader_has_no_sealed_columns_and_is_not_refused() -> None:
     sql = "SELECT account_id FROM accounts a WHERE a::text LIKE '%x%'"
     assert sealed_outputs(sql, "postgres", ()) == frozenset()
+
+
+@pytest.mark.integration
+def test_a_live_postgresql_query_on_a_row_field_is_refused(
+    pg: str, schema: str, tmp_path: Path
+) -> None:
+    """On real sealed views: before, each ran on the ciphertext (Alice's 5-letter name was
+    'longer than 60', a LIKE matched the sealed prefix) and answered without an error."""
+    alice, bob = person("Alice"), person("Bob")
+    h = pg_hub(pg, schema, tmp_path / "data")
+    try:
+        load(h, alice, bob)
+        for sql in (
+            "SELECT account_id FROM accounts_current a WHERE length((a).customer_name) > 60",
+            "SELECT account_id FROM accounts_current a WHERE a::text LIKE '%pii:v2:%'",
+        ):
+            with pytest.raises(HubError) as refused:
+                h.projections.query(h.policy, OPERATOR, sql, store="transactional")
+            assert refused.value.code == "pii_column_sealed", sql
+    finally:
+        h.close()

@@ -271,11 +271,12 @@ class ParquetDecoders:
         budget = self.limits.budget(size)
         child = self._take()
         keep = False
-        r, w = os.pipe()
-        os.set_blocking(r, False)
-        with contextlib.suppress(OSError):  # fewer, larger writes and reads than 64 KiB ones
-            fcntl.fcntl(r, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-        try:
+        r = w = -1
+        try:  # the pipe too: out of descriptors (EMFILE), the child is still given back
+            r, w = os.pipe()
+            os.set_blocking(r, False)
+            with contextlib.suppress(OSError):  # fewer, larger writes and reads than 64 KiB
+                fcntl.fcntl(r, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
             child.next_id += 1
             child.files += 1
             child.bytes += size
@@ -320,7 +321,8 @@ class ParquetDecoders:
                     raise FileUnreadable(str(reply["refused"]))
             raise _crashed(name, child.status(), broken)
         finally:  # 5. (also when the consumer stopped early: the child may be mid-stream)
-            os.close(r)
+            if r >= 0:
+                os.close(r)
             if w >= 0:
                 os.close(w)
             self._give_back(child, keep)

@@ -14,6 +14,8 @@ half published.
 
 from __future__ import annotations
 
+import os
+import resource
 import threading
 import time
 from pathlib import Path
@@ -70,3 +72,31 @@ def test_files_within_the_pool_size_do_not_wait(tmp_path: Path, size: int) -> No
     finally:
         held.close()
         pool.close()
+
+
+def test_a_file_refused_for_want_of_descriptors_gives_its_decoder_back(tmp_path: Path) -> None:
+    """Out of file descriptors (EMFILE: a hub holding many connections), the per-file pipe
+    cannot be made. Before: the child taken for the file was never given back, so each such
+    file took one decoder for good; after HUB_PARQUET_DECODERS of them no Parquet file was read
+    again in that process (each waited for ever)."""
+    pool = ParquetDecoders(DecoderLimits(size=1, seconds=1.0, seconds_per_mib=0.0))
+    path = _write(tmp_path / "f.parquet", _table(10, "a"))
+    assert sum(b.num_rows for b in parquet_batches(path, 100, 1 << 20, pool)) == 10  # warm
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    filler: list[int] = []
+    with open(path, "rb") as opened:  # noqa: F841 - held open: the file is readable
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 4096), hard))
+        try:
+            with pytest.raises(OSError):
+                while True:
+                    filler.append(os.open(os.devnull, os.O_RDONLY))
+            os.close(filler.pop())  # room for the file itself, none for its pipe
+            with pytest.raises(OSError):
+                list(parquet_batches(path, 100, 1 << 20, pool))
+        finally:
+            for fd in filler:
+                os.close(fd)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    # the decoder is free again: before, DecodersBusy (or, without the wait bound, a hang)
+    assert sum(b.num_rows for b in parquet_batches(path, 100, 1 << 20, pool)) == 10
+    pool.close()

@@ -10,8 +10,10 @@ columns. Any other use (``WHERE``, ``GROUP BY``, ``ORDER BY``, ``JOIN ... ON``, 
 aggregate over it, a subquery or CTE that names it, a set operation, or another expression or
 renamed column given a PII column's name, anywhere) is refused with ``pii_column_sealed``: result
 columns are opened by name, so no other value may carry one. Masked PII columns read as
-NULL (``core.sqlguard``) and stay usable anywhere. The embedded SQLite views hold plaintext and
-do not apply this rule.
+NULL (``core.sqlguard``) and stay usable anywhere. A column's value reached otherwise, as a field
+of a row (``(a).email``) or inside a whole row (``a::text``, ``row_to_json(a)``, ``count(a.*)``,
+a column named as a table, subquery or CTE of the query), is refused alike. The embedded SQLite
+views hold plaintext and do not apply this rule.
 """
 
 from __future__ import annotations
@@ -62,10 +64,33 @@ def sealed_outputs(sql: str, dialect: Dialect, sensitive: Iterable[str]) -> froz
         if table_alias.columns and _selects_star(table_alias.parent):
             # s(a, b, x) over SELECT *: a sealed column under another name, never opened
             raise _refused("*", "renamed by a column list")
+    for dot in tree.find_all(exp.Dot):  # (a).email: the column as a field of a row
+        if dot.name.lower() in names:
+            raise _refused(dot.name, f"as a field of a row, in {dot.sql(dialect)!r}")
+    relations = _relation_names(tree)
     for col in tree.find_all(exp.Column):
         if col.name.lower() in names and id(col) not in plain:
             raise _refused(col.name, f"in {col.parent.sql(dialect) if col.parent else sql!r}")
+        # a whole row (a, a::text, row_to_json(a), count(a.*)) holds its sealed columns too;
+        # t.* is a row's columns only as a SELECT's result columns
+        star = isinstance(col.this, exp.Star)
+        if (star and not isinstance(col.parent, exp.Select)) or (
+            not star and not col.table and col.name.lower() in relations
+        ):
+            raise _refused(
+                "*",
+                f"through the whole row {col.sql(dialect)!r} (a column named like a table of "
+                f"the query: qualify it, e.g. t.{col.name})",
+            )
     return frozenset(out)
+
+
+def _relation_names(tree: exp.Expr) -> frozenset[str]:
+    """The names a column reference could take as a whole row: every table, subquery and CTE
+    of ``tree`` by its alias (or name)."""
+    names = {t.alias_or_name.lower() for t in tree.find_all(exp.Table)}
+    names |= {n.alias.lower() for n in tree.find_all(exp.Subquery, exp.CTE) if n.alias}
+    return frozenset(names)
 
 
 def _selects_star(node: exp.Expr | None) -> bool:

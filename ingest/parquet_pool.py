@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from core.errors import Retryable
 from ingest.localfile import FileUnreadable
 
 MIB = 1 << 20
@@ -59,6 +60,13 @@ class DecoderLimits:
 
     def budget(self, size: int) -> float:
         return self.seconds + self.seconds_per_mib * size / MIB
+
+
+class DecodersBusy(Retryable):
+    """Every decoder stayed busy with other files for the wait bound (``ParquetDecoders._take``);
+    the file was not read: send it again later."""
+
+    code = "parquet_decoders_busy"
 
 
 class _Stalled(Exception):
@@ -192,6 +200,10 @@ class ParquetDecoders:
             return [c.proc.pid for c in (*self._idle, *self._busy)]
 
     def _take(self) -> _Child:
+        """A child for one file: an idle one, a new one under ``size``, or the first given back
+        within ``seconds`` (else ``DecodersBusy``: a file whose consumer is still publishing
+        holds its child for as long as that takes, and that time is on no budget)."""
+        deadline = time.monotonic() + self.limits.seconds
         with self._cond:
             if self._pid != os.getpid():  # a forked copy of the hub: its parent's children
                 for inherited in (*self._idle, *self._busy):  # are not this one's
@@ -208,7 +220,15 @@ class ParquetDecoders:
                 if self._running < self.limits.size:
                     self._running += 1
                     break
-                self._cond.wait()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise DecodersBusy(
+                        f"All {self.limits.size} Parquet decoders (HUB_PARQUET_DECODERS) stayed "
+                        f"busy with other files for {self.limits.seconds:g} s "
+                        "(HUB_PARQUET_DECODE_SECONDS); nothing of this file was read: send it "
+                        "again later."
+                    )
+                self._cond.wait(left)
         try:
             child = _Child(self.limits.memory_mib, self.limits.seconds)
         except BaseException:
@@ -251,11 +271,12 @@ class ParquetDecoders:
         budget = self.limits.budget(size)
         child = self._take()
         keep = False
-        r, w = os.pipe()
-        os.set_blocking(r, False)
-        with contextlib.suppress(OSError):  # fewer, larger writes and reads than 64 KiB ones
-            fcntl.fcntl(r, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-        try:
+        r = w = -1
+        try:  # the pipe too: out of descriptors (EMFILE), the child is still given back
+            r, w = os.pipe()
+            os.set_blocking(r, False)
+            with contextlib.suppress(OSError):  # fewer, larger writes and reads than 64 KiB
+                fcntl.fcntl(r, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
             child.next_id += 1
             child.files += 1
             child.bytes += size
@@ -300,7 +321,8 @@ class ParquetDecoders:
                     raise FileUnreadable(str(reply["refused"]))
             raise _crashed(name, child.status(), broken)
         finally:  # 5. (also when the consumer stopped early: the child may be mid-stream)
-            os.close(r)
+            if r >= 0:
+                os.close(r)
             if w >= 0:
                 os.close(w)
             self._give_back(child, keep)

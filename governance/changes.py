@@ -1,7 +1,9 @@
 """Policy changes are commands that become events: propose, approve, roll back.
 
 ``propose`` (who, why, the files) 1. builds the bundle and its version; 2. validates it: it must
-compile on rego-cpp and pass every Python-driven policy case (``governance.policycases``) on it;
+compile on rego-cpp, decide every Python-driven policy case (``governance.policycases``) within
+a CPU-time bound (timed in a child process that is killed past it: ``timing``, set by the
+composition root; checked again at approval) and pass every case;
 3. computes the diff against the active bundle; 4. decides whether the two-person rule applies:
 the resource is listed in the ACTIVE bundle's ``data.hub.two_person`` (never the proposed one's,
 so a proposal cannot switch the rule off for itself); 5. appends ``PolicyChangeProposed`` and,
@@ -181,14 +183,27 @@ class Reloadable(Protocol):
     def version(self) -> str: ...
 
 
-def validate_bundle(bundle: PolicyBundle, evaluator: Callable[[PolicyBundle], Evaluator]) -> int:
+# Times every policy case of a bundle under a bound, where a slow evaluation can be stopped
+# (``adapters.rego_deadline.BoundedEvaluation``): raises ``PolicyError`` naming the slow case.
+Timing = Callable[[PolicyBundle, Sequence[tuple[str, Any]]], None]
+
+
+def validate_bundle(
+    bundle: PolicyBundle,
+    evaluator: Callable[[PolicyBundle], Evaluator],
+    timing: Timing | None = None,
+) -> int:
     """Compile ``bundle`` with ``evaluator`` (an embedded engine, built by the composition root)
     and run every policy case on it; returns how many passed.
 
+    With ``timing``, the cases are first timed by it: a bundle with a slow decision is refused
+    before any of its evaluations runs here (rego-cpp cannot stop one).
     Raises ``PolicyError`` naming each failing case (at most ten).
     """
     engine = evaluator(bundle)
     cases = all_cases(bundle)
+    if timing is not None:
+        timing(bundle, [(case.name, case.input) for case in cases])
     failures = run_cases(engine.decide_input, cases)
     if failures:
         lines = [f"{case.name}: {'; '.join(problems)}" for case, problems in failures[:10]]
@@ -232,8 +247,10 @@ class PolicyChanges:
         evaluator: Callable[[PolicyBundle], Evaluator],
         identities: Identities | None = None,
         ledger: Any = None,
+        timing: Timing | None = None,
     ) -> None:
         self.store = store
+        self.timing = timing  # bounds each case's evaluation (``validate_bundle``)
         self._identities = identities
         self._ledger = ledger  # records refused approvals (``refused_for_proposer``)
         self._publisher = publisher
@@ -266,7 +283,7 @@ class PolicyChanges:
                     f"The proposed bundle is the active one ({active.version[:12]}): "
                     "nothing to change."
                 )
-            passed = validate_bundle(bundle, self._evaluator)  # 2.
+            passed = validate_bundle(bundle, self._evaluator, self.timing)  # 2.
             diff = bundle_diff(active.files, bundle.files)  # 3.
             requires = self.requires_two_person(resource)  # 4.
             change_id = new_decision_id()
@@ -343,7 +360,7 @@ class PolicyChanges:
                     f"but {active.version[:12]} is active now: propose it again."
                 )
             bundle = PolicyBundle.from_files(change.files)
-            validate_bundle(bundle, self._evaluator)  # the cases may have grown since
+            validate_bundle(bundle, self._evaluator, self.timing)  # the cases may have grown since
             events = [
                 self._event(
                     APPROVED,

@@ -18,6 +18,7 @@ from typing import Any
 # Projections (chDB views, query export) and Parquet ingest use pyarrow, so load it first.
 import pyarrow  # noqa: F401
 
+from adapters.rego_deadline import BoundedEvaluation
 from adapters.rego_policy import RegoPolicyEngine
 from adapters.subject_tenants import SqliteSubjectTenants
 from core.errors import ConfigError, HubError
@@ -798,6 +799,7 @@ def bootstrap(
         evaluator=RegoPolicyEngine,
         identities=keys,
         ledger=ledger,
+        timing=BoundedEvaluation(settings.policy_eval_bound_ms),
     )
     # a revoked proposer's pending changes are withdrawn on the log, not left to be refused
     # (model promotions are changes on hub.config-changes too: config_changes withdraws them)

@@ -454,6 +454,13 @@ class Settings(BaseSettings):
     opa_timeout_ms: int = Field(
         default=500, ge=1, description="OPA request timeout; a slower answer is a deny."
     )
+    policy_eval_bound_ms: int = Field(
+        default=250,
+        ge=1,
+        description="CPU time one decision of a proposed policy bundle may take on any of its "
+        "policy cases, timed in a child process at proposal and before activation; a slower "
+        "bundle is refused (rego-cpp cannot stop an evaluation once the bundle is active).",
+    )
     policy_cache_ttl_ms: int = Field(
         default=1_000, ge=0, description="Decision cache lifetime (0 disables the cache)."
     )

@@ -1,0 +1,177 @@
+"""Time a policy bundle's decisions in a child process, under a bound: a slow bundle is refused.
+
+rego-cpp cannot cancel an evaluation, and a decision runs on every request: a bundle whose
+decision does heavy work (a comprehension over millions of elements) would make every decision
+slow once activated. So before a bundle may become an event (``hub policy propose``) and again
+before it is activated (``approve``), the composition root hands ``BoundedEvaluation`` to
+``governance.changes``: it compiles the bundle in a separate Python process and evaluates each
+input (the bundle's policy cases: every role x action, the attribute and malformed cases) there,
+and refuses the bundle, naming the case and the bound, when
+
+- an evaluation took more CPU time than the bound (measured by the child on its own thread:
+  rego-cpp evaluates on the calling thread, and CPU time does not grow with the machine's load);
+- the child did not answer within the bound plus ``WALL_GRACE_S`` of wall time (an evaluation
+  that never ends): the child is killed, the only way to stop a rego-cpp evaluation;
+- the child did not compile the bundle within ``START_BOUND_S`` or died.
+
+The decisions' answers are not checked here (the case run in-process does that, after this
+check: by then every case is known to be fast). The OPA footprint validates proposals the same
+way (the composition root validates on the embedded engine whatever the footprint), and its
+server evaluation is bounded besides by ``HUB_OPA_TIMEOUT_MS`` (the request is dropped).
+
+Run as ``python -m adapters.rego_deadline``: reads ``{"files": ..., "cases": [[name, input]]}``
+as JSON on stdin, writes ``ready`` once compiled, then ``<index> <cpu ns>`` per evaluation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from core.policybundle import PolicyBundle, PolicyError
+
+SETTING = "HUB_POLICY_EVAL_BOUND_MS"
+START_BOUND_S = 60.0  # starting Python, importing rego-cpp and compiling the bundle
+WALL_GRACE_S = 2.0  # wall time past the bound before an evaluation counts as never ending
+_ROOT = Path(__file__).resolve().parents[1]  # the folder holding the adapters package
+
+
+class BoundedEvaluation:
+    """``check(bundle, cases)``: raise ``PolicyError`` unless every case evaluates within
+    ``bound_ms`` milliseconds of CPU time; ``cases`` are (name, input document) pairs."""
+
+    def __init__(self, bound_ms: int) -> None:
+        if bound_ms < 1:
+            raise ValueError(f"{SETTING} must be at least 1 (got {bound_ms})")
+        self.bound_ms = bound_ms
+
+    def __call__(self, bundle: PolicyBundle, cases: Sequence[tuple[str, Any]]) -> None:
+        payload = json.dumps({"files": dict(bundle.files), "cases": [list(c) for c in cases]})
+        with tempfile.TemporaryFile() as errors:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "adapters.rego_deadline"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                cwd=_ROOT,
+            )
+            try:
+                self._watch(child, payload.encode("utf-8"), bundle, cases, errors)
+            finally:
+                if child.poll() is None:
+                    child.kill()
+                child.wait()
+
+    def _watch(
+        self,
+        child: subprocess.Popen[bytes],
+        payload: bytes,
+        bundle: PolicyBundle,
+        cases: Sequence[tuple[str, Any]],
+        errors: IO[bytes],
+    ) -> None:
+        assert child.stdin is not None and child.stdout is not None
+        try:
+            child.stdin.write(payload)
+            child.stdin.close()
+        except BrokenPipeError:
+            pass  # the child died: reported below as no answer
+        with _Lines(child.stdout) as lines:
+            self._read(child, lines, bundle, cases, errors)
+
+    def _read(
+        self,
+        child: subprocess.Popen[bytes],
+        lines: _Lines,
+        bundle: PolicyBundle,
+        cases: Sequence[tuple[str, Any]],
+        errors: IO[bytes],
+    ) -> None:
+        name = f"The proposed policy bundle {bundle.version[:12]}"
+        bound = f"the bound of {self.bound_ms} ms ({SETTING})"
+        if lines.next(START_BOUND_S) != "ready":
+            child.kill()
+            child.wait()
+            errors.seek(0)
+            tail = errors.read()[-300:].decode("utf-8", "replace").strip()
+            raise PolicyError(
+                f"{name} could not be timed: a child process did not compile it within "
+                f"{START_BOUND_S:.0f} s ({tail or 'no error output'}); refused."
+            )
+        wall_s = self.bound_ms / 1000 + WALL_GRACE_S
+        for index, (case, _) in enumerate(cases):
+            line = lines.next(wall_s)
+            if line is None:
+                raise PolicyError(
+                    f"{name} did not decide the policy case {case!r} within {wall_s:.1f} s of "
+                    f"wall time (stopped; {bound}): a decision must be quick; refused."
+                )
+            at, _, cpu = line.partition(" ")
+            if at != str(index) or not cpu.isdigit():
+                raise PolicyError(f"{name} could not be timed (answer {line!r}); refused.")
+            cpu_ns = int(cpu)
+            if cpu_ns > self.bound_ms * 1_000_000:
+                raise PolicyError(
+                    f"{name} took {cpu_ns / 1e6:.1f} ms of CPU time to decide the policy case "
+                    f"{case!r}, over {bound}: a decision must be quick; refused."
+                )
+
+
+class _Lines:
+    """Lines of a pipe, each awaited with a deadline."""
+
+    def __init__(self, pipe: IO[bytes]) -> None:
+        self._fd = pipe.fileno()
+        self._buffer = b""
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._fd, selectors.EVENT_READ)
+
+    def __enter__(self) -> _Lines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._selector.close()
+
+    def next(self, timeout_s: float) -> str | None:
+        """The next line, or None at end of file or when none came within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._selector.select(left):
+                return None
+            chunk = os.read(self._fd, 65536)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode("utf-8")
+
+
+def _child() -> None:
+    """Compile the bundle from stdin; evaluate every case, writing its CPU time."""
+    from adapters.rego_policy import RegoPolicyEngine
+
+    request = json.loads(sys.stdin.buffer.read())
+    engine = RegoPolicyEngine(PolicyBundle.from_files(request["files"]))
+    out = sys.stdout
+    out.write("ready\n")
+    out.flush()
+    for index, (_, doc) in enumerate(request["cases"]):
+        started = time.thread_time_ns()
+        with contextlib.suppress(Exception):  # answers are checked in-process; time counts here
+            engine.evaluate(doc)
+        out.write(f"{index} {time.thread_time_ns() - started}\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    _child()

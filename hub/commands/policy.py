@@ -114,16 +114,21 @@ def policy_diff(obj: Ctx, change_id: str, key: str | None) -> None:
 
 @policy.command("test")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False), required=False)
-def policy_test(folder: str | None) -> None:
-    """Run the policy cases on a bundle folder (default: the shipped one) with rego-cpp."""
+@click.pass_obj
+def policy_test(obj: Ctx, folder: str | None) -> None:
+    """Run the policy cases on a bundle folder (default: the shipped one) with rego-cpp, each
+    within HUB_POLICY_EVAL_BOUND_MS of CPU time (as a proposal is checked)."""
 
     def go() -> None:
+        from adapters.rego_deadline import BoundedEvaluation
         from core.policybundle import PolicyBundle
         from governance.changes import validate_bundle
         from hub.bootstrap import Hub
+        from hub.settings import load_settings
 
         bundle = PolicyBundle.from_dir(Path(folder)) if folder else PolicyBundle.from_dir()
-        passed = validate_bundle(bundle, Hub.policy_evaluator)
+        bound = BoundedEvaluation(load_settings(obj.config).policy_eval_bound_ms)
+        passed = validate_bundle(bundle, Hub.policy_evaluator, bound)
         click.echo(f"{passed} policy cases pass on bundle {bundle.version[:12]}")
 
     run_safely(go)

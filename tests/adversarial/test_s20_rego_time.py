@@ -10,6 +10,7 @@ refuses the bundle, naming the case and the bound.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from core.errors import Conflict
 from core.policybundle import PolicyBundle, PolicyError
 from core.ports.policy import Principal
 from hub.bootstrap import Hub
+from tests.service.test_policy_cli import run
 
 SLOW_CASE = "an unknown action is denied even to an admin"
 HEAD = "decision := d if {\n\td := fast\n}"
@@ -106,3 +108,13 @@ def test_conflict_is_still_the_answer_for_the_active_bundle(hub: Hub) -> None:
         hub.policy_changes.propose(
             admin, dict(hub.policy_changes.store.active_bundle().files), "same"
         )
+
+
+def test_hub_policy_test_applies_the_bound(tmp_path: Path) -> None:
+    folder = tmp_path / "bundle"
+    for path, text in _slow_files_of(PolicyBundle.from_dir(), 3_000_000).files.items():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_text(text, encoding="utf-8")
+    code, _, err = run(tmp_path / "data", "policy", "test", str(folder))
+    assert code == 1, err
+    assert repr(SLOW_CASE) in err and "HUB_POLICY_EVAL_BOUND_MS" in err, err

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -63,6 +64,23 @@ def register_payment_model(hub: Hub, seed: int = 0) -> int:
         reference={},
     )
     return mv.version
+
+
+class JsonAnswer(BaseHTTPRequestHandler):
+    """A handler for ``serve_local`` that answers with ``answer`` and logs nothing."""
+
+    def answer(self, body: bytes, *headers: tuple[str, str]) -> None:
+        """Send ``body`` as a 200 JSON answer with its length and ``headers``."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
 
 
 def serve_local(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:

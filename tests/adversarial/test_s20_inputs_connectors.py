@@ -16,7 +16,6 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from ingest.db import DbConnector, DbSourceConfig
 from ingest.debezium import change_record
 from ingest.httppull import ConnectorFailed, HttpPullConfig, HttpPullConnector
 from tests import infra
-from tests.adversarial._api import serve_local
+from tests.adversarial._api import JsonAnswer, serve_local
 
 SCHEMA = {
     "type": "record",
@@ -133,17 +132,9 @@ PAGES: dict[str, bytes] = {
 }
 
 
-class _Api(BaseHTTPRequestHandler):
+class _Api(JsonAnswer):
     def do_GET(self) -> None:
-        body = PAGES[self.path.split("?")[0]]
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.answer(PAGES[self.path.split("?")[0]])
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -131,6 +132,18 @@ def quiet_hub(data_dir: Path) -> Iterator[Hub]:
         yield h
     finally:
         h.close()
+
+
+@contextmanager
+def quiet_api(data_dir: Path) -> Iterator[tuple[Hub, TestClient]]:
+    """A hub on ``quiet_settings`` and its app in-process (server errors answered as 500s);
+    both closed after."""
+    hub = bootstrap(quiet_settings(data_dir))
+    try:
+        with TestClient(create_app(hub), raise_server_exceptions=False) as c:
+            yield hub, c
+    finally:
+        hub.close()
 
 
 def issue_key(hub: Hub, role: str, owner: str, tenant: str = "default") -> str:

@@ -26,6 +26,12 @@ __all__ = ["pg", "schema"]  # the PostgreSQL fixtures, shared with the sealed vi
 PII = ("customer_name", "email")
 
 
+def _refused_as_sealed(sql: str) -> None:
+    with pytest.raises(InvalidInput) as refused:  # before: accepted
+        sealed_outputs(sql, "postgres", PII)
+    assert refused.value.code == "pii_column_sealed", sql
+
+
 @pytest.mark.parametrize(
     "sql",
     [
@@ -37,9 +43,7 @@ PII = ("customer_name", "email")
     ],
 )
 def test_a_field_of_a_row_is_the_sealed_column(sql: str) -> None:
-    with pytest.raises(InvalidInput) as refused:  # before: accepted
-        sealed_outputs(sql, "postgres", PII)
-    assert refused.value.code == "pii_column_sealed", sql
+    _refused_as_sealed(sql)
 
 
 @pytest.mark.parametrize(
@@ -56,9 +60,7 @@ def test_a_field_of_a_row_is_the_sealed_column(sql: str) -> None:
     ],
 )
 def test_a_whole_row_holding_sealed_columns_is_refused(sql: str) -> None:
-    with pytest.raises(InvalidInput) as refused:  # before: accepted
-        sealed_outputs(sql, "postgres", PII)
-    assert refused.value.code == "pii_column_sealed", sql
+    _refused_as_sealed(sql)
 
 
 @pytest.mark.parametrize(

@@ -20,17 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.adversarial._api import Api, basic, issue_key, start_api
+from hub.bootstrap import bootstrap
+from tests.adversarial._api import Api, basic, issue_key, quiet_settings, serve_hub
 
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Api]:
-    hub, client = start_api(tmp_path / "data")
-    try:
-        yield Api(hub, client, {"admin": issue_key(hub, "admin", "root")})
-    finally:
-        client.close()
-        hub.close()
+    yield from serve_hub(bootstrap(quiet_settings(tmp_path / "data")))
 
 
 def _officer(api: Api) -> dict[str, str]:

@@ -23,6 +23,18 @@ from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.settings import Settings, load_settings
 
+QUOTE = {
+    "instrument": "AAPL",
+    "venue": "XNAS",
+    "bid": "189.1",
+    "ask": "189.2",
+    "bid_size": "100",
+    "ask_size": "100",
+    "currency": "USD",
+    "quoted_at": "2026-12-05T21:00:00Z",
+}
+"""One valid event of the hub's ``quotes`` topic."""
+
 
 def basic(token: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(token.encode()).decode()}

@@ -21,14 +21,14 @@ from typing import Any
 
 import pytest
 
-from hub.bootstrap import Hub, bootstrap
-from hub.settings import load_settings
+from hub.bootstrap import Hub
 from ingest import quarantine
 from ingest.db import DbConnector, DbSourceConfig
 from ingest.debezium import change_record
 from ingest.httppull import ConnectorFailed, HttpPullConfig, HttpPullConnector
 from tests import infra
 from tests.adversarial._api import JsonAnswer, serve_local
+from tests.adversarial._topics_hub import hub_with_topics
 
 SCHEMA = {
     "type": "record",
@@ -40,15 +40,8 @@ DUP = b'{"s":"low","n":1,"s":"high"}'
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
-    h = bootstrap(
-        load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=tmp_path / "d")
-    )
-    try:
-        h.log.create_topic("t", 1)
-        h.registry.register("t-value", json.dumps(SCHEMA))
+    with hub_with_topics(tmp_path / "d", {"t": SCHEMA}) as h:
         yield h
-    finally:
-        h.close()
 
 
 def _stored(h: Hub, topic: str = "t") -> list[dict[str, Any]]:

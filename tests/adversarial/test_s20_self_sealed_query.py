@@ -19,7 +19,7 @@ import pytest
 
 from core.errors import HubError, InvalidInput
 from core.sealedquery import sealed_outputs
-from tests.adversarial.test_s20_pgsealed import OPERATOR, load, person, pg, pg_hub, schema
+from tests.adversarial.test_s20_pgsealed import load, person, pg, pg_hub, pg_query, schema
 
 __all__ = ["pg", "schema"]  # the PostgreSQL fixtures, shared with the sealed views' tests
 
@@ -98,7 +98,7 @@ def test_a_live_postgresql_query_on_a_row_field_is_refused(
             "SELECT account_id FROM accounts_current a WHERE a::text LIKE '%pii:v2:%'",
         ):
             with pytest.raises(HubError) as refused:
-                h.projections.query(h.policy, OPERATOR, sql, store="transactional")
+                pg_query(h, sql)
             assert refused.value.code == "pii_column_sealed", sql
     finally:
         h.close()

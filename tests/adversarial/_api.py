@@ -7,8 +7,9 @@ on the HTTP key-issuance rules.
 from __future__ import annotations
 
 import base64
+import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -52,6 +53,13 @@ class Api:
     @property
     def admin(self) -> dict[str, str]:
         return self.as_role("admin")
+
+    def topic(self, name: str, schema: Mapping[str, Any]) -> None:
+        """Create ``name`` (one partition) and register its ``-value`` schema, as admin."""
+        c, admin = self.client, self.admin
+        assert c.post("/v1/topics", json={"name": name, "partitions": 1}, headers=admin).is_success
+        body = {"schema": json.dumps(schema)}
+        assert c.post(f"/subjects/{name}-value/versions", json=body, headers=admin).is_success
 
 
 def register_payment_model(hub: Hub, seed: int = 0) -> int:

@@ -22,9 +22,13 @@ import os
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hub.bootstrap import Hub
 
 
 def _timed(n: int, fn: Callable[[], Any]) -> tuple[float, float, Any]:
@@ -74,19 +78,14 @@ def _raw_rows(folder: Path, values: list[bytes], per_commit: int) -> None:
     conn.close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--format", default="Parquet", choices=["Parquet", "Avro", "JSONL", "CSV"])
-    ap.add_argument("--label", default=os.getcwd())
-    args = ap.parse_args(argv)
-    n = args.rows
-
-    from benchmarks.e2e import write_files
+@contextmanager
+def accounts_hub() -> Iterator[tuple[Hub, Path]]:
+    """A hub (no projection runner) in a temporary folder, the benchmark's accounts opened and
+    checkpointed, and that folder (for the input files); closed and removed after. Imported
+    when called, from the tree the script runs in."""
     from benchmarks.e2e_common import ACCOUNTS
     from hub.bootstrap import bootstrap
     from hub.settings import load_settings
-    from ingest.files import publish_file
     from tests.service.accounts import open_accounts
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,52 +94,67 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             open_accounts(h, [f"ACC-{i}" for i in range(ACCOUNTS)])
             h.ledger.sync(force_checkpoint=True)
-            if args.format == "Avro":
-                from benchmarks.file_columns import _avro
-
-                sv = h.registry.get_version("trades-value", "latest")
-                (folder / "f").mkdir()
-                path = _avro(
-                    folder / "f" / "t.avro",
-                    sv.schema.text,
-                    h.registry.parsed(sv.id).parsed,
-                    n,
-                    10**8,
-                )
-            else:
-                path = write_files(folder / "f", n, 10**8)[args.format]
-            load = os.getloadavg()[0]
-            cpu, wall, out = _timed(
-                n, lambda: publish_file(h.ingest, path, "trades", batch_size=10_000)
-            )
-            assert out.result.accepted == n, out.result
-            lcpu, lwall, _ = _timed(n, h.ledger.sync)
-            full = 1 / (1 / cpu + 1 / lcpu)
-            db = h.log._path  # type: ignore[attr-defined]
-            with sqlite3.connect(db) as conn:
-                rows = conn.execute(
-                    "SELECT b.topic_id, b.part, b.base_offset, b.last_offset, b.record_count,"
-                    " b.max_timestamp, b.mac, b.data FROM batches b JOIN topics t"
-                    " ON t.id = b.topic_id WHERE t.name = 'trades' ORDER BY b.id"
-                ).fetchall()
-            values = [
-                v
-                for p, end in sorted(h.log.end_offsets("trades").items())
-                for v in h.log.read_columns("trades", p, 0, end + 1).values
-            ]
-            assert sum(r[4] for r in rows) == n == len(values)
-            rcpu, rwall, _ = _timed(n, lambda: _raw_insert(folder, rows, 10_000))
-            vcpu, vwall, _ = _timed(n, lambda: _raw_rows(folder, values, 10_000))
-            print(
-                f"{args.label} {args.format} n={n} load={load:.1f} | per CPU-s: publish {cpu:,.0f}"
-                f" ledger {lcpu:,.0f} full {full:,.0f} raw-batches {rcpu:,.0f} raw-rows"
-                f" {vcpu:,.0f} | full/raw-batches {full / rcpu:.3f} full/raw-rows"
-                f" {full / vcpu:.3f} | wall: publish {wall:,.0f} ledger {lwall:,.0f}"
-                f" raw-batches {rwall:,.0f} raw-rows {vwall:,.0f}",
-                flush=True,
-            )
+            yield h, folder
         finally:
             h.close()
+
+
+def trades_file(h: Hub, folder: Path, fmt: str, n: int, start: int) -> Path:
+    """``n`` trades (ids from ``start``) as one ``fmt`` file in ``folder`` (made here); Avro
+    with the hub's registered ``trades-value`` schema."""
+    from benchmarks.e2e import write_files
+
+    if fmt != "Avro":
+        return write_files(folder, n, start)[fmt]
+    from benchmarks.file_columns import _avro
+
+    sv = h.registry.get_version("trades-value", "latest")
+    folder.mkdir()
+    return _avro(folder / "t.avro", sv.schema.text, h.registry.parsed(sv.id).parsed, n, start)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--format", default="Parquet", choices=["Parquet", "Avro", "JSONL", "CSV"])
+    ap.add_argument("--label", default=os.getcwd())
+    args = ap.parse_args(argv)
+    n = args.rows
+
+    from ingest.files import publish_file
+
+    with accounts_hub() as (h, folder):
+        path = trades_file(h, folder / "f", args.format, n, 10**8)
+        load = os.getloadavg()[0]
+        cpu, wall, out = _timed(
+            n, lambda: publish_file(h.ingest, path, "trades", batch_size=10_000)
+        )
+        assert out.result.accepted == n, out.result
+        lcpu, lwall, _ = _timed(n, h.ledger.sync)
+        full = 1 / (1 / cpu + 1 / lcpu)
+        db = h.log._path  # type: ignore[attr-defined]
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute(
+                "SELECT b.topic_id, b.part, b.base_offset, b.last_offset, b.record_count,"
+                " b.max_timestamp, b.mac, b.data FROM batches b JOIN topics t"
+                " ON t.id = b.topic_id WHERE t.name = 'trades' ORDER BY b.id"
+            ).fetchall()
+        values = [
+            v
+            for p, end in sorted(h.log.end_offsets("trades").items())
+            for v in h.log.read_columns("trades", p, 0, end + 1).values
+        ]
+        assert sum(r[4] for r in rows) == n == len(values)
+        rcpu, rwall, _ = _timed(n, lambda: _raw_insert(folder, rows, 10_000))
+        vcpu, vwall, _ = _timed(n, lambda: _raw_rows(folder, values, 10_000))
+        print(
+            f"{args.label} {args.format} n={n} load={load:.1f} | per CPU-s: publish {cpu:,.0f}"
+            f" ledger {lcpu:,.0f} full {full:,.0f} raw-batches {rcpu:,.0f} raw-rows"
+            f" {vcpu:,.0f} | full/raw-batches {full / rcpu:.3f} full/raw-rows"
+            f" {full / vcpu:.3f} | wall: publish {wall:,.0f} ledger {lwall:,.0f}"
+            f" raw-batches {rwall:,.0f} raw-rows {vwall:,.0f}",
+            flush=True,
+        )
     return 0
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
@@ -36,11 +35,7 @@ def main() -> int:
     import ingest.arrowread as arrowread
     import ingest.files as files
     from adapters.sqlite_log.log import SqliteEventLog
-    from benchmarks.e2e import write_files
-    from benchmarks.e2e_common import ACCOUNTS
-    from hub.bootstrap import bootstrap
-    from hub.settings import load_settings
-    from tests.service.accounts import open_accounts
+    from benchmarks.file_full_path import accounts_hub, trades_file
 
     old_read = _load(old_tree, "ingest/arrowread.py", "_old_arrowread")
     old_lines = _load(old_tree, "ingest/lines.py", "_old_lines")
@@ -72,44 +67,26 @@ def main() -> int:
     rates: dict[str, dict[str, list[float]]] = {
         m: {"publish": [], "ledger": [], "full": []} for m in steps
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        h = bootstrap(load_settings(environ={}, data_dir=folder / "d", projection_autostart=False))
-        try:
-            open_accounts(h, [f"ACC-{i}" for i in range(ACCOUNTS)])
-            h.ledger.sync(force_checkpoint=True)
-            paths = []
-            for k in range(2 * pairs + 1):
-                if fmt == "Avro":
-                    from benchmarks.file_columns import _avro
-
-                    sv = h.registry.get_version("trades-value", "latest")
-                    (folder / f"f{k}").mkdir()
-                    parsed = h.registry.parsed(sv.id).parsed
-                    start = 10**8 + k * n
-                    paths.append(
-                        _avro(folder / f"f{k}" / "t.avro", sv.schema.text, parsed, n, start)
-                    )
-                else:
-                    paths.append(write_files(folder / f"f{k}", n, 10**8 + k * n)[fmt])
-            files.publish_file(h.ingest, paths[-1], "trades", batch_size=10_000)  # warm-up
+    with accounts_hub() as (h, folder):
+        paths = [
+            trades_file(h, folder / f"f{k}", fmt, n, 10**8 + k * n) for k in range(2 * pairs + 1)
+        ]
+        files.publish_file(h.ingest, paths[-1], "trades", batch_size=10_000)  # warm-up
+        h.ledger.sync()
+        for k in range(2 * pairs):
+            mode = ("old", "new")[(k + k // 2) % 2]  # old new new old old new ...
+            use(mode)
+            c0 = time.process_time()
+            out = files.publish_file(h.ingest, paths[k], "trades", batch_size=10_000)
+            c1 = time.process_time()
             h.ledger.sync()
-            for k in range(2 * pairs):
-                mode = ("old", "new")[(k + k // 2) % 2]  # old new new old old new ...
-                use(mode)
-                c0 = time.process_time()
-                out = files.publish_file(h.ingest, paths[k], "trades", batch_size=10_000)
-                c1 = time.process_time()
-                h.ledger.sync()
-                c2 = time.process_time()
-                assert out.result.accepted == n, out.result
-                r = rates[mode]
-                r["publish"].append(n / (c1 - c0))
-                r["ledger"].append(n / (c2 - c1))
-                r["full"].append(n / (c2 - c0))
-            use("new")
-        finally:
-            h.close()
+            c2 = time.process_time()
+            assert out.result.accepted == n, out.result
+            r = rates[mode]
+            r["publish"].append(n / (c1 - c0))
+            r["ledger"].append(n / (c2 - c1))
+            r["full"].append(n / (c2 - c0))
+        use("new")
     import os
 
     print(f"{fmt} n={n} pairs={pairs} load={os.getloadavg()[0]:.1f} (events per CPU-s)")

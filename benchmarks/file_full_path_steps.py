@@ -15,10 +15,8 @@ from __future__ import annotations
 import collections
 import functools
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 _CPU: collections.Counter[str] = collections.Counter()
@@ -85,29 +83,19 @@ def main() -> int:
     _wrap(dedupe.KeyWindow, "isdisjoint")
 
     from benchmarks.e2e import write_files
-    from benchmarks.e2e_common import ACCOUNTS
-    from hub.bootstrap import bootstrap
-    from hub.settings import load_settings
+    from benchmarks.file_full_path import accounts_hub
     from ingest.files import publish_file
-    from tests.service.accounts import open_accounts
 
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        h = bootstrap(load_settings(environ={}, data_dir=folder / "d", projection_autostart=False))
-        try:
-            open_accounts(h, [f"ACC-{i}" for i in range(ACCOUNTS)])
-            h.ledger.sync(force_checkpoint=True)
-            path = write_files(folder / "f", n, 10**8)[fmt]
-            _CPU.clear()
-            _CALLS.clear()
-            _ENDED.clear()
-            c0, t0 = time.process_time(), time.thread_time()
-            publish_file(h.ingest, path, "trades", batch_size=10_000)
-            c1, t1 = time.process_time(), time.thread_time()
-            h.ledger.sync()
-            c2 = time.process_time()
-        finally:
-            h.close()
+    with accounts_hub() as (h, folder):
+        path = write_files(folder / "f", n, 10**8)[fmt]
+        _CPU.clear()
+        _CALLS.clear()
+        _ENDED.clear()
+        c0, t0 = time.process_time(), time.thread_time()
+        publish_file(h.ingest, path, "trades", batch_size=10_000)
+        c1, t1 = time.process_time(), time.thread_time()
+        h.ledger.sync()
+        c2 = time.process_time()
     us = 1e6 / n
     print(
         f"{fmt} n={n}: us of CPU per event: publish (process) {(c1 - c0) * us:.2f}, main thread"

@@ -34,24 +34,18 @@ from hub.bootstrap import Hub, bootstrap
 from hub.settings import load_settings
 from projections.catalog import ACCOUNTS
 from tests.infra import postgres_url
+from tests.service.accounts import account_opened
 
 OPERATOR = Principal("ops", frozenset({"admin"}))
 
 
 def opened(i: int) -> OutgoingEvent:
-    return OutgoingEvent(
-        event_type="hub.accounts.AccountOpened",
-        value={
-            "account_id": f"ACC-{i:06d}",
-            "customer_name": f"Customer Number {i}",
-            "email": f"customer.{i}@example.org",
-            "date_of_birth": "1980-02-03",
-            "country": "GB",
-            "kyc_level": "STANDARD",
-            "risk_rating": "LOW",
-            "base_currency": "EUR",
-            "opened_at": "2026-11-25T10:00:00Z",
-        },
+    return account_opened(
+        f"ACC-{i:06d}",
+        name=f"Customer Number {i}",
+        email=f"customer.{i}@example.org",
+        date_of_birth="1980-02-03",
+        opened_at="2026-11-25T10:00:00Z",
     )
 
 

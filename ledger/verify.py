@@ -601,6 +601,52 @@ def save_verified(
     return state
 
 
+@dataclass(frozen=True)
+class RememberedRun:
+    """A verification from the remembered state (``verify_remembered``): its report, where it
+    started (``since``: None for a full run, ``why`` then says why), the latest checkpoint
+    before it began (``covered``) and when it began."""
+
+    report: VerifyReport
+    since: Verified | None
+    why: str
+    covered: StoredCheckpoint | None
+    now_ms: int
+
+    def remember(self, ledger: Ledger, path: Path) -> Verified | None:
+        """``save_verified`` for this run (a full run's time is its own start)."""
+        full_at = self.now_ms if self.since is None else self.since.full_at_ms
+        return save_verified(ledger, path, self.report, self.covered, full_at, self.since)
+
+
+def verify_remembered(
+    ledger: Ledger,
+    path: Path,
+    log: EventLog,
+    *,
+    full: bool,
+    full_every_s: int,
+    trusted: list[VerifierKey] | None = None,
+) -> RememberedRun:
+    """Verify from the state remembered at ``path`` (``load_verified``, ``verification_base``):
+    incremental when it holds and no full run is due, else full. ``log``: the log as readers
+    see it (a cold tier below the ledger's hot log is checked too)."""
+    now_ms = time.time_ns() // 1_000_000
+    remembered, why = load_verified(ledger, path)
+    since, why = verification_base(
+        remembered, why, full=full, now_ms=now_ms, full_every_s=full_every_s
+    )
+    covered = ledger.store.latest_checkpoint()  # every entry it holds gets verified
+    report = verify_ledger(
+        ledger,
+        trusted,
+        since=since,
+        tiered=log if log is not ledger.log else None,
+        unkeyed_before=None if remembered is None else remembered.unkeyed,
+    )
+    return RememberedRun(report, since, why, covered, now_ms)
+
+
 def _verify_from(
     ledger: Ledger, report: VerifyReport, since: Verified, unlocked: _Unlocked | None = None
 ) -> bool:

@@ -277,19 +277,27 @@ def _encode_header_columns_py(headers: Sequence[Headers], n: int, parts: list[by
             return False
         if len(names[-1]) > _U16:
             return False
-        if values.count(values[0]) == n:
-            kinds.append(_CONSTANT)
-            data += (struct.pack("<I", len(values[0])), values[0])
-        else:
-            kinds.append(_VARYING)
-            data += (struct.pack(f"<{n}I", *map(len, values)), b"".join(values))
-    parts += (
-        struct.pack(f"<H{m}H", m, *map(len, names)),
-        b"".join(names),
-        bytes(kinds),
-        *data,
-    )
+        kind, *section = _column_section(values, n)
+        kinds.append(kind)
+        data += section
+    _append_columns(parts, names, kinds, data)
     return True
+
+
+def _column_section(values: Sequence[bytes], n: int) -> tuple[int, bytes, bytes]:
+    """One header column of the column layout: its kind and its two sections (a column whose
+    ``n`` values are all equal is stored once, as a constant)."""
+    if values.count(values[0]) == n:
+        return _CONSTANT, struct.pack("<I", len(values[0])), values[0]
+    return _VARYING, struct.pack(f"<{n}I", *map(len, values)), b"".join(values)
+
+
+def _append_columns(
+    parts: list[bytes], names: Sequence[bytes], kinds: bytearray, data: list[bytes]
+) -> None:
+    """Append the column layout's header block: the names, their kinds and their sections."""
+    m = len(names)
+    parts += (struct.pack(f"<H{m}H", m, *map(len, names)), b"".join(names), bytes(kinds), *data)
 
 
 def repeats_envelope(headers: Sequence[Headers], same_names: bool) -> bool:
@@ -442,15 +450,10 @@ def encode_batch_columns_kept_py(
             continue
         section = done.get(id(col))
         if section is None:
-            if col.count(col[0]) == n:
-                section = (_CONSTANT, struct.pack("<I", len(col[0])), col[0])
-            else:
-                section = (_VARYING, struct.pack(f"<{n}I", *map(len, col)), b"".join(col))
-            done[id(col)] = section
+            section = done[id(col)] = _column_section(col, n)
         kinds.append(section[0])
         data += section[1:]
-    m = len(names)
-    parts += (struct.pack(f"<H{m}H", m, *map(len, names)), b"".join(names), bytes(kinds), *data)
+    _append_columns(parts, names, kinds, data)
     return _seal_kept(parts, flags | _HAS_HEADERS, _HEADER_COLUMNS, n, lo, _VERSION)
 
 

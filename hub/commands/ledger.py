@@ -81,10 +81,8 @@ def _verifier_key_file(path: str) -> VerifierKey:
 @click.pass_obj
 def ledger_verify(obj: Ctx, public_key: tuple[str, ...], full: bool) -> None:
     """Check the ledger against the log; exit 1 naming the first bad entry."""
-    import time
-
     from hub.bootstrap import undone_erasures_problem
-    from ledger.verify import load_verified, save_verified, verification_base, verify_ledger
+    from ledger.verify import verify_remembered
 
     def go() -> None:
         # verify changes nothing; a ledger the outside witness refuses opens, to be named here
@@ -92,24 +90,15 @@ def ledger_verify(obj: Ctx, public_key: tuple[str, ...], full: bool) -> None:
             principal = authorize(h, "ledger.verify", "ledger")
             trusted = [_verifier_key_file(p) for p in public_key]
             path = h.settings.ledger_verified_path
-            now_ms = time.time_ns() // 1_000_000
-            remembered, why = load_verified(h.ledger, path)
-            since, why = verification_base(
-                remembered,
-                why,
-                full=full,
-                now_ms=now_ms,
-                full_every_s=h.settings.ledger_full_verify_every_s,
-            )
-            covered = h.ledger.store.latest_checkpoint()  # every entry it holds gets verified
-            tiered = h.log if h.log is not h.ledger.log else None  # a cold tier below
-            report = verify_ledger(
+            run = verify_remembered(
                 h.ledger,
-                trusted,
-                since=since,
-                tiered=tiered,
-                unkeyed_before=None if remembered is None else remembered.unkeyed,
+                path,
+                h.log,
+                full=full,
+                full_every_s=h.settings.ledger_full_verify_every_s,
+                trusted=trusted,
             )
+            report, since = run.report, run.since
             from hub.api.routers.ledger import record_verification
 
             record_verification(h.ledger, principal, report.as_dict())  # CC7 evidence
@@ -125,13 +114,12 @@ def ledger_verify(obj: Ctx, public_key: tuple[str, ...], full: bool) -> None:
                 _echo_json({**report.as_dict(), "erasures_undone": undone})
                 sys.exit(1)
             h.ledger.sync(force_checkpoint=True)  # the run's own record, once the check is done
-            full_at = now_ms if since is None else since.full_at_ms
             signer = h.ledger.signer.verifier()
-            save_verified(h.ledger, path, report, covered, full_at, since)
+            run.remember(h.ledger, path)
             kind = (
                 f"incremental from checkpoint {since.size}"
                 if since is not None
-                else f"full ({why})"
+                else f"full ({run.why})"
             )
             click.echo(
                 f"OK ledger: {report.leaves} entries and {report.checkpoints} checkpoints verified "

@@ -7,11 +7,14 @@ on the HTTP key-issuance rules.
 from __future__ import annotations
 
 import base64
+import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,6 +23,18 @@ from core.roles import ROLES
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.settings import Settings, load_settings
+
+QUOTE = {
+    "instrument": "AAPL",
+    "venue": "XNAS",
+    "bid": "189.1",
+    "ask": "189.2",
+    "bid_size": "100",
+    "ask_size": "100",
+    "currency": "USD",
+    "quoted_at": "2026-12-05T21:00:00Z",
+}
+"""One valid event of the hub's ``quotes`` topic."""
 
 
 def basic(token: str) -> dict[str, str]:
@@ -38,6 +53,13 @@ class Api:
     @property
     def admin(self) -> dict[str, str]:
         return self.as_role("admin")
+
+    def topic(self, name: str, schema: Mapping[str, Any]) -> None:
+        """Create ``name`` (one partition) and register its ``-value`` schema, as admin."""
+        c, admin = self.client, self.admin
+        assert c.post("/v1/topics", json={"name": name, "partitions": 1}, headers=admin).is_success
+        body = {"schema": json.dumps(schema)}
+        assert c.post(f"/subjects/{name}-value/versions", json=body, headers=admin).is_success
 
 
 def register_payment_model(hub: Hub, seed: int = 0) -> int:
@@ -63,6 +85,23 @@ def register_payment_model(hub: Hub, seed: int = 0) -> int:
         reference={},
     )
     return mv.version
+
+
+class JsonAnswer(BaseHTTPRequestHandler):
+    """A handler for ``serve_local`` that answers with ``answer`` and logs nothing."""
+
+    def answer(self, body: bytes, *headers: tuple[str, str]) -> None:
+        """Send ``body`` as a 200 JSON answer with its length and ``headers``."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
 
 
 def serve_local(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
@@ -113,6 +152,18 @@ def quiet_hub(data_dir: Path) -> Iterator[Hub]:
         yield h
     finally:
         h.close()
+
+
+@contextmanager
+def quiet_api(data_dir: Path) -> Iterator[tuple[Hub, TestClient]]:
+    """A hub on ``quiet_settings`` and its app in-process (server errors answered as 500s);
+    both closed after."""
+    hub = bootstrap(quiet_settings(data_dir))
+    try:
+        with TestClient(create_app(hub), raise_server_exceptions=False) as c:
+            yield hub, c
+    finally:
+        hub.close()
 
 
 def issue_key(hub: Hub, role: str, owner: str, tenant: str = "default") -> str:

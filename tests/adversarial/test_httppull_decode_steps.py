@@ -14,14 +14,12 @@ import tracemalloc
 import zlib
 from collections.abc import Iterator
 from functools import cache
-from http.server import BaseHTTPRequestHandler
-from typing import Any
 
 import pytest
 
 from hub.bootstrap import Hub
 from ingest.httppull import ConnectorFailed, HttpPullConfig, HttpPullConnector
-from tests.adversarial._api import serve_local
+from tests.adversarial._api import JsonAnswer, serve_local
 
 MIB = 1 << 20
 
@@ -35,18 +33,9 @@ def _piece_bomb() -> bytes:
     return body + z.compress(b'"}') + z.flush()
 
 
-class _Api(BaseHTTPRequestHandler):
+class _Api(JsonAnswer):
     def do_GET(self) -> None:
-        body = _piece_bomb()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Encoding", "gzip")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.answer(_piece_bomb(), ("Content-Encoding", "gzip"))
 
 
 @pytest.fixture

@@ -13,14 +13,13 @@ import json
 import zlib
 from collections.abc import Iterator
 from functools import cache
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from hub.bootstrap import Hub
 from ingest.httppull import ConnectorFailed, HttpPullConfig, HttpPullConnector
-from tests.adversarial._api import serve_local
+from tests.adversarial._api import JsonAnswer, serve_local
 
 PAD = 80 * 1024 * 1024  # decoded size of the bomb: more than the 64 MiB default
 
@@ -36,22 +35,12 @@ def _bomb() -> bytes:
     return b"".join(out)
 
 
-class _Api(BaseHTTPRequestHandler):
+class _Api(JsonAnswer):
     def do_GET(self) -> None:
         if self.path.startswith("/bomb"):
-            body, extra = _bomb(), [("Content-Encoding", "gzip")]
+            self.answer(_bomb(), ("Content-Encoding", "gzip"))
         else:
-            body, extra = json.dumps({"data": [{"n": 1}], "next_cursor": None}).encode(), []
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in extra:
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+            self.answer(json.dumps({"data": [{"n": 1}], "next_cursor": None}).encode())
 
 
 @pytest.fixture

@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from hub.api.app import create_app
-from hub.bootstrap import Hub, bootstrap
-from tests.adversarial._api import basic, issue_key, quiet_settings
+from hub.bootstrap import Hub
+from tests.adversarial._api import basic, issue_key, quiet_api
 
 PLAIN = json.dumps(
     {
@@ -42,12 +41,8 @@ OTHER = json.dumps(
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[tuple[Hub, TestClient]]:
-    hub = bootstrap(quiet_settings(tmp_path / "d"))
-    try:
-        with TestClient(create_app(hub), raise_server_exceptions=False) as c:
-            yield hub, c
-    finally:
-        hub.close()
+    with quiet_api(tmp_path / "d") as world:
+        yield world
 
 
 def test_a_tenant_cannot_squat_another_subjects_plain_companion(

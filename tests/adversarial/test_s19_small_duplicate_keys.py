@@ -29,13 +29,6 @@ SCHEMA = {
 DUP = b'{"s":"low","n":1,"s":"high"}'
 
 
-def _topic(api: Api, name: str) -> None:
-    c, admin = api.client, api.admin
-    assert c.post("/v1/topics", json={"name": name, "partitions": 1}, headers=admin).is_success
-    body = {"schema": json.dumps(SCHEMA)}
-    assert c.post(f"/subjects/{name}-value/versions", json=body, headers=admin).is_success
-
-
 @pytest.mark.parametrize(
     "body",
     [
@@ -45,7 +38,7 @@ def _topic(api: Api, name: str) -> None:
     ],
 )
 def test_http_publish_refuses_a_repeated_member(api: Api, body: bytes) -> None:
-    _topic(api, "dup.pub")
+    api.topic("dup.pub", SCHEMA)
     headers = {**api.admin, "Content-Type": "application/json"}
     r = api.client.post("/v1/topics/dup.pub/events", content=body, headers=headers)
     assert r.status_code == 422, r.text
@@ -62,7 +55,7 @@ def test_http_publish_refuses_a_repeated_member(api: Api, body: bytes) -> None:
     ],
 )
 def test_http_ingest_json_body_refuses_a_repeated_member(api: Api, body: bytes) -> None:
-    _topic(api, "dup.ing")
+    api.topic("dup.ing", SCHEMA)
     headers = {**api.admin, "Content-Type": "application/json"}
     r = api.client.post("/v1/ingest/dup.ing", content=body, headers=headers)
     assert r.status_code == 422, r.text
@@ -71,7 +64,7 @@ def test_http_ingest_json_body_refuses_a_repeated_member(api: Api, body: bytes) 
 
 
 def test_http_ingest_ndjson_quarantines_only_the_ambiguous_line(api: Api) -> None:
-    _topic(api, "dup.nd")
+    api.topic("dup.nd", SCHEMA)
     headers = {**api.admin, "Content-Type": "application/x-ndjson"}
     body = b'{"s":"a","n":1}\n' + DUP + b'\n{"s":"c","n":3}\n'
     r = api.client.post("/v1/ingest/dup.nd", content=body, headers=headers)

@@ -23,7 +23,7 @@ from core.ports.eventlog import Record
 from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from registry.service import SCHEMAS_TOPIC
-from tests.adversarial._api import basic, issue_key, quiet_settings
+from tests.adversarial._api import basic, issue_key, quiet_api, quiet_settings
 
 SUBJECT = "moves-value"
 
@@ -52,12 +52,8 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    hub = bootstrap(quiet_settings(tmp_path / "d"))
-    try:
-        with TestClient(create_app(hub), raise_server_exceptions=False) as c:
-            yield World(hub, c)
-    finally:
-        hub.close()
+    with quiet_api(tmp_path / "d") as (hub, c):
+        yield World(hub, c)
 
 
 def _acme_subject(w: World) -> int:

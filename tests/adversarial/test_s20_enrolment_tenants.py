@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from governance.apikeys import IssuedKey
-from tests.adversarial._api import Api, basic, issue_key, start_api
+from hub.bootstrap import bootstrap
+from tests.adversarial._api import Api, basic, issue_key, quiet_settings, serve_hub
 from tests.adversarial._people import enrolled
 
 MISSING = "he_0000000000000000"
@@ -25,12 +26,7 @@ MISSING = "he_0000000000000000"
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Api]:
-    hub, client = start_api(tmp_path / "data")
-    try:
-        yield Api(hub, client, {"admin": issue_key(hub, "admin", "root")})
-    finally:
-        client.close()
-        hub.close()
+    yield from serve_hub(bootstrap(quiet_settings(tmp_path / "data")))
 
 
 def _answer(api: Api, who: dict[str, str], eid: str) -> tuple[int, Any]:

@@ -21,18 +21,8 @@ from fastapi.testclient import TestClient
 
 from hub.api.app import create_app
 from hub.bootstrap import bootstrap
-from tests.adversarial._api import basic, issue_key, quiet_settings
+from tests.adversarial._api import QUOTE, basic, issue_key, quiet_settings
 
-QUOTE = {
-    "instrument": "AAPL",
-    "venue": "XNAS",
-    "bid": "189.1",
-    "ask": "189.2",
-    "bid_size": "100",
-    "ask_size": "100",
-    "currency": "USD",
-    "quoted_at": "2026-12-05T21:00:00Z",
-}
 ACME_ORDER = str(uuid.uuid5(uuid.NAMESPACE_URL, "acme-order-42"))  # a derived, guessable id
 
 

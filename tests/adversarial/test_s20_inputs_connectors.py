@@ -16,20 +16,19 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hub.bootstrap import Hub, bootstrap
-from hub.settings import load_settings
+from hub.bootstrap import Hub
 from ingest import quarantine
 from ingest.db import DbConnector, DbSourceConfig
 from ingest.debezium import change_record
 from ingest.httppull import ConnectorFailed, HttpPullConfig, HttpPullConnector
 from tests import infra
-from tests.adversarial._api import serve_local
+from tests.adversarial._api import JsonAnswer, serve_local
+from tests.adversarial._topics_hub import hub_with_topics
 
 SCHEMA = {
     "type": "record",
@@ -41,15 +40,8 @@ DUP = b'{"s":"low","n":1,"s":"high"}'
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
-    h = bootstrap(
-        load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=tmp_path / "d")
-    )
-    try:
-        h.log.create_topic("t", 1)
-        h.registry.register("t-value", json.dumps(SCHEMA))
+    with hub_with_topics(tmp_path / "d", {"t": SCHEMA}) as h:
         yield h
-    finally:
-        h.close()
 
 
 def _stored(h: Hub, topic: str = "t") -> list[dict[str, Any]]:
@@ -133,17 +125,9 @@ PAGES: dict[str, bytes] = {
 }
 
 
-class _Api(BaseHTTPRequestHandler):
+class _Api(JsonAnswer):
     def do_GET(self) -> None:
-        body = PAGES[self.path.split("?")[0]]
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.answer(PAGES[self.path.split("?")[0]])
 
 
 @pytest.fixture

@@ -23,19 +23,12 @@ SCHEMA = {"type": "record", "name": "G", "fields": [{"name": "s", "type": "strin
 LINES = b"".join(json.dumps({"s": f"v{i}"}).encode() + b"\n" for i in range(50))
 
 
-def _topic(api: Api, name: str) -> None:
-    c, admin = api.client, api.admin
-    assert c.post("/v1/topics", json={"name": name, "partitions": 1}, headers=admin).is_success
-    body = {"schema": json.dumps(SCHEMA)}
-    assert c.post(f"/subjects/{name}-value/versions", json=body, headers=admin).is_success
-
-
 @pytest.mark.parametrize(
     ("encoding", "body"),
     [("gzip", gzip.compress(LINES)), ("gzip", LINES), ("br", LINES), ("identity, gzip", LINES)],
 )
 def test_an_encoded_body_is_refused_whole(api: Api, encoding: str, body: bytes) -> None:
-    _topic(api, "enc")
+    api.topic("enc", SCHEMA)
     headers = {**api.admin, "Content-Type": "application/x-ndjson", "Content-Encoding": encoding}
     r = api.client.post("/v1/ingest/enc", content=body, headers=headers)
     assert r.status_code == 415, r.text
@@ -45,7 +38,7 @@ def test_an_encoded_body_is_refused_whole(api: Api, encoding: str, body: bytes) 
 
 
 def test_identity_is_read_as_before(api: Api) -> None:
-    _topic(api, "enc.id")
+    api.topic("enc.id", SCHEMA)
     headers = {**api.admin, "Content-Type": "application/x-ndjson", "Content-Encoding": "identity"}
     r = api.client.post("/v1/ingest/enc.id", content=LINES, headers=headers)
     assert r.status_code == 200 and r.json()["accepted"] == 50, r.text

@@ -20,26 +20,18 @@ from typing import Any
 import pytest
 
 import ingest.files as files
-from hub.bootstrap import Hub, bootstrap
-from hub.settings import load_settings
+from hub.bootstrap import Hub
 from ingest.files import watch_once
+from tests.adversarial._topics_hub import hub_with_topics
 
 LINE = b'{"s": "a"}\n'
+SCHEMA = {"type": "record", "name": "W", "fields": [{"name": "s", "type": "string"}]}
 
 
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
-    h = bootstrap(
-        load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=tmp_path / "d")
-    )
-    try:
-        h.log.create_topic("w", 1)
-        h.registry.register(
-            "w-value", '{"type":"record","name":"W","fields":[{"name":"s","type":"string"}]}'
-        )
+    with hub_with_topics(tmp_path / "d", {"w": SCHEMA}) as h:
         yield h
-    finally:
-        h.close()
 
 
 def _count(h: Hub) -> int:

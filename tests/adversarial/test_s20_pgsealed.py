@@ -19,6 +19,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -129,6 +130,11 @@ def accounts(h: Hub) -> dict[str, tuple[str, str]]:
     return {r["account_id"]: (r["customer_name"], r["email"]) for r in rows}
 
 
+def pg_query(h: Hub, sql: str, who: Principal = OPERATOR) -> list[dict[str, Any]]:
+    """``sql`` over the PostgreSQL views as ``who`` (an administrator unless named)."""
+    return h.projections.query(h.policy, who, sql, store="transactional").to_pylist()
+
+
 def secrets_of(who: dict[str, str]) -> list[str]:
     return [who["name"], who["email"]]
 
@@ -141,12 +147,9 @@ def test_erased_pii_leaves_no_plaintext_in_postgresql(pg: str, schema: str, tmp_
         load(h, alice, bob)
         # reads before erasure: plaintext, through rows and through a query
         assert accounts(h)["ACC-A"] == (alice["name"], alice["email"])
-        got = h.projections.query(
-            h.policy,
-            OPERATOR,
-            "SELECT account_id, customer_name, email FROM accounts_current ORDER BY account_id",
-            store="transactional",
-        ).to_pylist()
+        got = pg_query(
+            h, "SELECT account_id, customer_name, email FROM accounts_current ORDER BY account_id"
+        )
         assert got[0] == {
             "account_id": "ACC-A",
             "customer_name": alice["name"],
@@ -209,21 +212,18 @@ def test_a_query_over_a_sealed_column_is_refused_with_a_clear_error(
             "SELECT country AS email FROM accounts_current",
         ):
             with pytest.raises(HubError) as refused:
-                h.projections.query(h.policy, OPERATOR, sql, store="transactional")
+                pg_query(h, sql)
             assert refused.value.code == "pii_column_sealed", sql
             assert "sealed" in refused.value.message
         # a plain reference, aliased or through *, is opened after the query
-        got = h.projections.query(
-            h.policy,
-            OPERATOR,
-            "SELECT a.email AS mail, * FROM accounts_current a WHERE account_id = 'ACC-B'",
-            store="transactional",
-        ).to_pylist()
+        got = pg_query(
+            h, "SELECT a.email AS mail, * FROM accounts_current a WHERE account_id = 'ACC-B'"
+        )
         assert got[0]["mail"] == bob["email"] and got[0]["customer_name"] == bob["name"]
         # a reader without pii.read: the masked columns are NULL, usable anywhere, never opened
         analyst = Principal("ann", frozenset({"analyst"}), "default")
         sql = "SELECT account_id, email FROM accounts_current WHERE email IS NULL ORDER BY 1"
-        got = h.projections.query(h.policy, analyst, sql, store="transactional").to_pylist()
+        got = pg_query(h, sql, analyst)
         assert got == [
             {"account_id": "ACC-A", "email": None},
             {"account_id": "ACC-B", "email": None},
@@ -303,7 +303,7 @@ def test_embedded_and_postgresql_views_read_the_same_before_and_after_erasure(
             t.name: store.rows(Target(p.name), t) for p in (ACCOUNTS, PAYMENTS) for t in p.tables
         }
         keyed = store.rows(Target("accounts"), ACCOUNTS.tables[0], {"email": bob["email"]})
-        query = h.projections.query(h.policy, OPERATOR, sql, store="transactional").to_pylist()
+        query = pg_query(h, sql)
         return [rows, keyed, query]
 
     try:

@@ -22,9 +22,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.avro import serde
-from hub.api.app import create_app
-from hub.bootstrap import Hub, bootstrap
-from tests.adversarial._api import basic, issue_key, quiet_settings
+from hub.bootstrap import Hub
+from tests.adversarial._api import basic, issue_key, quiet_api
 
 
 def _schema(name: str = "Move") -> str:
@@ -75,12 +74,8 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    hub = bootstrap(quiet_settings(tmp_path / "d"))
-    try:
-        with TestClient(create_app(hub), raise_server_exceptions=False) as c:
-            yield World(hub, c)
-    finally:
-        hub.close()
+    with quiet_api(tmp_path / "d") as (hub, c):
+        yield World(hub, c)
 
 
 def test_a_topic_records_its_owner_and_only_its_owner_creates_its_subjects(world: World) -> None:

@@ -19,11 +19,17 @@ import pytest
 
 from core.errors import HubError, InvalidInput
 from core.sealedquery import sealed_outputs
-from tests.adversarial.test_s20_pgsealed import OPERATOR, load, person, pg, pg_hub, schema
+from tests.adversarial.test_s20_pgsealed import load, person, pg, pg_hub, pg_query, schema
 
 __all__ = ["pg", "schema"]  # the PostgreSQL fixtures, shared with the sealed views' tests
 
 PII = ("customer_name", "email")
+
+
+def _refused_as_sealed(sql: str) -> None:
+    with pytest.raises(InvalidInput) as refused:  # before: accepted
+        sealed_outputs(sql, "postgres", PII)
+    assert refused.value.code == "pii_column_sealed", sql
 
 
 @pytest.mark.parametrize(
@@ -37,9 +43,7 @@ PII = ("customer_name", "email")
     ],
 )
 def test_a_field_of_a_row_is_the_sealed_column(sql: str) -> None:
-    with pytest.raises(InvalidInput) as refused:  # before: accepted
-        sealed_outputs(sql, "postgres", PII)
-    assert refused.value.code == "pii_column_sealed", sql
+    _refused_as_sealed(sql)
 
 
 @pytest.mark.parametrize(
@@ -56,9 +60,7 @@ def test_a_field_of_a_row_is_the_sealed_column(sql: str) -> None:
     ],
 )
 def test_a_whole_row_holding_sealed_columns_is_refused(sql: str) -> None:
-    with pytest.raises(InvalidInput) as refused:  # before: accepted
-        sealed_outputs(sql, "postgres", PII)
-    assert refused.value.code == "pii_column_sealed", sql
+    _refused_as_sealed(sql)
 
 
 @pytest.mark.parametrize(
@@ -96,7 +98,7 @@ def test_a_live_postgresql_query_on_a_row_field_is_refused(
             "SELECT account_id FROM accounts_current a WHERE a::text LIKE '%pii:v2:%'",
         ):
             with pytest.raises(HubError) as refused:
-                h.projections.query(h.policy, OPERATOR, sql, store="transactional")
+                pg_query(h, sql)
             assert refused.value.code == "pii_column_sealed", sql
     finally:
         h.close()

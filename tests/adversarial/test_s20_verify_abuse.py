@@ -20,17 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.adversarial._api import Api, basic, issue_key, start_api
+from hub.bootstrap import bootstrap
+from tests.adversarial._api import QUOTE, Api, basic, issue_key, quiet_settings, serve_hub
 
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Api]:
-    hub, client = start_api(tmp_path / "data")
-    try:
-        yield Api(hub, client, {"admin": issue_key(hub, "admin", "root")})
-    finally:
-        client.close()
-        hub.close()
+    yield from serve_hub(bootstrap(quiet_settings(tmp_path / "data")))
 
 
 def _officer(api: Api) -> dict[str, str]:
@@ -40,18 +36,8 @@ def _officer(api: Api) -> dict[str, str]:
 def _publish(api: Api, n: int) -> None:
     """``n`` quotes of acme's publisher (accepted: ledger entries), then a checkpoint."""
     token = issue_key(api.hub, "publisher", f"pub-{n}", "acme")
-    quote = {
-        "instrument": "AAPL",
-        "venue": "XNAS",
-        "bid": "189.1",
-        "ask": "189.2",
-        "bid_size": "100",
-        "ask_size": "100",
-        "currency": "USD",
-        "quoted_at": "2026-12-05T21:00:00Z",
-    }
     r = api.client.post(
-        "/v1/ingest/quotes", json={"events": [{"value": quote}] * n}, headers=basic(token)
+        "/v1/ingest/quotes", json={"events": [{"value": QUOTE}] * n}, headers=basic(token)
     )
     assert r.status_code == 200 and r.json()["accepted"] == n, r.text
     api.hub.ledger.sync(force_checkpoint=True)

@@ -54,15 +54,23 @@ def _hold_one_catch_up(slow: _SlowEnds, call: Callable[[], object]) -> threading
     return holder
 
 
+def _held(
+    log: EventLog, monkeypatch: pytest.MonkeyPatch, registry: SchemaRegistry
+) -> tuple[_SlowEnds, threading.Thread]:
+    """``log``'s end-offset reads counted (``_SlowEnds``), and one catch-up of ``registry``
+    (its ``subjects``) held open by its thread."""
+    slow = _SlowEnds(log)
+    monkeypatch.setattr(log, "end_offsets", slow)
+    return slow, _hold_one_catch_up(slow, registry.subjects)
+
+
 def test_readers_who_arrived_during_a_catch_up_share_the_next_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = SqliteEventLog(tmp_path / "log.db")
     registry = SchemaRegistry(log)
     registry.register("t-value", SCHEMA)
-    slow = _SlowEnds(log)
-    monkeypatch.setattr(log, "end_offsets", slow)
-    holder = _hold_one_catch_up(slow, registry.subjects)
+    slow, holder = _held(log, monkeypatch, registry)
     answers: list[list[str]] = []
     readers = [
         threading.Thread(target=lambda: answers.append(registry.subjects())) for _ in range(7)
@@ -86,10 +94,8 @@ def test_a_catch_up_begun_before_a_reader_arrived_is_not_shared_with_it(
     log = SqliteEventLog(tmp_path / "log.db")
     reader, writer = SchemaRegistry(log), SchemaRegistry(log)
     reader.register("old-value", SCHEMA)
-    slow = _SlowEnds(log)
-    monkeypatch.setattr(log, "end_offsets", slow)
     # the reader's catch-up read its ends, then another registry (instance) registers
-    holder = _hold_one_catch_up(slow, reader.subjects)
+    slow, holder = _held(log, monkeypatch, reader)
     writer.register("new-value", SCHEMA)
     seen: list[list[str]] = []
     late = threading.Thread(target=lambda: seen.append(reader.subjects()))
@@ -133,9 +139,7 @@ def test_registrations_who_arrived_during_a_catch_up_share_step_one(
     log = SqliteEventLog(tmp_path / "log.db")
     registry = SchemaRegistry(log)
     registry.register("t-value", SCHEMA)
-    slow = _SlowEnds(log)
-    monkeypatch.setattr(log, "end_offsets", slow)
-    holder = _hold_one_catch_up(slow, registry.subjects)
+    slow, holder = _held(log, monkeypatch, registry)
     step_one = _StepOneCalls(slow)
     monkeypatch.setattr(log, "end_offsets", step_one)
     # every registration's append waits until all seven passed steps 1-6
@@ -176,9 +180,7 @@ def test_a_registration_arriving_after_another_instances_sees_it(
     log = SqliteEventLog(tmp_path / "log.db")
     mine, other = SchemaRegistry(log), SchemaRegistry(log)
     mine.register("old-value", SCHEMA)
-    slow = _SlowEnds(log)
-    monkeypatch.setattr(log, "end_offsets", slow)
-    holder = _hold_one_catch_up(slow, mine.subjects)
+    slow, holder = _held(log, monkeypatch, mine)
     theirs = other.register("new-value", _schema("N"))
     got: list[SubjectVersion] = []
     late = threading.Thread(target=lambda: got.append(mine.register("new-value", _schema("N"))))

@@ -267,9 +267,7 @@ def verify(
     ``verify_running``, ``Retry-After``),
     and only a key of the hub's own tenant or one allowed every tenant runs a full one (every
     tenant's records re-read); a key of one tenant verifies incrementally."""
-    import time
-
-    from ledger.verify import load_verified, save_verified, verification_base, verify_ledger
+    from ledger.verify import verify_remembered
 
     h = hub_of(request)
     if full is not False:  # decided as the hub's own tenant's: one tenant's key needs tenant.all
@@ -296,29 +294,16 @@ def verify(
             "again in a moment (Retry-After)."
         )
     try:
-        ledger = h.ledger
-        path = h.settings.ledger_verified_path
-        now_ms = time.time_ns() // 1_000_000
-        remembered, why = load_verified(ledger, path)
-        since, _ = verification_base(
-            remembered,
-            why,
+        run = verify_remembered(
+            h.ledger,
+            h.settings.ledger_verified_path,
+            h.log,
             full=full,
-            now_ms=now_ms,
             full_every_s=h.settings.ledger_full_verify_every_s,
         )
-        covered = ledger.store.latest_checkpoint()  # every entry it holds gets verified
-        tiered = h.log if h.log is not ledger.log else None  # a cold tier below the hot log
-        report = verify_ledger(
-            ledger,
-            since=since,
-            tiered=tiered,
-            unkeyed_before=None if remembered is None else remembered.unkeyed,
-        )
-        result = report.as_dict()
-        record_verification(ledger, principal, result)
-        full_at = now_ms if since is None else since.full_at_ms
-        save_verified(ledger, path, report, covered, full_at, since)
+        result = run.report.as_dict()
+        record_verification(h.ledger, principal, result)
+        run.remember(h.ledger, h.settings.ledger_verified_path)
     finally:
         gate.release()
     outcome = "ok" if result.get("ok") else "failed"

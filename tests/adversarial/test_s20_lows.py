@@ -1,0 +1,80 @@
+"""Small trust leftovers of session 20.
+
+1. Engine introspection through the SQL guard: ``version()``, ``currentDatabase()``,
+   ``current_user``, ``sqlite_version()``, PostgreSQL's bare ``user``/``current_role`` ... are
+   functions (or keywords) sqlglot knows by type, so the allowlist of engine-specific functions
+   never saw them: any analyst read the engine's version, database and user names (what an
+   attacker needs to pick an exploit). Now refused with the guard's ``query_refused``.
+2. ``POST /v1/ledger/verify`` by one tenant's key with no verified note ran a full verification
+   every time; now refused until a hub-wide key has verified once (then incremental).
+3. The 503 ``parquet_decoders_busy`` now carries ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlglot import exp
+
+from core.errors import InvalidInput
+from core.sqlguard import Dialect, guard
+from hub.bootstrap import Hub
+from tests.adversarial.test_sql_guard import ACME, hub  # noqa: F401 - the shared fixture
+from tests.unit.test_sqlguard import GRANTS
+
+# -- 1. engine introspection -----------------------------------------------------------------
+INTROSPECTION: dict[Dialect, list[str]] = {
+    "clickhouse": [
+        "SELECT version() AS v",
+        "SELECT currentDatabase() AS d",
+        "SELECT current_database() AS d",
+        "SELECT current_user AS u",
+        "SELECT current_user() AS u",
+        "SELECT currentUser() AS u",
+        "SELECT currentSchemas(1) AS s",
+        "SELECT account_id, version() AS v FROM positions",
+    ],
+    "postgres": [
+        "SELECT version() AS v",
+        "SELECT current_database() AS d",
+        "SELECT current_user AS u",
+        "SELECT session_user AS u",
+        "SELECT user AS u",
+        "SELECT current_role AS u",
+        "SELECT current_schema AS s",
+        "SELECT current_catalog AS c",
+        "SELECT account_id FROM positions WHERE current_user = 'hub'",
+    ],
+    "sqlite": ["SELECT sqlite_version() AS v", "SELECT current_user AS u"],
+}
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql"), [(d, q) for d, qs in INTROSPECTION.items() for q in qs]
+)
+def test_engine_introspection_is_refused_by_the_guard(dialect: Dialect, sql: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        guard(sql, dialect, GRANTS, lambda v: exp.table_(v, db="store"))
+    assert info.value.code == "query_refused", info.value.message
+    assert "not allowed" in info.value.message, info.value.message
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT version() AS v",
+        "SELECT currentDatabase() AS d",
+        "SELECT currentUser() AS u",
+        "SELECT current_user AS u",
+        "SELECT count() AS n, any(version()) AS v FROM positions",
+    ],
+)
+def test_chdb_does_not_tell_an_analyst_its_version_or_user(hub: Hub, sql: str) -> None:  # noqa: F811
+    with pytest.raises(InvalidInput) as info:
+        hub.projections.query(hub.policy, ACME, sql, "analytics")
+    assert info.value.code == "query_refused", info.value.message
+
+
+def test_a_quoted_column_named_user_is_still_a_column() -> None:
+    """Only the bare keyword is the engine's user: ``"user"`` names a column."""
+    out = guard('SELECT "user" FROM positions', "postgres", GRANTS, lambda v: exp.table_(v))
+    assert '"user"' in out

@@ -12,12 +12,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlglot import exp
 
 from core.errors import InvalidInput
 from core.sqlguard import Dialect, guard
 from hub.bootstrap import Hub
+from tests.adversarial._api import Api, issue_key, start_api
+from tests.adversarial.test_s20_verify_abuse import _officer, _publish
 from tests.adversarial.test_sql_guard import ACME, hub  # noqa: F401 - the shared fixture
 from tests.unit.test_sqlguard import GRANTS
 
@@ -78,3 +82,55 @@ def test_a_quoted_column_named_user_is_still_a_column() -> None:
     """Only the bare keyword is the engine's user: ``"user"`` names a column."""
     out = guard('SELECT "user" FROM positions', "postgres", GRANTS, lambda v: exp.table_(v))
     assert '"user"' in out
+
+
+# -- 2. a tenant's key and the first (full) ledger verification -------------------------------
+def test_a_tenant_key_does_not_run_the_first_full_verification(tmp_path: Path) -> None:
+    """With no verified note (a fresh h, or one whose note is gone or invalid), every
+    ``POST /v1/ledger/verify`` of one tenant's officer ran a FULL verification (every leaf of
+    every tenant re-derived while every acknowledgement waits for its tail), as often as it
+    liked. Now such a key is refused (409 ``first_verify_hub_wide``) until a hub-wide key has
+    verified once; after that it verifies incrementally."""
+    h, client = start_api(tmp_path / "data")
+    try:
+        api = Api(h, client, {"admin": issue_key(h, "admin", "root")})
+        _publish(api, 5)
+        officer = _officer(api)
+        for _ in range(2):  # refused each time, nothing verified
+            r = client.post("/v1/ledger/verify", headers=officer)
+            assert r.status_code == 409, r.text
+            assert r.json()["reason"] == "first_verify_hub_wide", r.text
+            assert "hub-wide" in r.json()["message"], r.text
+        assert not h.settings.ledger_verified_path.exists()
+        first = client.post("/v1/ledger/verify", headers=api.admin)
+        assert first.status_code == 200 and first.json()["ok"], first.text
+        _publish(api, 2)
+        again = client.post("/v1/ledger/verify", headers=officer)
+        assert again.status_code == 200 and again.json()["ok"], again.text
+        assert again.json()["incremental_from"] is not None, again.text
+        # the note gone (or after a verify that saved none): refused again, not full
+        h.settings.ledger_verified_path.unlink()
+        r = client.post("/v1/ledger/verify", headers=officer)
+        assert r.status_code == 409 and r.json()["reason"] == "first_verify_hub_wide", r.text
+    finally:
+        client.close()
+        h.close()
+
+
+def test_a_tenant_key_verifies_incrementally_when_the_full_check_is_due(tmp_path: Path) -> None:
+    """The periodic full check (HUB_LEDGER_FULL_VERIFY_EVERY_S) is a hub-wide key's to run: a
+    tenant's key, when it is due, still verifies from the last verified checkpoint."""
+    h, client = start_api(tmp_path / "data")
+    try:
+        api = Api(h, client, {"admin": issue_key(h, "admin", "root")})
+        _publish(api, 5)
+        first = client.post("/v1/ledger/verify", headers=api.admin)
+        assert first.status_code == 200 and first.json()["ok"], first.text
+        _publish(api, 2)
+        object.__setattr__(h.settings, "ledger_full_verify_every_s", 0)  # always due
+        r = client.post("/v1/ledger/verify", headers=_officer(api))
+        assert r.status_code == 200 and r.json()["ok"], r.text
+        assert r.json()["incremental_from"] is not None, r.text
+    finally:
+        client.close()
+        h.close()

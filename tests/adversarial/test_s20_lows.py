@@ -20,7 +20,10 @@ from sqlglot import exp
 from core.errors import InvalidInput
 from core.sqlguard import Dialect, guard
 from hub.bootstrap import Hub
-from tests.adversarial._api import Api, issue_key, start_api
+from ingest.files import parquet_batches
+from ingest.parquet_pool import DecoderLimits, ParquetDecoders
+from tests.adversarial._api import Api, basic, issue_key, start_api
+from tests.adversarial.test_s20_parquet_decoder import _table, _write
 from tests.adversarial.test_s20_verify_abuse import _officer, _publish
 from tests.adversarial.test_sql_guard import ACME, hub  # noqa: F401 - the shared fixture
 from tests.unit.test_sqlguard import GRANTS
@@ -132,5 +135,34 @@ def test_a_tenant_key_verifies_incrementally_when_the_full_check_is_due(tmp_path
         assert r.status_code == 200 and r.json()["ok"], r.text
         assert r.json()["incremental_from"] is not None, r.text
     finally:
+        client.close()
+        h.close()
+
+
+# -- 3. parquet_decoders_busy tells when to come back ----------------------------------------
+def test_parquet_decoders_busy_answers_with_retry_after(tmp_path: Path) -> None:
+    """The 503 ``parquet_decoders_busy`` (every Parquet decoder held by other files) had no
+    ``Retry-After``: a client could not tell "come back" from "broken" the way the other 503s
+    (``verify_running``, ``body_budget_full``) say it."""
+    h, client = start_api(tmp_path / "data")
+    pool = ParquetDecoders(DecoderLimits(size=1, seconds=3.0, seconds_per_mib=0.0))
+    held_file = _write(tmp_path / "held.parquet", _table(5000, "a"))
+    other = _write(tmp_path / "other.parquet", _table(10, "b"))
+    app = client.app
+
+    @app.get("/test/parquet")  # type: ignore[attr-defined,untyped-decorator]
+    def read_other() -> dict[str, int]:  # a route reading a Parquet file with the real pool
+        return {"rows": sum(b.num_rows for b in parquet_batches(other, 100, 1 << 20, pool))}
+
+    held = parquet_batches(held_file, 100, 1 << 20, pool)
+    try:
+        next(held)  # the only decoder is held by another file's consumer
+        r = client.get("/test/parquet", headers=basic(issue_key(h, "admin", "root")))
+        assert r.status_code == 503, r.text
+        assert r.json()["reason"] == "parquet_decoders_busy", r.text
+        assert int(r.headers["retry-after"]) >= 1, r.headers
+    finally:
+        held.close()
+        pool.close()
         client.close()
         h.close()

@@ -8,6 +8,7 @@
 2. ``POST /v1/ledger/verify`` by one tenant's key with no verified note ran a full verification
    every time; now refused until a hub-wide key has verified once (then incremental).
 3. The 503 ``parquet_decoders_busy`` now carries ``Retry-After``.
+4. ``hub watch --help`` states the writer's rule (temporary name, then rename in).
 """
 
 from __future__ import annotations
@@ -166,3 +167,20 @@ def test_parquet_decoders_busy_answers_with_retry_after(tmp_path: Path) -> None:
         pool.close()
         client.close()
         h.close()
+
+
+# -- 4. hub watch --settle: the writer's rule is in the help ---------------------------------
+def test_hub_watch_help_states_the_rename_rule_and_the_pause_case() -> None:
+    """A writer pausing longer than --settle gets the part written before the pause published
+    and the file moved to done/ (the rest is never read). No cheap check tells a paused writer
+    from a finished one, so the rule is stated where the operator looks: write under a
+    temporary name and rename into the folder."""
+    from click.testing import CliRunner
+
+    from hub.cli import main
+
+    r = CliRunner().invoke(main, ["watch", "--help"], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert "temporary name" in text and "rename it into FOLDER" in text, text
+    assert "pauses longer than --settle" in text, text

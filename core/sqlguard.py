@@ -17,7 +17,10 @@ query when the two disagree). Checks, in order:
    files (``read_csv``, ``read_parquet``) or write them; engine-specific functions (those sqlglot
    does not know) must be in ``ALLOWED_FUNCTIONS`` for the dialect: an allowlist, so
    ``load_extension``, ``readfile``, ``getSetting``, ``pg_read_file``, ``set_config``,
-   ``dblink``, ``lo_import`` ... are refused by not being on it.
+   ``dblink``, ``lo_import`` ... are refused by not being on it; typed functions that describe
+   the engine itself (``version()``, ``currentDatabase()``, ``current_user``,
+   ``sqlite_version()`` ...) and PostgreSQL's bare value keywords (``user``, ``current_role``)
+   are refused too (engine version and account disclosure).
 
 Then each reference to a granted view becomes a subquery over the stored table that applies the
 decision's obligations: ``WHERE tenant = '<tenant>'`` (row filter) and ``NULL`` in place of each
@@ -63,6 +66,26 @@ SYSTEM_NAMES = frozenset(
 
 # sqlglot's typed functions that touch files or the server outside the query.
 _DENIED_TYPED: tuple[type[exp.Expr], ...] = (exp.ReadCSV, exp.ReadParquet, exp.ToFile)
+# sqlglot's typed functions that tell the engine about itself (version, database, user, role,
+# session, schema ...): what an attacker needs to pick an exploit, nothing a view's rows need.
+_INTROSPECTION_NAMES = """
+CurrentAccount CurrentAccountName CurrentAvailableRoles CurrentCatalog CurrentClient
+CurrentDatabase CurrentIpAddress CurrentOrganizationName CurrentOrganizationUser CurrentRegion
+CurrentRole CurrentRoleType CurrentSchema CurrentSchemas CurrentSecondaryRoles CurrentSession
+CurrentStatement CurrentTimezone CurrentTransaction CurrentUser CurrentUserId CurrentVersion
+CurrentWarehouse SessionUser
+"""
+_INTROSPECTION_TYPED: tuple[type[exp.Expr], ...] = tuple(
+    getattr(exp, name)
+    for name in _INTROSPECTION_NAMES.split()
+    if hasattr(exp, name)  # the names of the pinned sqlglot; absent ones cannot parse either
+)
+# PostgreSQL's SQL-standard value keywords written bare: sqlglot reads some as a column and
+# writes them back bare, which PostgreSQL runs as the keyword (``SELECT user`` is the user).
+_POSTGRES_KEYWORDS = """
+user current_user session_user system_user current_role current_schema current_catalog
+"""
+_POSTGRES_VALUE_KEYWORDS = frozenset(_POSTGRES_KEYWORDS.split())
 
 _COMMON = """
 abs avg ceil ceiling coalesce concat count floor greatest least length lower ltrim max min
@@ -315,6 +338,15 @@ def _check_node(node: exp.Expr, dialect: Dialect) -> None:
         )
     if isinstance(node, exp.Func):
         _check_function(node, dialect)
+    if (
+        dialect == "postgres"
+        and isinstance(node, exp.Column)
+        and not node.table
+        and isinstance(node.this, exp.Identifier)
+        and not node.this.quoted
+        and node.name.lower() in _POSTGRES_VALUE_KEYWORDS
+    ):
+        raise _introspection(node.name)
     if isinstance(node, exp.Command | exp.Pragma):
         raise refuse("Only a single SELECT is allowed in a query.", "query_not_select")
 
@@ -331,6 +363,8 @@ def _in_names_a_table(node: exp.In, dialect: Dialect) -> bool:
 def _check_function(node: exp.Func, dialect: Dialect) -> None:
     if isinstance(node, _DENIED_TYPED):
         raise refuse(f"Function {node.sql_name()}() reads or writes files and is not allowed.")
+    if isinstance(node, _INTROSPECTION_TYPED):
+        raise _introspection(node.sql(dialect=dialect)[:80])
     named = (
         exp.Anonymous,
         exp.AnonymousAggFunc,
@@ -352,6 +386,14 @@ def _check_function(node: exp.Func, dialect: Dialect) -> None:
         f"Function {name}() is not allowed in queries over the views (only read-only "
         f"functions on the {dialect} allowlist are); compute it another way or ask for it to "
         "be added."
+    )
+
+
+def _introspection(what: str) -> InvalidInput:
+    return refuse(
+        f"{what} describes the query engine itself (its version, database, user or session) "
+        "and is not allowed in queries over the views; select the views' columns (quote a "
+        'column that has such a name: "user").'
     )
 
 

@@ -64,7 +64,7 @@ class DecoderLimits:
 
 class DecodersBusy(Retryable):
     """Every decoder stayed busy with other files for the wait bound (``ParquetDecoders._take``);
-    the file was not read: send it again later."""
+    the file was not read: send it again later (over HTTP: a 503 with ``Retry-After``)."""
 
     code = "parquet_decoders_busy"
 

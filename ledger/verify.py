@@ -627,15 +627,19 @@ def verify_remembered(
     full: bool,
     full_every_s: int,
     trusted: list[VerifierKey] | None = None,
+    periodic_full: bool = True,
 ) -> RememberedRun:
     """Verify from the state remembered at ``path`` (``load_verified``, ``verification_base``):
     incremental when it holds and no full run is due, else full. ``log``: the log as readers
-    see it (a cold tier below the ledger's hot log is checked too)."""
+    see it (a cold tier below the ledger's hot log is checked too). ``periodic_full`` False:
+    a due periodic full run is left to another caller (incremental whenever a state holds)."""
     now_ms = time.time_ns() // 1_000_000
     remembered, why = load_verified(ledger, path)
     since, why = verification_base(
         remembered, why, full=full, now_ms=now_ms, full_every_s=full_every_s
     )
+    if not full and not periodic_full and remembered is not None:
+        since = remembered
     covered = ledger.store.latest_checkpoint()  # every entry it holds gets verified
     report = verify_ledger(
         ledger,

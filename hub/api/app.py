@@ -96,6 +96,7 @@ from hub.observability import (
     RouteMetricsMiddleware,
     ScrapeToken,
 )
+from ingest.parquet_pool import DecodersBusy
 
 router = APIRouter()
 log = logging.getLogger("hub.api")
@@ -519,7 +520,7 @@ def create_app(hub: Hub) -> FastAPI:
     @app.exception_handler(HubError)
     async def _hub_error(request: Request, exc: HubError) -> JSONResponse:
         # A body refused mid-stream by the in-flight budget (hub.api.bodylimit): come back.
-        busy = isinstance(exc, BodyBudgetFull | VerifyRunning)
+        busy = isinstance(exc, BodyBudgetFull | VerifyRunning | DecodersBusy)
         retry = {"Retry-After": str(RETRY_AFTER_S)} if busy else None
         if isinstance(exc, QueryLimited):  # a query's rate or concurrency limit: come back
             retry = {"Retry-After": str(exc.retry_after)}

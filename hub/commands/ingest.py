@@ -129,7 +129,8 @@ def publish(
     type=click.FloatRange(min=0),
     default=2.0,
     show_default=True,
-    help="Take a file only once unchanged for this many seconds (its writer is done).",
+    help="Take a file only once unchanged for this many seconds (a guess that its writer is "
+    "done: write elsewhere and rename in to be sure).",
 )
 @click.pass_obj
 def watch(
@@ -137,8 +138,13 @@ def watch(
 ) -> None:
     """Publish every file dropped into FOLDER; move it to done/ or failed/ afterwards.
 
-    A file modified in the last --settle seconds is left for a later pass; one that changes
-    while it is read goes to failed/. Write files elsewhere (or as .name) and move them in."""
+    Rule for writers: write each file under a temporary name (elsewhere on the same file
+    system, or as .name in FOLDER, which is never read) and rename it into FOLDER when it is
+    complete. --settle only guesses that a writer is done: a file modified in the last
+    --settle seconds is left for a later pass, and one that changes while it is read goes to
+    failed/; but a writer that pauses longer than --settle and then goes on gets the part
+    written before the pause published and the file moved to done/, where the rest is never
+    read."""
     from audit.printable import printable
     from ingest.files import watch_once
 

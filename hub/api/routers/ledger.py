@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from core.errors import Forbidden, InvalidInput, VerifyRunning
+from core.errors import Conflict, Forbidden, InvalidInput, VerifyRunning
 from core.ports.eventlog import StoredRecord
 from core.ports.policy import HUB_TENANT, Principal
 from hub.api.deps import (
@@ -256,7 +256,11 @@ def verify(
         description="true: re-derive every leaf from the log (a key of the hub's own tenant "
         "or one allowed every tenant); false: incremental from the last verified checkpoint "
         "(full when the periodic full verify is due, HUB_LEDGER_FULL_VERIFY_EVERY_S). Default: "
-        "full for those keys, incremental for a key of one tenant.",
+        "full for those keys, incremental for a key of one tenant. A key of one tenant "
+        "never runs a full verification: with no verified checkpoint yet (a fresh hub, or "
+        "its note gone or invalid) it is refused (409 first_verify_hub_wide) until a hub-wide "
+        "key has verified once, and when the periodic full verify is due it still verifies "
+        "incrementally (the period is the hub-wide keys' to keep).",
     ),
     principal: Principal = Depends(authorize("ledger.verify")),
 ) -> dict[str, Any]:
@@ -266,27 +270,30 @@ def verify(
     only for the tail (``ledger.verify._Unlocked``): one runs at a time (503
     ``verify_running``, ``Retry-After``),
     and only a key of the hub's own tenant or one allowed every tenant runs a full one (every
-    tenant's records re-read); a key of one tenant verifies incrementally."""
-    from ledger.verify import verify_remembered
+    tenant's records re-read); a key of one tenant verifies incrementally, and is refused
+    (``first_verify_hub_wide``) while there is no verified checkpoint to start from: else each
+    of its requests would be a full verification."""
+    from ledger.verify import load_verified, verify_remembered
 
     h = hub_of(request)
-    if full is not False:  # decided as the hub's own tenant's: one tenant's key needs tenant.all
-        context = {**decision_context(request), "tenant": HUB_TENANT}
-        decision = h.policy.decide(principal, "ledger.verify", "ledger", context)
-        if full is None:  # which kind the key runs by default: a question, not a refusal
-            full = decision.allow
-        else:  # asked for: a deny is a refusal, counted as one
-            try:
-                count_decision(h, route_of(request), "ledger.verify", decision)
-            except Forbidden as exc:
-                raise Forbidden(
-                    "A full verification re-reads every tenant's records (and confirms a "
-                    "finding while every acknowledgement waits): only a key of the hub's own "
-                    "tenant or one allowed every tenant may ask for one. Verify without full=true "
-                    "(incremental from the last verified checkpoint), or verify the tiles "
-                    "offline with hub-verify.",
-                    code="full_verify_hub_wide",
-                ) from exc
+    # decided as the hub's own tenant's: one tenant's key needs tenant.all
+    context = {**decision_context(request), "tenant": HUB_TENANT}
+    decision = h.policy.decide(principal, "ledger.verify", "ledger", context)
+    hub_wide = decision.allow  # which kind the key may run: a question, not a refusal
+    if full is None:
+        full = hub_wide
+    elif full:  # asked for: a deny is a refusal, counted as one
+        try:
+            count_decision(h, route_of(request), "ledger.verify", decision)
+        except Forbidden as exc:
+            raise Forbidden(
+                "A full verification re-reads every tenant's records (and confirms a "
+                "finding while every acknowledgement waits): only a key of the hub's own "
+                "tenant or one allowed every tenant may ask for one. Verify without full=true "
+                "(incremental from the last verified checkpoint), or verify the tiles "
+                "offline with hub-verify.",
+                code="full_verify_hub_wide",
+            ) from exc
     gate = request.app.state.ledger_verify_gate
     if not gate.acquire(blocking=False):
         raise VerifyRunning(
@@ -294,12 +301,24 @@ def verify(
             "again in a moment (Retry-After)."
         )
     try:
+        if not hub_wide:  # one tenant's key never runs a full verification
+            remembered, why = load_verified(h.ledger, h.settings.ledger_verified_path)
+            if remembered is None:
+                raise Conflict(
+                    f"There is no verified checkpoint to verify from ({why}), so this would be "
+                    "a full verification, which re-reads every tenant's records: a hub-wide key "
+                    "(of the hub's own tenant or allowed every tenant) must run the first one "
+                    "(POST /v1/ledger/verify, or hub ledger verify). Ask the hub's operator; "
+                    "after it, this key verifies incrementally.",
+                    code="first_verify_hub_wide",
+                )
         run = verify_remembered(
             h.ledger,
             h.settings.ledger_verified_path,
             h.log,
             full=full,
             full_every_s=h.settings.ledger_full_verify_every_s,
+            periodic_full=hub_wide,  # the periodic full verify is the hub-wide keys' to run
         )
         result = run.report.as_dict()
         record_verification(h.ledger, principal, result)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from adapters.local_keystore import LocalKeyStore, subject_digest
-from core.ports.keystore import KeyDestroyed, KeyStoreError, scoped_subject
+from core.ports.keystore import KeyDestroyed, KeyStoreError, TenantKeys, scoped_subject
 
 MASTER = bytes(range(32))
 AAD = b"aad"
@@ -139,3 +139,19 @@ def test_a_keyring_from_before_the_summary_is_upgraded_once(tmp_path: Path) -> N
     edit(path, "INSERT INTO erased VALUES (?, ?)", subject_digest("ACC-0002"), int(time.time()))
     with pytest.raises(KeyStoreError, match="erased"):
         LocalKeyStore(path, MASTER)
+
+
+def test_a_tenant_reader_is_told_of_the_deleted_rows_not_of_another_tenant(
+    tmp_path: Path,
+) -> None:
+    """Before: "sealed for another tenant's record (or another hub)"."""
+    path = tmp_path / "keyring.sqlite"
+    ks = LocalKeyStore(path, MASTER, cache_ttl_s=0)
+    try:
+        acme = TenantKeys(ks, "acme")
+        blob = acme.encrypt("ACC-0005", b"pii", AAD)
+        edit(path, "DELETE FROM data_keys")
+        with pytest.raises(KeyStoreError, match="edited outside the hub: its table data_keys"):
+            acme.decrypt("ACC-0005", blob, AAD)
+    finally:
+        ks.close()

@@ -214,9 +214,15 @@ class LocalKeyStore(KeyStore):
             self._store_summary(summary)
 
     def _check_table(self, table: str) -> None:
-        """Full check of one table (a read that found a missing key or a tombstone)."""
+        """Full check of one table (a read that found a missing key or a tombstone): the summary
+        and the rows read in one snapshot (a destroy committed by another process in between
+        would otherwise look like an edit)."""
         with self._lock:
-            self._summary().check_rows(self._db, self.path, (table,))
+            if self._db.in_transaction:
+                self._summary().check_rows(self._db, self.path, (table,))
+                return
+            with self._read_tx():
+                self._summary().check_rows(self._db, self.path, (table,))
 
     def rewrap(self, new_master_key: bytes) -> int:
         """Re-wrap every data key under ``new_master_key`` in one transaction; returns the count.

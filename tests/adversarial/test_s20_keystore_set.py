@@ -10,6 +10,7 @@ a read that finds a missing key or a tombstone checks that table and names the e
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -155,3 +156,39 @@ def test_a_tenant_reader_is_told_of_the_deleted_rows_not_of_another_tenant(
             acme.decrypt("ACC-0005", blob, AAD)
     finally:
         ks.close()
+
+
+def test_a_destroy_by_another_process_is_not_taken_for_an_edit(tmp_path: Path) -> None:
+    """A reader's table check reads the summary and the rows in one snapshot: a destroy
+    committed by another keyring handle between the two reads is no edit."""
+    path = tmp_path / "keyring.sqlite"
+    ids = [f"ACC-{i:04d}" for i in range(40)]
+    writer = LocalKeyStore(path, MASTER)
+    reader = LocalKeyStore(path, MASTER, cache_ttl_s=0)
+    errors: list[BaseException] = []
+    try:
+        for s in ids:
+            writer.ensure_key(s)
+        writer.destroy(ids[0])
+        done = threading.Event()
+
+        def read() -> None:
+            try:
+                while not done.is_set():
+                    reader.erased_among(ids)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        thread = threading.Thread(target=read)
+        thread.start()
+        try:
+            for s in ids[1:]:
+                writer.destroy(s)
+        finally:
+            done.set()
+            thread.join(30)
+        assert not errors, errors
+        assert reader.erased_among(ids) == set(ids)
+    finally:
+        writer.close()
+        reader.close()

@@ -52,6 +52,7 @@ from adapters._aead import (
     parse_header,
     seal,
 )
+from adapters.keyring_set import SetSummary, set_key
 from adapters.sqlite_open import open_store, write_transaction
 from core.errors import ConfigError, InvalidInput, StorageBusy
 from core.ports.keystore import (
@@ -67,7 +68,8 @@ from core.ports.keystore import (
 )
 
 FORMAT_LOCAL = 0x01
-_CHECK_PLAINTEXT = b"hub.keystore.master-check.v1"
+_CHECK_PLAINTEXT_V1 = b"hub.keystore.master-check.v1"  # a keyring without a row summary
+_CHECK_PLAINTEXT = b"hub.keystore.master-check.v2"  # a keyring with one (``keyring_set``)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
@@ -98,7 +100,7 @@ def subject_digest(subject_id: str) -> bytes:
     return hashlib.sha256(b"hub.subject.v1\x00" + subject_id.encode()).digest()
 
 
-def _note_scoped(db: sqlite3.Connection, key_id: str) -> None:
+def _note_scoped(db: sqlite3.Connection, key_id: str, summary: SetSummary) -> None:
     """Record the tenant of a scoped key under its subject's digest (``key_tenants``), in the
     transaction that makes or destroys the key: an erasure of a subject in every tenant finds
     each tenant's key here, in the keyring itself (deleting a row needs write access to the
@@ -106,9 +108,9 @@ def _note_scoped(db: sqlite3.Connection, key_id: str) -> None:
     pair = parse_scoped(key_id)
     if pair is not None:
         tenant, subject_id = pair
-        db.execute(
-            "INSERT OR IGNORE INTO scoped_keys VALUES (?, ?)", (subject_digest(subject_id), tenant)
-        )
+        row = (subject_digest(subject_id), tenant)
+        if db.execute("INSERT OR IGNORE INTO scoped_keys VALUES (?, ?)", row).rowcount:
+            summary.add("scoped_keys", row)
 
 
 def _wrap_aad(subject: bytes, version: int) -> bytes:
@@ -134,6 +136,7 @@ class LocalKeyStore(KeyStore):
             )
         self.path = Path(path)
         self._master = AESGCM(master_key)
+        self._set_key = set_key(master_key)
         self._lock = threading.RLock()
         self._cache = KeyCache(cache_size, cache_ttl_s)
         self._created = CreatedKeys()  # created_here
@@ -150,24 +153,76 @@ class LocalKeyStore(KeyStore):
             raise
 
     # -- master key ---------------------------------------------------------------------------
+    def _master_check_blob(self, plaintext: bytes = _CHECK_PLAINTEXT) -> bytes:
+        nonce = os.urandom(NONCE_LEN)
+        return nonce + self._master.encrypt(nonce, plaintext, b"hub.master")
+
     def _check_master(self) -> None:
-        """Store a check value on first use; afterwards refuse a master key that does not fit."""
+        """Store a check value on first use; afterwards refuse a master key that does not fit,
+        then check every row against the MAC'd row summary (writing it once for a keyring made
+        before summaries: its master check says which)."""
         with self._tx():
             row = self._db.execute("SELECT value FROM meta WHERE name = 'master_check'").fetchone()
             if row is None:
-                nonce = os.urandom(NONCE_LEN)
-                check = nonce + self._master.encrypt(nonce, _CHECK_PLAINTEXT, b"hub.master")
+                check = self._master_check_blob()
                 self._db.execute("INSERT INTO meta VALUES ('master_check', ?)", (check,))
+                self._store_summary(SetSummary.of_rows(self._set_key, self._db))
                 return
-        try:
-            blob = bytes(row[0])
-            self._master.decrypt(blob[:NONCE_LEN], blob[NONCE_LEN:], b"hub.master")
-        except InvalidTag as exc:
-            raise ConfigError(
-                f"The master key does not open the keyring {self.path}: it was created under "
-                "another master key. Set HUB_MASTER_KEY (or the master key file) to the key it "
-                "was created with."
-            ) from exc
+            try:
+                blob = bytes(row[0])
+                plain = self._master.decrypt(blob[:NONCE_LEN], blob[NONCE_LEN:], b"hub.master")
+            except InvalidTag as exc:
+                raise ConfigError(
+                    f"The master key does not open the keyring {self.path}: it was created "
+                    "under another master key. Set HUB_MASTER_KEY (or the master key file) to "
+                    "the key it was created with."
+                ) from exc
+            if plain == _CHECK_PLAINTEXT_V1:  # the upgrade: the summary of the rows as they are
+                self._store_summary(SetSummary.of_rows(self._set_key, self._db))
+                self._db.execute(
+                    "UPDATE meta SET value = ? WHERE name = 'master_check'",
+                    (self._master_check_blob(),),
+                )
+                return
+            self._summary().check_rows(self._db, self.path)
+
+    def _summary(self) -> SetSummary:
+        """The stored row summary, its MAC checked (in the open transaction)."""
+        row = self._db.execute("SELECT value FROM meta WHERE name = 'set_summary'").fetchone()
+        if row is None:
+            raise KeyStoreError(
+                f"The row summary of the keyring {self.path} is missing, though its master check "
+                "says it has one: the keyring was edited outside the hub. Restore it from a "
+                "backup."
+            )
+        return SetSummary.decode(self._set_key, bytes(row[0]), self.path)
+
+    def _store_summary(self, summary: SetSummary) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('set_summary', ?)", (summary.encode(),)
+        )
+
+    @contextlib.contextmanager
+    def _guarded_tx(self) -> Iterator[SetSummary]:
+        """A write transaction that first checks the row counts against the MAC'd summary (an
+        edited keyring is refused before anything is written to it), hands the summary to the
+        writer to keep up to date, and stores it before the commit."""
+        with self._tx():
+            summary = self._summary()
+            summary.check_counts(self._db, self.path)
+            yield summary
+            self._store_summary(summary)
+
+    def _check_table(self, table: str) -> None:
+        """Full check of one table (a read that found a missing key or a tombstone): the summary
+        and the rows read in one snapshot (a destroy committed by another process in between
+        would otherwise look like an edit)."""
+        with self._lock:
+            if self._db.in_transaction:
+                self._summary().check_rows(self._db, self.path, (table,))
+                return
+            with self._read_tx():
+                self._summary().check_rows(self._db, self.path, (table,))
 
     def rewrap(self, new_master_key: bytes) -> int:
         """Re-wrap every data key under ``new_master_key`` in one transaction; returns the count.
@@ -177,7 +232,9 @@ class LocalKeyStore(KeyStore):
         if len(new_master_key) != KEY_LEN:
             raise ConfigError(f"A master key must be {KEY_LEN} bytes, got {len(new_master_key)}.")
         new = AESGCM(new_master_key)
-        with self._tx():
+        new_set_key = set_key(new_master_key)
+        with self._guarded_tx() as summary:
+            summary.check_rows(self._db, self.path)
             rows = self._db.execute("SELECT subject, version, wrapped FROM data_keys").fetchall()
             for subject, version, wrapped in rows:
                 raw = self._unwrap(bytes(subject), version, bytes(wrapped))
@@ -190,7 +247,14 @@ class LocalKeyStore(KeyStore):
             nonce = os.urandom(NONCE_LEN)
             check = nonce + new.encrypt(nonce, _CHECK_PLAINTEXT, b"hub.master")
             self._db.execute("UPDATE meta SET value = ? WHERE name = 'master_check'", (check,))
+            rekeyed = SetSummary.of_rows(new_set_key, self._db)
+            summary.key, summary.counts, summary.digests = (
+                new_set_key,
+                rekeyed.counts,
+                rekeyed.digests,
+            )
         self._master = new
+        self._set_key = new_set_key
         self._compact()
         return len(rows)
 
@@ -228,7 +292,7 @@ class LocalKeyStore(KeyStore):
                 "key: the keyring is damaged or was edited."
             ) from exc
 
-    def _new_key(self, subject: bytes, version: int) -> DataKey:
+    def _new_key(self, subject: bytes, version: int, summary: SetSummary) -> DataKey:
         raw = AESGCM.generate_key(bit_length=256)
         nonce = os.urandom(NONCE_LEN)
         wrapped = nonce + self._master.encrypt(nonce, raw, _wrap_aad(subject, version))
@@ -236,6 +300,7 @@ class LocalKeyStore(KeyStore):
             "INSERT INTO data_keys VALUES (?, ?, ?, ?)",
             (subject, version, wrapped, int(time.time() * 1000)),
         )
+        summary.add("data_keys", (subject, version))
         return DataKey(raw)
 
     def _erased(self, subject: bytes) -> bool:
@@ -258,11 +323,11 @@ class LocalKeyStore(KeyStore):
         with self._read_tx():
             found = self._newest_row(subject_id, subject)
         if found is None:
-            with self._tx():
+            with self._guarded_tx() as summary:
                 found = self._newest_row(subject_id, subject)
                 if found is None:
-                    found = 1, self._new_key(subject, 1)
-                    _note_scoped(self._db, subject_id)
+                    found = 1, self._new_key(subject, 1, summary)
+                    _note_scoped(self._db, subject_id, summary)
                     self._created.add(subject_id)
         version, aead = found
         self._cache.put(subject_id, version, aead, newest=True)
@@ -271,6 +336,7 @@ class LocalKeyStore(KeyStore):
     def _newest_row(self, subject_id: str, subject: bytes) -> tuple[int, DataKey] | None:
         """The newest key of ``subject`` in the open transaction; None when it has none."""
         if self._erased(subject):
+            self._check_table("erased")
             raise self._destroyed_error(subject_id)
         row = self._db.execute(
             "SELECT version, wrapped FROM data_keys WHERE subject = ? "
@@ -293,7 +359,11 @@ class LocalKeyStore(KeyStore):
                 (subject, version),
             ).fetchone()
             if row is None:
+                # A key missing: deleted rows or a forged tombstone are named, not taken as an
+                # erasure or as data from another keyring.
+                self._check_table("data_keys")
                 if self._erased(subject):
+                    self._check_table("erased")
                     raise self._destroyed_error(subject_id)
                 exists = self._db.execute(
                     "SELECT 1 FROM data_keys WHERE subject = ? LIMIT 1", (subject,)
@@ -356,31 +426,38 @@ class LocalKeyStore(KeyStore):
 
     def rotate(self, subject_id: str) -> KeyRef:
         subject = subject_digest(check_key_id(subject_id))
-        with self._tx():
+        with self._guarded_tx() as summary:
             if self._erased(subject):
+                self._check_table("erased")
                 raise self._destroyed_error(subject_id)
             row = self._db.execute(
                 "SELECT MAX(version) FROM data_keys WHERE subject = ?", (subject,)
             ).fetchone()
             version = int(row[0] or 0) + 1
-            aead = self._new_key(subject, version)
-            _note_scoped(self._db, subject_id)
+            aead = self._new_key(subject, version, summary)
+            _note_scoped(self._db, subject_id, summary)
         self._cache.put(subject_id, version, aead, newest=True)
         return KeyRef(subject_id, version)
 
     def destroy(self, subject_id: str) -> None:
         subject = subject_digest(check_key_id(subject_id))
         # 1. overwrite, delete and tombstone in one transaction (secure_delete zeroes the pages);
-        with self._tx():
+        with self._guarded_tx() as summary:
+            versions = self._db.execute(
+                "SELECT version FROM data_keys WHERE subject = ?", (subject,)
+            ).fetchall()
             self._db.execute(
                 "UPDATE data_keys SET wrapped = zeroblob(length(wrapped)) WHERE subject = ?",
                 (subject,),
             )
             self._db.execute("DELETE FROM data_keys WHERE subject = ?", (subject,))
-            self._db.execute(
+            for (version,) in versions:
+                summary.remove("data_keys", (subject, version))
+            if self._db.execute(
                 "INSERT OR IGNORE INTO erased VALUES (?, ?)", (subject, int(time.time() * 1000))
-            )
-            _note_scoped(self._db, subject_id)
+            ).rowcount:
+                summary.add("erased", (subject,))
+            _note_scoped(self._db, subject_id, summary)
         # 2. forget the unwrapped keys this process holds;
         self._cache.purge(subject_id)
         # 3. leave no copy in the WAL or free pages.
@@ -389,7 +466,10 @@ class LocalKeyStore(KeyStore):
     def erased(self, subject_id: str) -> bool:
         subject = subject_digest(check_key_id(subject_id))
         with self._lock:
-            return self._erased(subject)
+            if not self._erased(subject):
+                return False
+            self._check_table("erased")  # a tombstone the hub wrote, not an inserted one
+            return True
 
     def erased_among(self, subject_ids: Iterable[str]) -> set[str]:
         """One look at the (usually empty) erasure table, then one query per 500 ids."""
@@ -413,6 +493,8 @@ class LocalKeyStore(KeyStore):
                     part,
                 )
                 found.update(by_digest[row[0]] for row in rows)
+        if found:
+            self._check_table("erased")
         return found
 
     def known_among(self, subject_ids: Iterable[str]) -> set[str]:

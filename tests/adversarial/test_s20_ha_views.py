@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -21,8 +23,12 @@ import sqlalchemy as sa
 from core.errors import HubError
 from core.leadership import WriterFence
 from core.ports.views import Checkpoint, Position, Target
+from hub.bootstrap import bootstrap
+from hub.settings import load_settings
 from projections.catalog import by_name
+from projections.runner import ProjectionRunner
 from tests import infra
+from tests.ha.test_fencing import publish
 
 pytest.importorskip("psycopg")
 
@@ -91,3 +97,41 @@ def test_an_unfenced_store_keeps_its_single_writer_behaviour(pg_schema_url: str)
         assert store.checkpoint(target).batch_seq == 2
     finally:
         store.close()
+
+
+def test_a_failover_does_not_count_an_old_leaders_trades_twice_in_positions(
+    pg_schema_url: str, tmp_path: Path
+) -> None:
+    """The same interleaving with real runners of the ``positions`` projection (an entity
+    view that SUMS trades): before the fix the new leader's batch added the old leader's last
+    trades to the position a second time."""
+    h = bootstrap(load_settings(environ={}, data_dir=tmp_path / "d"))
+    proj = by_name("positions")
+    stores = [SqlAlchemyViewStore(pg_schema_url) for _ in range(2)]
+    try:
+        old, new = (
+            ProjectionRunner(
+                proj,
+                h.log,
+                s,
+                h.projections.decoder,
+                fence=lambda e=epoch: WriterFence("projection.positions", e),
+            )
+            for s, epoch in zip(stores, (1, 2), strict=True)
+        )
+        publish(h, 5, 0)
+        old.catch_up()
+        new.open()  # elected: loads the committed checkpoint
+        publish(h, 5, 100)
+        old.catch_up()  # the paused old leader resumes with one more batch (no newer epoch yet)
+        try:
+            new.catch_up()
+        except HubError as exc:  # refused: its checkpoint was not the committed one
+            assert exc.code == "view_checkpoint_moved"
+            new.catch_up()  # reloaded: nothing left to fold
+        (row,) = stores[1].rows(Target("positions"), proj.tables[0])
+        assert (Decimal(str(row["quantity"])), row["trades"]) == (Decimal(10), 10)
+    finally:
+        for s in stores:
+            s.close()
+        h.close()

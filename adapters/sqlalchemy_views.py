@@ -326,6 +326,7 @@ class SqlAlchemyViewStore(ViewStore):
             # 0. fenced (several hub processes): refused when a newer leader wrote as this writer
             if fence is not None:
                 self._fence(conn, fence)
+                self._check_follows(conn, target, checkpoint)
             # 1. rows of every table
             for t in tables:
                 batch = rows.get(t.name) or ()
@@ -386,6 +387,27 @@ class SqlAlchemyViewStore(ViewStore):
                 f"The view store refused a batch of {fence.writer!r} under epoch {fence.epoch}: "
                 f"a newer leader (epoch {stored}) already wrote. This process is no longer the "
                 "leader; it stops its single-writer parts."
+            )
+
+    def _check_follows(self, conn: Connection, target: Target, checkpoint: Checkpoint) -> None:
+        """Refuse a fenced batch not folded from the committed checkpoint (``batch_seq`` one
+        above the stored one). Under the writer's row lock (``_fence``), so no other batch
+        commits in between: a new leader's runner loaded its checkpoint when elected, and an
+        old leader paused mid-batch may have committed one more under its old epoch before the
+        new epoch was stored; that runner's batch would apply those records again and move
+        the positions back. Its runner reloads the checkpoint and folds again."""
+        o = self._offsets
+        stored = conn.execute(
+            sa.select(sa.func.max(o.c.batch_seq)).where(o.c.projection_id == target.id)
+        ).scalar()
+        stored = int(stored or 0)
+        if checkpoint.batch_seq != stored + 1:
+            raise HubError(
+                f"The view store refused batch {checkpoint.batch_seq} of {target.id!r}: the "
+                f"committed checkpoint is batch {stored}, not {checkpoint.batch_seq - 1} (another "
+                "process, an old leader, committed a batch after this one loaded it). Reloading "
+                "the checkpoint and folding again.",
+                code="view_checkpoint_moved",
             )
 
     def load(

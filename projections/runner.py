@@ -244,9 +244,14 @@ class ProjectionRunner:
                         f"This hub process is not the leader; projection "
                         f"{self.projection.name!r} is run by the leader only."
                     )
-                self.store.write(
-                    self.target, self.projection.tables, rows, new, self.hook, fence=token
-                )
+                try:
+                    self.store.write(
+                        self.target, self.projection.tables, rows, new, self.hook, fence=token
+                    )
+                except HubError as exc:
+                    if exc.code == "view_checkpoint_moved":  # another writer committed since
+                        self.reset()  # the next step reloads the committed checkpoint
+                    raise
                 self._cp, self._windows = new, windows
                 # 4. the commit listeners, the advisory mirror of positions, metrics
                 for listener in self._listeners:

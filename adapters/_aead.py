@@ -103,19 +103,42 @@ def seal_many(
     n = len(plaintexts)
     if not len(subject_ids) == len(aads) == n:
         raise ValueError(f"seal_many needs as many subjects and AADs as plaintexts ({n}).")
-    index: dict[str, int] = dict.fromkeys(subject_ids, 0)  # distinct subjects, in order
+    index = {s: i for i, s in enumerate(dict.fromkeys(subject_ids))}  # distinct, in order
+    # a C loop: each value's key index (the (key, aad) pairs are never kept as a list: a tuple
+    # per value that outlived the loop made the garbage collector run through the heap more)
+    return seal_keyed(
+        fmt,
+        newest,
+        list(index),
+        list(map(index.__getitem__, subject_ids)),
+        plaintexts,
+        aads,
+        cached,
+    )
+
+
+def seal_keyed(
+    fmt: int,
+    newest: Callable[[str], tuple[int, AESGCM | DataKey]],
+    subjects: list[str],
+    key_of: list[int],
+    plaintexts: Sequence[bytes],
+    aads: Sequence[bytes],
+    cached: Callable[[Iterable[str]], Mapping[str, tuple[int, AESGCM | DataKey]]] | None = None,
+) -> list[bytes]:
+    """``seal_many`` with the subjects given once: value i is sealed for ``subjects[key_of[i]]``
+    (``subjects`` distinct; every ``key_of`` entry an index into it), the batch form of
+    ``KeyStore.seal_keyed``. Same envelope, same checks, same order of key look-ups (all before
+    the first seal) as ``seal_many``, which is this after building the index."""
+    n = len(plaintexts)
+    if not len(key_of) == len(aads) == n:
+        raise ValueError(f"seal_many needs as many subjects and AADs as plaintexts ({n}).")
     keys: list[tuple[bytes, AESGCM | DataKey]] = []
-    hits = cached(index) if cached is not None else {}
-    for i, s in enumerate(index):
+    hits = cached(subjects) if cached is not None else {}
+    for s in subjects:
         hit = hits.get(s)
         version, aead = hit if hit is not None else newest(s)
-        index[s] = i
         keys.append((bytes([fmt]) + version.to_bytes(4, "big"), aead))
-    # C loops: each value's key index and bound AAD, computed once per distinct pair; the
-    # (key, aad) pairs are never kept as a list (a tuple per value that outlived the loop made
-    # the garbage collector run through the whole heap more often)
-    key_of = list(map(index.__getitem__, subject_ids))
-    subjects = list(index)
     if _seal_batch_bound is not None and all(type(k) is DataKey for _, k in keys):
         # the bound AADs built in the native call (``bind_subject``'s bytes), not per distinct
         # (subject, aad) pair in Python; None: a case the reference below decides
@@ -130,6 +153,9 @@ def seal_many(
         )
         if out is not None:
             return out  # type: ignore[no-any-return]
+    # the native call answers None for an index out of range; here a negative one would wrap
+    if key_of and not 0 <= min(key_of) <= max(key_of) < len(subjects):
+        raise ValueError(f"seal_keyed: a key index is outside the {len(subjects)} subjects.")
     bound = {
         p: bind_subject(subjects[p[0]], keys[p[0]][0], p[1])
         for p in dict.fromkeys(zip(key_of, aads, strict=True))

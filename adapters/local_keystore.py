@@ -420,6 +420,23 @@ class LocalKeyStore(KeyStore):
             FORMAT_LOCAL, self._newest, subject_ids, plaintexts, aads, self._cache.newest_many
         )
 
+    def seal_keyed(
+        self,
+        subject_ids: list[str],
+        key_of: list[int],
+        plaintexts: Sequence[bytes],
+        aads: Sequence[bytes],
+    ) -> list[bytes]:
+        return _aead.seal_keyed(
+            FORMAT_LOCAL,
+            self._newest,
+            subject_ids,
+            key_of,
+            plaintexts,
+            aads,
+            self._cache.newest_many,
+        )
+
     def decrypt(self, subject_id: str, ciphertext: bytes, aad: bytes) -> bytes:
         version = parse_header(FORMAT_LOCAL, ciphertext, "local-keyring")
         return open_sealed(self._version(subject_id, version), subject_id, ciphertext, aad)

@@ -312,6 +312,23 @@ class VaultKeyStore(KeyStore):
             FORMAT_TRANSIT, self._newest, subject_ids, plaintexts, aads, self._cache.newest_many
         )
 
+    def seal_keyed(
+        self,
+        subject_ids: list[str],
+        key_of: list[int],
+        plaintexts: Sequence[bytes],
+        aads: Sequence[bytes],
+    ) -> list[bytes]:
+        return _aead.seal_keyed(
+            FORMAT_TRANSIT,
+            self._newest,
+            subject_ids,
+            key_of,
+            plaintexts,
+            aads,
+            self._cache.newest_many,
+        )
+
     def decrypt(self, subject_id: str, ciphertext: bytes, aad: bytes) -> bytes:
         version = parse_header(FORMAT_TRANSIT, ciphertext, "transit-derived")
         aead = self._cache.get(subject_id, version)

@@ -18,15 +18,20 @@ from core.ports.keystore import TenantKeys, scoped_subject
 
 
 class _Recording(LocalKeyStore):
-    """The real store, remembering the key ids each ``seal_many`` was given."""
+    """The real store, remembering the key id of every value each ``seal_keyed`` was given
+    (``TenantKeys.seal_many`` hands the store its distinct key ids once, session 20)."""
 
     asked: list[list[str]]
 
-    def seal_many(
-        self, subject_ids: Sequence[str], plaintexts: Sequence[bytes], aads: Sequence[bytes]
+    def seal_keyed(
+        self,
+        subject_ids: list[str],
+        key_of: list[int],
+        plaintexts: Sequence[bytes],
+        aads: Sequence[bytes],
     ) -> list[bytes]:
-        self.asked.append(list(subject_ids))
-        return super().seal_many(subject_ids, plaintexts, aads)
+        self.asked.append([subject_ids[k] for k in key_of])
+        return super().seal_keyed(subject_ids, key_of, plaintexts, aads)
 
 
 @pytest.mark.parametrize("held", [3, 65_536])  # the memory dropped while in use, or never

@@ -105,7 +105,11 @@ class _Pipe(io.RawIOBase):
                 n = os.readv(self.fd, [view[got:]])
             except BlockingIOError:
                 start = time.monotonic()
-                ready, _, _ = select.select([self.fd], [], [], max(self.left, 0.0))
+                # poll, not select: a hub (or a test process) with over 1,024 descriptors open
+                # gets pipe numbers that select() refuses ("filedescriptor out of range")
+                waiter = select.poll()
+                waiter.register(self.fd, select.POLLIN)
+                ready = waiter.poll(max(self.left, 0.0) * 1000.0)
                 self.left -= time.monotonic() - start
                 if not ready:
                     self.left = 0.0

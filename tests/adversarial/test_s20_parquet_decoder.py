@@ -304,3 +304,31 @@ def test_the_pool_gives_the_batches_of_the_in_process_reader(
     assert [rb.num_rows for rb in got] == [rb.num_rows for rb in want]
     assert all(a.equals(b) for a, b in zip(got, want, strict=True))
     assert _shared_pool.starts == 1
+
+
+def test_a_decoder_pipe_numbered_past_1024_is_read(tmp_path: Path) -> None:
+    """A long-running hub (or a test process) holds many descriptors: the pipe of a file then
+    gets a number past 1,024, which ``select()`` refuses ("filedescriptor out of range in
+    select()": every Parquet publish of the process failed, clean-clone trial of session 20).
+    The wait uses ``poll``, which takes any descriptor."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 1400
+    if soft < want:
+        assert hard == resource.RLIM_INFINITY or hard >= want, f"hard descriptor limit {hard}"
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    held: list[int] = []
+    pool = ParquetDecoders(DecoderLimits(size=1, seconds=30.0))
+    try:
+        while not held or held[-1] < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        table = _table(50_000)
+        f = _write(tmp_path / "x.parquet", table)
+        for _ in range(3):  # the first read of each file waits for the child (the pipe is empty)
+            assert _read(f, pool, batch_size=5_000).equals(table)
+    finally:
+        pool.close()
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -650,6 +650,12 @@ def build_policy(
     )
 
 
+def build_policy_timing(settings: Settings) -> BoundedEvaluation:
+    """How long a proposed bundle's decisions may take (``HUB_POLICY_EVAL_BOUND_MS``): each
+    case evaluated in a child process (``adapters.rego_deadline``)."""
+    return BoundedEvaluation(settings.policy_eval_bound_ms)
+
+
 def _reloadable(engine: PolicyEngine) -> Reloadable | None:
     """The engine, when it loads policy bundles (Rego, OPA, a recording engine around them)."""
     return engine if hasattr(engine, "load") and hasattr(engine, "version") else None
@@ -799,7 +805,7 @@ def bootstrap(
         evaluator=RegoPolicyEngine,
         identities=keys,
         ledger=ledger,
-        timing=BoundedEvaluation(settings.policy_eval_bound_ms),
+        timing=build_policy_timing(settings),
     )
     # a revoked proposer's pending changes are withdrawn on the log, not left to be refused
     # (model promotions are changes on hub.config-changes too: config_changes withdraws them)

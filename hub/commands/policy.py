@@ -120,14 +120,13 @@ def policy_test(obj: Ctx, folder: str | None) -> None:
     within HUB_POLICY_EVAL_BOUND_MS of CPU time (as a proposal is checked)."""
 
     def go() -> None:
-        from adapters.rego_deadline import BoundedEvaluation
         from core.policybundle import PolicyBundle
         from governance.changes import validate_bundle
-        from hub.bootstrap import Hub
+        from hub.bootstrap import Hub, build_policy_timing
         from hub.settings import load_settings
 
         bundle = PolicyBundle.from_dir(Path(folder)) if folder else PolicyBundle.from_dir()
-        bound = BoundedEvaluation(load_settings(obj.config).policy_eval_bound_ms)
+        bound = build_policy_timing(load_settings(obj.config))
         passed = validate_bundle(bundle, Hub.policy_evaluator, bound)
         click.echo(f"{passed} policy cases pass on bundle {bundle.version[:12]}")
 

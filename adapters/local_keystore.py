@@ -507,28 +507,29 @@ class LocalKeyStore(KeyStore):
         with self._lock:
             if not ids or self._db.execute("SELECT 1 FROM erased LIMIT 1").fetchone() is None:
                 return set()
-        by_digest: dict[bytes, str] = {}
-        for subject_id in ids:
-            try:
-                by_digest[subject_digest(check_key_id(subject_id))] = subject_id
-            except InvalidInput:
-                continue  # not a valid subject id: nothing can have been erased under it
-        digests = list(by_digest)
-        found: set[str] = set()
-        with self._lock:
-            for i in range(0, len(digests), _IN_CHUNK):
-                part = digests[i : i + _IN_CHUNK]
-                rows = self._db.execute(
-                    f"SELECT subject FROM erased WHERE subject IN ({','.join('?' * len(part))})",
-                    part,
-                )
-                found.update(by_digest[row[0]] for row in rows)
+        found = self._among(ids, "SELECT subject FROM erased WHERE subject IN ({marks})")
         if found:
             self._check_table("erased")
         return found
 
     def known_among(self, subject_ids: Iterable[str]) -> set[str]:
         """One query per 500 ids over the keys, one over the erasure table."""
+        return self._among(
+            subject_ids,
+            "SELECT subject FROM data_keys WHERE subject IN ({marks}) UNION "
+            "SELECT subject FROM erased WHERE subject IN ({marks})",
+        )
+
+    def live_among(self, subject_ids: Iterable[str]) -> set[str]:
+        """One query per 500 ids over the keys."""
+        return self._among(
+            subject_ids, "SELECT DISTINCT subject FROM data_keys WHERE subject IN ({marks})"
+        )
+
+    def _among(self, subject_ids: Iterable[str], sql: str) -> set[str]:
+        """The ids whose digest ``sql`` (its ``{marks}``: one ``IN`` list of digests, repeated
+        as often as it appears) returns, asked 500 digests at a time; an id that is not a valid
+        subject id is left out (no key is kept under it)."""
         by_digest: dict[bytes, str] = {}
         for subject_id in set(subject_ids):
             try:
@@ -536,16 +537,12 @@ class LocalKeyStore(KeyStore):
             except InvalidInput:
                 continue
         digests = list(by_digest)
+        repeat = sql.count("{marks}")
         found: set[str] = set()
         with self._lock:
             for i in range(0, len(digests), _IN_CHUNK):
                 part = digests[i : i + _IN_CHUNK]
-                marks = ",".join("?" * len(part))
-                rows = self._db.execute(
-                    f"SELECT subject FROM data_keys WHERE subject IN ({marks}) UNION "
-                    f"SELECT subject FROM erased WHERE subject IN ({marks})",
-                    part + part,
-                )
+                rows = self._db.execute(sql.format(marks=",".join("?" * len(part))), part * repeat)
                 found.update(by_digest[bytes(row[0])] for row in rows)
         return found
 

@@ -32,7 +32,13 @@ decision point for ``subject.erase`` first):
    the tenants whose keys were destroyed and whether the legacy key was), once per such tenant
    (so each tenant's officer and evidence see it; the eraser's tenant when none), and signs a
    checkpoint at once, so the erasure itself is provable. Views are scrubbed in the erased
-   tenants' rows only.
+   tenants' rows only;
+5. brings the erasure index up to date (``governance.erasure_index``: it reads the new ledger
+   entries), so the next open finds nothing new to read. A crash before 5 costs that open a
+   read of the entries after the index's cursor, nothing more.
+
+Every open of the hub checks, through that index, that no erased subject's key is live again
+(``undone``: a key store put back to a copy from before an erasure).
 
 A crash between 2 and 4 leaves the key destroyed but the erasure unrecorded; running the same
 command again is safe (step 2 is idempotent) and completes 3 and 4. Other processes that cache
@@ -52,17 +58,17 @@ from core.errors import Conflict, Forbidden, InvalidInput
 from core.ports.keystore import UNVERIFIED_TENANTS, check_subject, scoped_subject
 from core.ports.policy import HUB_TENANT
 from core.ports.views import Target, check_erasable
+from governance.erasure_index import ACTION, erasure_entries, first_of_each
 from governance.subjects import subject_fields
 
 if TYPE_CHECKING:
     from core.ports.keystore import KeyStore, SubjectTenants
     from core.ports.policy import Principal
     from core.projection import Projection, Table
+    from governance.erasure_index import ErasureIndex
     from governance.retention import Governance, RetentionJob
     from ledger.service import Ledger
     from projections.service import ProjectionService
-
-ACTION = "subject.erase"
 
 
 def _binds(hold_tenant: str, named: frozenset[str]) -> bool:
@@ -157,7 +163,9 @@ class Eraser:
         projections: ProjectionService,
         subject_tenants: SubjectTenants | None = None,
         retention: RetentionJob | None = None,
+        index: ErasureIndex | None = None,
     ) -> None:
+        self._index = index  # the ledger's erasure entries, for ``undone`` (kept up to date)
         self._subject_tenants = subject_tenants
         self._retention = retention  # scans a held topic for the subject's records
         self._keystore = keystore
@@ -231,26 +239,32 @@ class Eraser:
             return True
         return any(self._keystore.exists(scoped_subject(t, subject)) for t in keys.tenants)
 
-    def undone(self) -> list[tuple[int, str, str]]:
+    def undone(self, *, full: bool = False) -> list[tuple[int, str, str]]:
         """The erasures the ledger records whose key is live again (``key_live_again``): each
         as (ledger index, tenant, subject). One entry per tenant an erasure named, so each is
-        decided under its own tenant; the first entry of a subject and tenant erased again."""
-        out, after, seen = [], -1, set()
-        while page := self._ledger.entries(action=ACTION, after=after, limit=1000):
-            for e in page:
-                resource, tenant = str(e.get("resource") or ""), str(e.get("tenant") or "")
-                subject = resource.removeprefix("subject:")
-                if resource == subject or not tenant or (tenant, subject) in seen:
-                    continue
-                seen.add((tenant, subject))
-                # cheap first (no key of either kind: the usual answer), then the plan's rule
-                live = self._keystore.exists(scoped_subject(tenant, subject))
-                if not live and not self._keystore.exists(subject):
-                    continue
-                if self.key_live_again(subject, tenant):
-                    out.append((int(e["index"]), tenant, subject))
-            after = int(page[-1]["index"])
-        return out
+        decided under its own tenant; the first entry of a subject and tenant erased again.
+
+        The erasures come from the erasure index (``governance.erasure_index``: the ledger's
+        entries after its cursor only, cheap enough for every open); ``full``: from the whole
+        ledger (``hub ledger verify``), the index then compared with them and rewritten when
+        it differs. Keys are asked in batches (``KeyStore.live_among``): none live is the usual
+        answer; a live one is decided by the plan's rule."""
+        if full or self._index is None:
+            erased = first_of_each(erasure_entries(self._ledger), set())
+            if self._index is not None:
+                self._index.reconcile(erased)
+        else:
+            erased = self._index.entries()
+        ids = {i for _, t, s in erased for i in (scoped_subject(t, s), s)}
+        live = self._keystore.live_among(ids)
+        if not live:
+            return []
+        return [
+            (index, tenant, subject)
+            for index, tenant, subject in erased
+            if (scoped_subject(tenant, subject) in live or subject in live)
+            and self.key_live_again(subject, tenant)
+        ]
 
     def check_scope(self, subject: str, tenant_scope: str | None) -> frozenset[str]:
         """The tenants whose keys an erasure of ``subject`` by a reader limited to
@@ -335,6 +349,8 @@ class Eraser:
         ]
         meta = metas[0]
         synced = self._ledger.sync(force_checkpoint=True)
+        if self._index is not None:  # 5. the index reads the new entries (the next open: none)
+            self._index.entries()
         return Erasure(
             subject=subject,
             reason=reason,

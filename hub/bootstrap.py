@@ -44,6 +44,7 @@ from governance.changes import Evaluator, PolicyChanges, PolicyFollower, Reloada
 from governance.configchanges import ConfigChanges
 from governance.configstore import ConfigChangeStore
 from governance.erasure import Eraser
+from governance.erasure_index import ErasureIndex
 from governance.retention import Governance, RetentionJob, cut_expired_rows
 from governance.store import PolicyStore
 from hub.settings import Settings, load_settings
@@ -667,7 +668,7 @@ def bootstrap(
     install_domain: bool = True,
     kafka_migration: bool = False,
     witness_refuses: bool = True,
-    check_erasures: bool = False,
+    check_erasures: bool = True,
 ) -> Hub:
     """Build a hub: every adapter and service once, each handed only the ports it needs.
 
@@ -676,9 +677,10 @@ def bootstrap(
     (retention state, projections, config and policy changes, lineage, catalog, erasure).
     ``kafka_migration``: only for ``hub migrate kafka-seal`` (``hub.migrate_kafka``).
     ``witness_refuses=False``: only for ``hub ledger verify`` (``outside_witness``).
-    ``check_erasures``: refuse erasures undone by a keyring put back (``refuse_undone_erasures``:
-    a ledger query reading every side-index batch holding an erasure, about 0.6 ms each, so
-    the long-running ``hub serve`` asks it, and ``hub ledger verify`` reports it).
+    ``check_erasures``: refuse erasures undone by a key store put back (``refuse_undone_erasures``,
+    through the erasure index: every open); False only for ``hub ledger verify``, which reads
+    the whole ledger's erasures and reports them, and for a restore's staged folder, which
+    re-applies the journalled erasures itself (``hub.recovery``).
     """
     settings = settings or load_settings()  # 1
     private_dir(settings.data_dir)  # the log and views hold every tenant's records: owner only
@@ -851,14 +853,22 @@ def bootstrap(
         retention=retention,
         lineage=lineage,
         catalog=Catalog(event_log, registry, governance, lineage),
-        eraser=Eraser(keystore, ledger, governance, projections, subject_tenants, retention),
+        eraser=Eraser(
+            keystore,
+            ledger,
+            governance,
+            projections,
+            subject_tenants,
+            retention,
+            ErasureIndex(settings.erasure_index_path, erasure_index_key(settings), ledger),
+        ),
         subject_tenants=subject_tenants,
         leader=leader,
     )
     if check_erasures:
         try:
             refuse_undone_erasures(hub)
-        except LedgerIntegrityError:
+        except BaseException:
             hub.close()
             raise
     log.info(
@@ -868,11 +878,18 @@ def bootstrap(
     return hub
 
 
-def undone_erasures_problem(hub: Hub) -> str | None:
+def erasure_index_key(settings: Settings) -> bytes:
+    """The erasure index's MAC key (``governance.erasure_index``), kept in keys/, never in the
+    index file it guards."""
+    return derived_secret(settings, b"hub erasure index MAC")
+
+
+def undone_erasures_problem(hub: Hub, *, full: bool = False) -> str | None:
     """The erasures the ledger records whose data subject key is live again (``Eraser.undone``):
     the keyring was put back to a copy from before them, and the hub would read the erased
-    subjects' PII again. None when there is none."""
-    undone = hub.eraser.undone()
+    subjects' PII again. None when there is none. ``full``: read every erasure entry of the
+    ledger (and compare the erasure index with them), not the index."""
+    undone = hub.eraser.undone(full=full)
     if not undone:
         return None
     named = ", ".join(f"{subject!r} (tenant {t}, ledger entry {i})" for i, t, subject in undone[:5])

@@ -59,12 +59,12 @@ class Ctx:
         sync: bool = True,
         kafka_migration: bool = False,
         witness_refuses: bool = True,
-        check_erasures: bool = False,
+        check_erasures: bool = True,
     ) -> Iterator[Any]:
         """A hub for one command; ``sync``: give what it appended its ledger leaves on exit
         (False for verifiers, which must not change what they check); ``kafka_migration``,
         ``witness_refuses``: ``bootstrap``'s, for ``hub migrate kafka-seal`` and
-        ``hub ledger verify`` only; ``check_erasures``: ``bootstrap``'s, for ``hub serve``."""
+        ``hub ledger verify`` only; ``check_erasures``: ``bootstrap``'s (False: verify only)."""
         from hub.bootstrap import bootstrap
         from hub.settings import load_settings
 
@@ -292,7 +292,7 @@ def serve(obj: Ctx, host: str | None, port: int | None, admin_key_file: str | No
     from hub.logs import configure
 
     def go() -> None:
-        with obj.hub(check_erasures=True) as h:
+        with obj.hub() as h:
             level = h.settings.log_level or "INFO"
             configure(level, h.settings.log_json)
             bind_host = host or h.settings.http_host

@@ -377,7 +377,8 @@ def restore(
         say(f"fetched backup {chosen}: {fetched.bytes} bytes; opening and verifying")
         t = time.perf_counter()
         seconds["replay"] = _replay_portable(outside, staging, progress)
-        h = bootstrap(_moved(settings, staging), install_domain=False)
+        # (the backup's erasures are checked, and the journal's re-applied, below)
+        h = bootstrap(_moved(settings, staging), install_domain=False, check_erasures=False)
         try:
             h.ledger.sync(force_checkpoint=True)  # 2
             report = verify_ledger(h.ledger)

@@ -652,6 +652,11 @@ class Settings(BaseSettings):
         return self.data_dir / "keys" / "keyring.sqlite"
 
     @property
+    def erasure_index_path(self) -> Path:
+        """The MAC'd index of the ledger's erasure entries (``governance.erasure_index``)."""
+        return self.data_dir / "keys" / "erasure-index"
+
+    @property
     def master_key_path(self) -> Path:
         return self.master_key_file or self.data_dir / "keys" / "master.key"
 

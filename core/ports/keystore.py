@@ -287,6 +287,20 @@ class KeyStore(abc.ABC):
                 continue
         return found
 
+    def live_among(self, subject_ids: Iterable[str]) -> set[str]:
+        """The ids among ``subject_ids`` that have a live key (what :meth:`exists` says of
+        each), asked in as few questions as the store allows: every open asks it of each
+        erased subject (``governance.erasure_index``). An id that is not a valid subject id is
+        left out; never creates a key. This default asks :meth:`exists` once per distinct id."""
+        found = set()
+        for subject_id in set(subject_ids):
+            try:
+                if self.exists(subject_id):
+                    found.add(subject_id)
+            except InvalidInput:
+                continue
+        return found
+
     def created_here(self, subject_ids: Iterable[str]) -> set[str]:
         """The ids among ``subject_ids`` whose key THIS instance created on first use
         (``ensure_key``, ``encrypt``, a sealer) and that ``forget_created`` has not been told

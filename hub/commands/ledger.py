@@ -86,7 +86,10 @@ def ledger_verify(obj: Ctx, public_key: tuple[str, ...], full: bool) -> None:
 
     def go() -> None:
         # verify changes nothing; a ledger the outside witness refuses opens, to be named here
-        with obj.hub(install_domain=False, sync=False, witness_refuses=False) as h:
+        # (erasures undone are read from the whole ledger below, and reported, not refused)
+        with obj.hub(
+            install_domain=False, sync=False, witness_refuses=False, check_erasures=False
+        ) as h:
             principal = authorize(h, "ledger.verify", "ledger")
             trusted = [_verifier_key_file(p) for p in public_key]
             path = h.settings.ledger_verified_path
@@ -108,7 +111,7 @@ def ledger_verify(obj: Ctx, public_key: tuple[str, ...], full: bool) -> None:
                 _echo_json(report.as_dict())
                 sys.exit(1)
             # only over a ledger that verified: the check reads the ledger's erasure entries
-            undone = undone_erasures_problem(h)
+            undone = undone_erasures_problem(h, full=True)
             if undone is not None:
                 click.echo(f"INVALID: {undone}", err=True)
                 _echo_json({**report.as_dict(), "erasures_undone": undone})

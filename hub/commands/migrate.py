@@ -67,7 +67,7 @@ class JournalPlan:
 def _erasures_on_ledger(h: Any) -> dict[str, list[tuple[int, int]]]:
     """subject -> [(hub.audit offset, timestamp ms)] of every ``subject.erase`` action."""
     from domain.envelope import H_ACTION, H_SUBJECT
-    from governance.erasure import ACTION
+    from governance.erasure_index import ACTION
 
     out: dict[str, list[tuple[int, int]]] = {}
     try:

@@ -19,8 +19,8 @@ each (tenant, subject), index order). ``ErasureIndex.entries`` (every open, and 
    ``S`` is the stored root (one read of O(log n) tree nodes), so the index describes this
    ledger's own first ``S`` leaves, not another's or a rolled-back one's;
 3. on any failure in 1-2, or no file (a folder from before the index), logs a warning naming
-   the reason and starts again from an empty index (the whole ledger is read once: the s20
-   cost);
+   the reason (for no file: once built, when the ledger holds erasures; a new folder holds
+   none) and starts again from an empty index (the whole ledger is read once: the s20 cost);
 4. reads only the ledger's erasure entries from leaf ``S`` on (side-index batches before ``S``
    are not decoded), up to the ledger's size when it started;
 5. writes the file again when ``S`` moved (a temporary file, fsync, rename: a reader sees the
@@ -101,7 +101,8 @@ class ErasureIndex:
         fields, problem = self._read()  # 1
         if fields is not None:
             problem = self._against_ledger(fields, size)  # 2
-        if problem is not None:  # 3
+        missing = fields is None and not self.path.exists()
+        if problem is not None and not missing:  # 3
             log.warning(
                 "erasure index %s %s: rebuilding it from the audit ledger's erasure entries "
                 "(reads the whole ledger once)",
@@ -115,6 +116,14 @@ class ErasureIndex:
             return have
         seen = {(t, s) for _i, t, s in have}
         have += first_of_each(erasure_entries(self._ledger, start, size), seen)  # 4
+        if missing and have:  # a folder from before the index (a new one has no erasures)
+            log.warning(
+                "erasure index %s %s: built from the audit ledger's %d erasure entries (the "
+                "whole ledger read once)",
+                self.path,
+                problem,
+                len(have),
+            )
         self._save(size, have)  # 5
         return have
 

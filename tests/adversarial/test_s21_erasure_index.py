@@ -13,7 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,7 +116,20 @@ def test_a_command_runs_when_no_erasure_was_undone(tmp_path: Path) -> None:
     assert index.exists()  # kept up to date by the erasure itself
 
 
-def _index_body(path: Path) -> dict:  # type: ignore[type-arg]
+@contextmanager
+def index_warnings(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """The index's warnings in ``caplog`` (a CLI run in this process replaced the root
+    logger's handlers, pytest's among them: ``hub.logs.configure``)."""
+    logger = logging.getLogger("hub.governance.erasure_index")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING):
+            yield
+    finally:
+        logger.removeHandler(caplog.handler)
+
+
+def _index_body(path: Path) -> Any:
     return json.loads(path.read_bytes().split(b"\n", 1)[1])
 
 
@@ -137,7 +153,7 @@ def test_an_edited_index_is_noticed(
     else:  # the erasure's entry gone, but a made-up MAC over the whole size
         fields["entries"] = []
         index.write_bytes(b"0" * 64 + b"\n" + json.dumps(fields).encode())
-    with caplog.at_level(logging.WARNING), pytest.raises(LedgerIntegrityError, match=SUBJECT):
+    with index_warnings(caplog), pytest.raises(LedgerIntegrityError, match=SUBJECT):
         bootstrap(settings(data)).close()
     assert any("erasure index" in r.getMessage() for r in caplog.records), caplog.text
     assert [e[2] for e in _index_body(index)["entries"]] == [SUBJECT]  # rebuilt
@@ -157,7 +173,7 @@ def test_an_index_of_another_ledger_is_noticed(
     from hub.bootstrap import erasure_index_key
 
     ErasureIndex.write(index, erasure_index_key(settings(data)), fields)
-    with caplog.at_level(logging.WARNING), pytest.raises(LedgerIntegrityError, match=SUBJECT):
+    with index_warnings(caplog), pytest.raises(LedgerIntegrityError, match=SUBJECT):
         bootstrap(settings(data)).close()
     assert any("erasure index" in r.getMessage() for r in caplog.records), caplog.text
 
@@ -178,7 +194,7 @@ def test_a_folder_without_the_index_builds_it_once(
     finally:
         h.close()
     index.unlink()  # a folder from before the index
-    with caplog.at_level(logging.WARNING):
+    with index_warnings(caplog):
         bootstrap(settings(data)).close()
     assert any("erasure index" in r.getMessage() for r in caplog.records), caplog.text
     built = _index_body(index)
@@ -186,6 +202,31 @@ def test_a_folder_without_the_index_builds_it_once(
         [SUBJECT, *(f"ACC-GONE-{i}" for i in range(3))]
     )
     caplog.clear()
-    with caplog.at_level(logging.WARNING):
+    with index_warnings(caplog):
         bootstrap(settings(data)).close()
     assert not any("erasure index" in r.getMessage() for r in caplog.records), caplog.text
+
+
+def test_verify_catches_an_index_forged_under_the_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The limit of the cheap check: someone holding the MAC key (keys/log.mac) writes an index
+    without the erasure at the current cursor, and an open finds nothing. ``hub ledger verify``
+    reads the whole ledger: it reports the undone erasure, and rewrites the index, so the next
+    open refuses again."""
+    from governance.erasure_index import ErasureIndex
+    from hub.bootstrap import erasure_index_key
+
+    data = erased_with_older_keyring(tmp_path)
+    index = settings(data).erasure_index_path
+    fields = _index_body(index)
+    fields["entries"] = []
+    ErasureIndex.write(index, erasure_index_key(settings(data)), fields)
+    bootstrap(settings(data)).close()  # the forged index is believed by an open
+    with index_warnings(caplog):
+        code, _out, err = cli(data, "ledger", "verify")
+    assert code != 0 and SUBJECT in err and "1 erasure(s)" in err, err
+    assert any("does not match the audit ledger" in r.getMessage() for r in caplog.records)
+    assert [e[2] for e in _index_body(index)["entries"]] == [SUBJECT]
+    with pytest.raises(LedgerIntegrityError, match=SUBJECT):
+        bootstrap(settings(data)).close()

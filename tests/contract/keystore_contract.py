@@ -249,6 +249,19 @@ class KeyStoreContract:
         assert store.known_among([live, unknown, gone, "", "bad\x00id"]) == {live, gone}
         assert not store.exists(unknown)  # asking did not create a key
 
+    def test_live_among_answers_exists_for_a_batch(self, store: KeyStore, peer: KeyStore) -> None:
+        # every open asks it of each erased subject (governance.erasure_index)
+        live, rotated, unknown, gone = subject(), subject(), subject(), subject()
+        peer.ensure_key(live)  # another instance's key counts too
+        store.ensure_key(rotated)
+        store.rotate(rotated)  # two versions: named once
+        store.ensure_key(gone)
+        peer.destroy(gone)
+        asked = [live, rotated, unknown, gone, live, "", "bad\x00id"]
+        assert store.live_among(asked) == {live, rotated}
+        assert store.live_among([]) == set()
+        assert not store.exists(unknown)  # asking did not create a key
+
     def test_created_here_names_the_keys_this_instance_made_until_forgotten(
         self, store: KeyStore, peer: KeyStore
     ) -> None:

@@ -1,9 +1,10 @@
 """Cost of the start-up check for erasures undone by a keyring put back (session 20, red team
-audit): ``Eraser.undone()``, one ledger query by action plus one key look-up per erasure.
+audit): ``Eraser.undone()`` (a ledger query by action then; the erasure index since session 21).
 
 A hub gets ``N`` trades (ledger entries) and ``E`` erasures of subjects without keys. Each round
 times ``undone()`` alone and a whole open (``bootstrap``) without and with the check
-(``check_erasures``: ``hub serve``'s), alternating in the same process. CPU seconds
+(``check_erasures``: every open since session 21, through the erasure index; see
+``benchmarks.erasure_index`` for old against new), alternating in the same process. CPU seconds
 (``time.process_time``), min and max over rounds, with the load average.
 Run: ``.venv/bin/python -m benchmarks.undone_erasures [entries] [erasures] [rounds]``.
 """
@@ -42,7 +43,7 @@ def main(n: int, erasures: int, rounds: int) -> None:
         check: list[float] = []
         opens: dict[bool, list[float]] = {False: [], True: []}
         for _ in range(rounds):
-            for checked in (False, True):  # a CLI command's open, `hub serve`'s
+            for checked in (False, True):  # without the check, with it (every open)
                 t = time.process_time()
                 h = bootstrap(settings, check_erasures=checked)
                 opens[checked].append(time.process_time() - t)
@@ -58,7 +59,7 @@ def main(n: int, erasures: int, rounds: int) -> None:
         print(f"{size} entries, {erasures} erasures, {rounds} rounds, load {load:.1f}")
         print(f"undone(): {min(check) * 1000:.1f}-{max(check) * 1000:.1f} ms CPU")
         for checked, times in opens.items():
-            name = "serve (with it)" if checked else "CLI (without)"
+            name = "with it" if checked else "without"
             print(f"open, {name}: {min(times) * 1000:.0f}-{max(times) * 1000:.0f} ms CPU")
 
 

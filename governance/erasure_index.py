@@ -23,8 +23,12 @@ each (tenant, subject), index order). ``ErasureIndex.entries`` (every open, and 
    none) and starts again from an empty index (the whole ledger is read once: the s20 cost);
 4. reads only the ledger's erasure entries from leaf ``S`` on (side-index batches before ``S``
    are not decoded), up to the ledger's size when it started;
-5. writes the file again when ``S`` moved (a temporary file, fsync, rename: a reader sees the
-   old or the new one, never a torn one; a failed write is a warning, the check went on).
+5. writes the file again when 4 found erasures, when it was rebuilt, or when ``S`` lags the
+   ledger by ``REWRITE_LAG`` leaves or more (a temporary file, fsync, rename: a reader sees the
+   old or the new one, never a torn one; a failed write is a warning, the check went on). Not
+   on every open: each command's own ledger entries move the size, and re-reading a few
+   batches without an erasure (their string dictionaries skip them) costs less than
+   rewriting and syncing the file.
 
 The entries hold subject ids, not digests: each key store names keys by its own digest
 (``KeyStore.live_among`` takes ids). The ledger's side index holds the same ids (``resource``
@@ -55,6 +59,7 @@ _LABEL = b"hub erasure index v1\x00"
 _VERSION = 1
 
 Entry = tuple[int, str, str]  # (ledger index, tenant, subject id)
+REWRITE_LAG = 50_000  # ledger leaves past the cursor without an erasure before a rewrite
 
 
 def erasure_entries(ledger: Ledger, start: int = 0, end: int | None = None) -> Iterator[Entry]:
@@ -115,7 +120,8 @@ class ErasureIndex:
         if fields is not None and start == size:
             return have
         seen = {(t, s) for _i, t, s in have}
-        have += first_of_each(erasure_entries(self._ledger, start, size), seen)  # 4
+        found = first_of_each(erasure_entries(self._ledger, start, size), seen)  # 4
+        have += found
         if missing and have:  # a folder from before the index (a new one has no erasures)
             log.warning(
                 "erasure index %s %s: built from the audit ledger's %d erasure entries (the "
@@ -124,7 +130,8 @@ class ErasureIndex:
                 problem,
                 len(have),
             )
-        self._save(size, have)  # 5
+        if fields is None or found or size - start >= REWRITE_LAG:  # 5
+            self._save(size, have)
         return have
 
     def reconcile(self, entries: list[Entry]) -> bool:

@@ -230,3 +230,28 @@ def test_verify_catches_an_index_forged_under_the_key(
     assert [e[2] for e in _index_body(index)["entries"]] == [SUBJECT]
     with pytest.raises(LedgerIntegrityError, match=SUBJECT):
         bootstrap(settings(data)).close()
+
+
+def test_the_index_is_rewritten_only_when_it_learns_something(tmp_path: Path) -> None:
+    """Opens after other ledger entries read them (no erasure among them) and leave the file
+    alone; an erasure made by another process (its index write lost) is read on the next open."""
+    data = tmp_path / "data"
+    h = bootstrap(settings(data))
+    try:
+        load(h)
+        h.eraser.erase(OPERATOR, "ACC-GONE-0", "dsr-0", tenant_scope=None)
+        index = h.settings.erasure_index_path
+    finally:
+        h.close()
+    before = index.read_bytes()
+    assert cli(data, *COMMANDS["tail"])[0] == 0  # its open, and its own ledger entries synced
+    assert cli(data, *COMMANDS["tail"])[0] == 0
+    assert index.read_bytes() == before
+    h = bootstrap(settings(data))
+    try:
+        h.eraser.erase(OPERATOR, SUBJECT, "dsr-1", tenant_scope=None)
+    finally:
+        h.close()
+    index.write_bytes(before)  # as if that erasure's index write were lost
+    bootstrap(settings(data)).close()
+    assert [e[2] for e in _index_body(index)["entries"]] == ["ACC-GONE-0", SUBJECT]

@@ -151,7 +151,7 @@ def build_event_log(settings: Settings) -> EventLog:
     if settings.event_log == "kafka":
         from adapters.kafka_log import KafkaEventLog
 
-        log = KafkaEventLog(
+        return KafkaEventLog(
             settings.kafka_bootstrap_servers,
             topic_prefix=settings.kafka_topic_prefix,
             replication_factor=settings.kafka_replication_factor,
@@ -162,11 +162,6 @@ def build_event_log(settings: Settings) -> EventLog:
             # hold to trust its ce_tenant (core.tenant_mac; hub.flink.tenant_key)
             tenant_key=derived_secret(settings, TENANT_MAC_PURPOSE),
         )
-        # a prefixed namespace MACs under a key of its own (another namespace sharing the
-        # hub's key accepts none of its records); its marker, written at its first start,
-        # keeps the records of before readable (adapters.kafka_log.auth.namespace_key)
-        log.bind_namespace()
-        return log
     raise ConfigError(
         f"HUB_EVENT_LOG={settings.event_log!r} has no adapter: use 'sqlite' or 'kafka'."
     )

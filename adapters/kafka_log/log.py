@@ -61,8 +61,10 @@ it again: ``topics()`` lists only the namespace's topics, under their names with
 Consumer group ids are not prefixed (a group's offsets are per topic, hence already apart).
 Kafka's 249-character limit holds on the wire: names get at most ``249 - len(prefix)``.
 A namespace other than the default MACs its records under a key of its own
-(``auth.namespace_key``): call ``bind_namespace`` once after opening (``hub.bootstrap`` does),
-so that the records it wrote before that key keep being read (its marker, ``_hub_namespace``).
+(``auth.namespace_key``); its first verified read after the upgrade writes its marker
+(``bind_namespace``, ``_hub_namespace``), so that the records it wrote before that key keep
+being read. (Not when the log is opened: a restore notes the namespace's topics right after
+opening it, to delete what it created if it fails.)
 
 Limits (known, deliberate)
 - ``timestamp_ms=0`` cannot be stored: librdkafka reads 0 as "now".

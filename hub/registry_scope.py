@@ -102,9 +102,10 @@ def topic_owner(log: EventLog, topic: str) -> str | None:
 def open_id(registry: SchemaRegistry, schema_id: int, tenant: str) -> bool:
     """Whether ``schema_id`` is known and readable by ``tenant`` without a further decision
     (its own, the hub's, or attributed to nobody): the fast paths' test before they ask
-    ``RegistryScope.require_readable_id`` in the thread pool."""
+    ``RegistryScope.require_readable_id`` in the thread pool. As folded so far: an id not
+    folded yet goes there too, where ``id_tenants`` catches up once (not twice)."""
     try:
-        tenants = registry.id_tenants(schema_id)
+        tenants = registry.id_tenants(schema_id, refresh=False)
     except SchemaNotFound:
         return False
     return not tenants or tenant in tenants or HUB_TENANT in tenants

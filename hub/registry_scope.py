@@ -53,6 +53,7 @@ from collections.abc import Callable, Iterable
 from core.errors import SchemaNotFound, SubjectNotFound, TopicNotFound
 from core.events import OWNER_CONFIG
 from core.ports.eventlog import EventLog
+from core.ports.eventlog_checks import TOPIC_NAME
 from core.ports.policy import HUB_TENANT, Principal
 from registry.plain import SUFFIX
 from registry.service import SchemaRegistry, SubjectOwned
@@ -86,7 +87,9 @@ def record_topic_of(subject: str) -> str | None:
         return None
     base = subject[: -len(SUFFIX)] if subject.endswith(SUFFIX) else subject
     head, dash, tail = base.rpartition("-")
-    return head if dash and head and _FULL_NAME.fullmatch(tail) else None
+    if not dash or not TOPIC_NAME.fullmatch(head) or not _FULL_NAME.fullmatch(tail):
+        return None  # (a head no topic can have is not looked up: "my schemas-Trade")
+    return head
 
 
 def topic_owner(log: EventLog, topic: str) -> str | None:

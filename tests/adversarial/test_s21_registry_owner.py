@@ -20,7 +20,7 @@ import pytest
 
 from core.errors import SubjectNotFound
 from core.ports.policy import Principal
-from hub.registry_scope import RegistryScope
+from hub.registry_scope import RegistryScope, record_topic_of
 from tests.adversarial.test_s20_registry_squat import World, _schema, world  # noqa: F401
 
 
@@ -151,3 +151,20 @@ def test_a_soft_deleted_subject_stays_its_owners(world: World) -> None:  # noqa:
         # the owner still sees it
         r = w.c.get(f"/subjects/{subject}/versions?deleted=true", headers=w.acme)
         assert r.status_code == 200 and r.json() == [1], r.text
+
+
+def test_which_topic_a_record_subject_names() -> None:
+    cases = {
+        "acme.trades-com.acme.Trade": "acme.trades",
+        "acme-fx-com.acme.Trade": "acme-fx",  # the last dash: an Avro name has none
+        "acme.trades-com.acme.Trade-plain": "acme.trades",  # a companion follows its subject
+        "orders-v2": "orders",  # a free name looks like one: a topic subject only if it exists
+        "acme.trades-value": None,  # TopicNameStrategy: topic_of's
+        "acme.trades-key-plain": None,
+        "com.acme.Trade": None,  # RecordNameStrategy: no topic
+        "-com.acme.Trade": None,
+        "my schemas-Trade": None,  # no topic can be named so: not looked up
+        "acme.trades-com.acme.9Trade": None,  # not an Avro name
+        "acme.trades-": None,
+    }
+    assert {s: record_topic_of(s) for s in cases} == cases

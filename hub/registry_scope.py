@@ -25,22 +25,35 @@ Rules, for the registry API, its fast path and the CLI alike:
   from the topic alone (visible to every tenant), so the same whether the subject exists. A
   topic subject whose topic does not exist is the hub's own until the topic is created (no
   tenant squats the subjects of a topic it is about to be given). A subject the principal's
-  tenant already owns keeps being its own. Other names (RecordNameStrategy) are first come,
+  tenant already owns keeps being its own;
+- a topic's record subjects (TopicRecordNameStrategy: ``<topic>-<record full name>``, e.g.
+  ``acme.trades-com.acme.Trade``, and their ``-plain`` companions) likewise, when that topic
+  exists: the topic is everything before the LAST dash (an Avro full name has none, while a
+  topic name may have dots and dashes: ``acme-fx-com.acme.Trade`` is topic ``acme-fx``'s,
+  never topic ``acme``'s). Unlike ``-value``, a name that was taken before its topic existed
+  does not stay its taker's to change: once the topic exists, every change is decided as the
+  topic owner's too (the taker's versions are frozen; only ``tenant.all`` removes them). A name
+  whose prefix names no topic could be any name (``orders-v2``): first come, first served;
+- other names (RecordNameStrategy: ``com.acme.Trade``, no topic in them) are first come,
   first served: registering one that is taken answers ``SubjectOwned`` (the one answer a
   shared namespace cannot make alike; a tenant that wants its names unseen names its records
   after its own topics);
 - a schema id is readable when some tenant that owns (or owned) a subject holding it is
-  readable; an id no record attributes (registered before ownership) is everyone's.
+  readable; an id no record attributes (registered before ownership) is everyone's. An unknown
+  id asks the same recorded question as another tenant's (``OTHER_TENANTS``) before its 404,
+  so that neither the answer nor the decision log tells them apart.
 Each extra decision is asked once per (action, tenant) and request, and recorded as any.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 
 from core.errors import SchemaNotFound, SubjectNotFound, TopicNotFound
 from core.events import OWNER_CONFIG
 from core.ports.eventlog import EventLog
+from core.ports.eventlog_checks import TOPIC_NAME
 from core.ports.policy import HUB_TENANT, Principal
 from registry.plain import SUFFIX
 from registry.service import SchemaRegistry, SubjectOwned
@@ -50,6 +63,8 @@ WRITE = "schema.write"
 # the tenant a decision on another tenant's (or a missing) subject names: none in particular
 OTHER_TENANTS = "*"
 TOPIC_SUBJECT_SUFFIXES = ("-value", "-key")
+# an Avro full name (the record part of a TopicRecordNameStrategy subject): no dash in it
+_FULL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 # (action, tenant) -> whether the principal may do ``action`` as that tenant's (recorded)
 Decide = Callable[[str, str], bool]
 
@@ -63,6 +78,20 @@ def topic_of(subject: str) -> str | None:
     return None
 
 
+def record_topic_of(subject: str) -> str | None:
+    """The topic a TopicRecordNameStrategy subject ``<topic>-<record full name>`` (or its
+    ``-plain`` companion) would name: everything before the last dash when the rest is an Avro
+    full name; None for a topic subject (``topic_of``) and a name with no such split. Whether
+    it is that topic's depends on whether the topic exists (``RegistryScope.claim``)."""
+    if topic_of(subject) is not None:
+        return None
+    base = subject[: -len(SUFFIX)] if subject.endswith(SUFFIX) else subject
+    head, dash, tail = base.rpartition("-")
+    if not dash or not TOPIC_NAME.fullmatch(head) or not _FULL_NAME.fullmatch(tail):
+        return None  # (a head no topic can have is not looked up: "my schemas-Trade")
+    return head
+
+
 def topic_owner(log: EventLog, topic: str) -> str | None:
     """The tenant that owns ``topic`` (``OWNER_CONFIG``; the hub's own when the topic names
     none, as topics created before owners do); None when there is no such topic."""
@@ -71,6 +100,18 @@ def topic_owner(log: EventLog, topic: str) -> str | None:
     except TopicNotFound:
         return None
     return info.config.get(OWNER_CONFIG) or HUB_TENANT
+
+
+def open_id(registry: SchemaRegistry, schema_id: int, tenant: str) -> bool:
+    """Whether ``schema_id`` is known and readable by ``tenant`` without a further decision
+    (its own, the hub's, or attributed to nobody): the fast paths' test before they ask
+    ``RegistryScope.require_readable_id`` in the thread pool. As folded so far: an id not
+    folded yet goes there too, where ``id_tenants`` catches up once (not twice)."""
+    try:
+        tenants = registry.id_tenants(schema_id, refresh=False)
+    except SchemaNotFound:
+        return False
+    return not tenants or tenant in tenants or HUB_TENANT in tenants
 
 
 class RegistryScope:
@@ -121,19 +162,27 @@ class RegistryScope:
         return [s for s in subjects if self.may(READ, owners.get(s))]
 
     def readable_id(self, schema_id: int) -> bool:
-        tenants = self.registry.id_tenants(schema_id)
+        """Whether ``schema_id`` is known and readable; an unknown one asks the question a
+        foreign one asks (the decision log must not tell them apart) and is not."""
+        try:
+            tenants = self.registry.id_tenants(schema_id)
+        except SchemaNotFound:
+            self.may(READ, None)
+            return False
         return not tenants or any(self.may(READ, t) for t in sorted(tenants))
 
     def require_readable_id(self, schema_id: int) -> None:
-        """Raise ``SchemaNotFound`` (as for an unknown id) when no subject the principal may
-        read holds or held ``schema_id``."""
+        """Raise ``SchemaNotFound`` when ``schema_id`` is unknown or no subject the principal
+        may read holds or held it: the same answer, after the same recorded question. Call it
+        BEFORE anything that raises for an unknown id."""
         if not self.readable_id(schema_id):
             raise SchemaNotFound(f"Schema id {schema_id} not found.")
 
     # -- changes -------------------------------------------------------------------------------
     def claim(self, subject: str, action: str = WRITE) -> str:
         """The tenant a change of ``subject`` is made as (see the module): a new topic subject
-        as its topic's owner, another new subject as the principal's own tenant, an existing
+        (or record subject of an existing topic) as its topic's owner, another new subject as
+        the principal's own tenant, an existing
         one as its owner when the principal may act as the owner's; else ``SubjectOwned`` for
         a topic subject of a topic not the principal's and a registration under a taken name,
         ``SubjectNotFound`` (as for a missing subject) for another change of a subject the
@@ -146,6 +195,13 @@ class RegistryScope:
                 raise SubjectOwned(self._not_your_topic(subject, topic, holder is None))
             if owner is None:
                 return holder or HUB_TENANT
+        record_topic = record_topic_of(subject) if action == WRITE else None
+        keeper = topic_owner(self._log, record_topic) if record_topic is not None else None
+        if record_topic is not None and keeper is not None:  # the topic exists: its owner's
+            if not self.may(action, keeper):
+                raise SubjectOwned(self._not_your_topic(subject, record_topic, False))
+            if owner is None:
+                return keeper
         if owner is None and action == WRITE:
             return self.principal.tenant
         if owner is not None and self.may(action, owner):

@@ -660,11 +660,16 @@ class SchemaRegistry:
                 self._write(records)
             return done
 
-    def id_tenants(self, schema_id: int) -> frozenset[str]:
+    def id_tenants(self, schema_id: int, refresh: bool = True) -> frozenset[str]:
         """The tenants that own, or owned, a subject holding ``schema_id``; empty when no
-        record holding it names a tenant (registered before ownership: everyone's)."""
+        record holding it names a tenant (registered before ownership: everyone's).
+        ``SchemaNotFound`` for an unknown id, after a catch-up (``refresh=False``: without one,
+        as folded so far)."""
         with self._lock:
-            self.get_by_id(schema_id)  # raises SchemaNotFound
+            if refresh:
+                self.get_by_id(schema_id)  # raises SchemaNotFound
+            elif schema_id not in self._state.schemas:
+                raise SchemaNotFound(f"Schema id {schema_id} not found.")
             return frozenset(self._state.id_tenants.get(schema_id, ()))
 
     # -- reading ----------------------------------------------------------------------------

@@ -11,6 +11,15 @@ and its timestamp, so a record cannot be forged, edited or moved to another topi
 It cannot bind the offset (unknown until the broker appends): copying a genuine record again
 into the same partition is NOT detected here; the folds' own id checks have to cover replays.
 
+The namespace (``topic_prefix``) is bound through the key: a namespace other than the default
+('') MACs under ``namespace_key(key, prefix)``, so two namespaces that share the hub's key (a
+staging hub cloned from production's data folder, a restore drill beside its source) do not
+accept each other's records. The default namespace keeps the key itself (its records need no
+upgrade). Records a prefixed namespace wrote before this (session 21) carry MACs under the key
+itself: they stay readable below the offsets the namespace's marker recorded when the upgraded
+hub first opened it (``legacy_below``; ``KafkaEventLog.bind_namespace``), and a copy of such a
+record from another namespace lands above them and is refused.
+
 Which records must carry one: every record of the hub's own topics (``hub.*`` and ``_*``: the
 principals, policies, decisions, schemas, the adapter's state) raises ``LogTampered`` without a
 valid MAC. Data topics (and ``flink.*``, which Flink jobs write) also take records from plain
@@ -47,6 +56,15 @@ from domain.envelope import H_TENANT
 
 MAC_HEADER: Final = "__hub.mac"
 _LABEL: Final = b"hub.kafka.record.v1\n"
+_NAMESPACE_LABEL: Final = b"hub.kafka.namespace.v1\n"
+
+
+def namespace_key(key: bytes, prefix: str) -> bytes:
+    """The record MAC key of namespace ``prefix`` (see the module): ``key`` itself for the
+    default namespace, else HMAC-SHA256(key, label || prefix)."""
+    if not prefix:
+        return key
+    return hmac.new(key, _NAMESPACE_LABEL + prefix.encode(), "sha256").digest()
 
 
 def record_mac(
@@ -179,7 +197,18 @@ UNSEALED_FIX: Final = (
 )
 
 
-def verify_record(key: bytes, r: StoredRecord, vouch: Vouch | None = None) -> StoredRecord:
+def _verified(r: StoredRecord) -> StoredRecord:
+    """``r`` (whose MAC checked out) as readers see it: without the MAC header, and on a data
+    topic without the tenant MAC header either."""
+    headers = r.headers[:-1]
+    if not mac_required(r.topic):
+        headers = without_tmac(headers)
+    return StoredRecord(r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, headers)
+
+
+def verify_record(
+    key: bytes, r: StoredRecord, vouch: Vouch | None = None, legacy: Vouch | None = None
+) -> StoredRecord:
     """``r`` without its MAC header; on a hub topic, raise ``LogTampered`` (naming the record)
     when the header is missing or does not match, unless ``vouch`` accepts the record (then it
     is returned whole, as it was stored). On a data topic such a record is read as a
@@ -201,17 +230,17 @@ def verify_record(key: bytes, r: StoredRecord, vouch: Vouch | None = None) -> St
     headers = r.headers[:-1]
     want = record_mac(key, r.topic, r.partition, r.key, r.value, headers, r.timestamp_ms)
     if not hmac.compare_digest(r.headers[-1][1], want):
+        if legacy is not None and legacy(r):  # MAC'd before the namespace was bound
+            return _verified(r)
         if not mac_required(r.topic):
             return r if vouch is not None and claims_tenant(r) and vouch(r) else _external(r)
         if vouch is not None and vouch(r):  # a pre-MAC record whose last header had that name
             return r
         raise LogTampered(
             f"The Kafka record at {where} fails its hub MAC: it was forged, changed, or moved "
-            "from another topic or partition. Refusing to read it."
+            "from another topic, partition or namespace. Refusing to read it."
         )
-    if not mac_required(r.topic):
-        headers = without_tmac(headers)
-    return StoredRecord(r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, headers)
+    return _verified(r)
 
 
 def mac_valid(key: bytes, r: StoredRecord) -> bool:
@@ -223,10 +252,15 @@ def mac_valid(key: bytes, r: StoredRecord) -> bool:
 
 
 def verify_records(
-    key: bytes, records: Sequence[StoredRecord], vouch: Vouch | None = None
+    key: bytes,
+    records: Sequence[StoredRecord],
+    vouch: Vouch | None = None,
+    legacy: Vouch | None = None,
 ) -> list[StoredRecord]:
     """``verify_record`` of each record, their MACs computed in one call (``record_macs_rows``);
-    the first record that fails on a hub topic raises, as ``verify_record`` would."""
+    the first record that fails on a hub topic raises, as ``verify_record`` would. ``legacy``:
+    whether a record whose MAC fails under ``key`` carries a valid one of before the namespace
+    was bound, below the namespace's marker (``namespace_key``)."""
     sealed = [r for r in records if r.headers and r.headers[-1][0] == MAC_HEADER]
     macs = iter(
         record_macs_rows(
@@ -244,14 +278,7 @@ def verify_records(
             and r.headers[-1][0] == MAC_HEADER
             and hmac.compare_digest(r.headers[-1][1], next(macs))
         ):
-            headers = r.headers[:-1]
-            if not mac_required(r.topic):
-                headers = without_tmac(headers)
-            out.append(
-                StoredRecord(
-                    r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, headers
-                )
-            )
+            out.append(_verified(r))
         else:  # missing or wrong: verify_record's refusal or external reading, one place
-            out.append(verify_record(key, r, vouch))
+            out.append(verify_record(key, r, vouch, legacy))
     return out

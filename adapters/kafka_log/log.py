@@ -60,6 +60,11 @@ topics) and on every transactional id (so that two namespaces never fence each o
 it again: ``topics()`` lists only the namespace's topics, under their names without the prefix.
 Consumer group ids are not prefixed (a group's offsets are per topic, hence already apart).
 Kafka's 249-character limit holds on the wire: names get at most ``249 - len(prefix)``.
+A namespace other than the default MACs its records under a key of its own
+(``auth.namespace_key``); its first verified read after the upgrade writes its marker
+(``bind_namespace``, ``_hub_namespace``), so that the records it wrote before that key keep
+being read. (Not when the log is opened: a restore notes the namespace's topics right after
+opening it, to delete what it created if it fails.)
 
 Limits (known, deliberate)
 - ``timestamp_ms=0`` cannot be stored: librdkafka reads 0 as "now".
@@ -106,6 +111,7 @@ from adapters.kafka_log.auth import (
     Vouch,
     mac_required,
     mac_valid,
+    namespace_key,
     record_macs,
     record_macs_rows,
     tenant_macs,
@@ -203,6 +209,7 @@ TOPIC_CONFIG_TTL_S = 5.0
 MARKER_WAIT_S = 2.0
 
 _INTERNAL = re.compile(r"^(__|_hub_)")
+NAMESPACE_TOPIC: Final = "_hub_namespace"  # the namespace's marker (``bind_namespace``)
 _LATEST: Any = OffsetSpec.latest()  # type: ignore[no-untyped-call]
 _EARLIEST: Any = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 
@@ -211,6 +218,24 @@ def is_internal(name: str) -> bool:
     """Whether a topic is one of the log's own (hidden from ``topics()``, so never on the
     ledger): ``_hub_topics``, ``_hub_producer_state``, ``_hub_seals``."""
     return _INTERNAL.match(name) is not None
+
+
+def _legacy_marks(marker: StoredRecord | None, prefix: str) -> dict[tuple[str, int], int]:
+    """The ``legacy_below`` offsets of a namespace marker (``KafkaEventLog.bind_namespace``);
+    a marker that does not parse or names another namespace is tampering (it is MAC'd)."""
+    try:
+        if marker is None or marker.value is None:
+            raise ValueError("no marker record")
+        body = json.loads(marker.value)
+        if body["namespace"] != prefix:
+            raise ValueError(f"it names namespace {body['namespace']!r}")
+        return {(str(t), int(p)): int(end) for t, p, end in body["legacy_below"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LogTampered(
+            f"The namespace marker of {prefix!r} ({NAMESPACE_TOPIC!r}) is unreadable ({exc}): "
+            "someone with access to the broker changed it; restore the topic from a backup.",
+            code="log_tampered",
+        ) from exc
 
 
 def _ends(meta: Sequence[RecordMetadata]) -> dict[int, int]:
@@ -261,7 +286,13 @@ class KafkaEventLog(EventLog):
             )
         if mac_key is not None and (type(mac_key) is not bytes or len(mac_key) < 16):
             raise InvalidInput("mac_key is invalid: pass at least 16 random bytes (or None).")
-        self._mac_key = mac_key  # see adapters.kafka_log.auth: every record written and read
+        # see adapters.kafka_log.auth: every record written and read, under the namespace's
+        # own key (``namespace_key``); the hub's key itself only for records of before that
+        self._mac_key = None if mac_key is None else namespace_key(mac_key, topic_prefix)
+        self._unbound_key = mac_key
+        # (topic, partition) -> the offset below which records MAC'd under the unbound key are
+        # read (``bind_namespace``); None: not read yet
+        self._legacy_below: dict[tuple[str, int], int] | None = None
         if tenant_key is not None and (
             type(tenant_key) is not bytes or len(tenant_key) < 32 or mac_key is None
         ):
@@ -652,6 +683,7 @@ class KafkaEventLog(EventLog):
         with self._lock:
             self._internal_ready = False
             self._seals = None
+            self._legacy_below = None
         self._wait(
             lambda: not (self.namespace_topics() & wire_names),
             f"the broker to drop topics {sorted(wire_names)!r}",
@@ -672,6 +704,49 @@ class KafkaEventLog(EventLog):
             if self._lookup(name) is None:
                 self._create_kafka_topic(name, 1, {**compacted, "max.message.bytes": str(16 << 20)})
         self._internal_ready = True
+
+    # -- the namespace's own MAC key (adapters.kafka_log.auth.namespace_key) ----------------------
+    def bind_namespace(self) -> dict[tuple[str, int], int]:
+        """Record, once per namespace, up to which offsets its records may carry MACs under the
+        hub's unbound key (those written before namespaces had keys of their own), and return
+        those offsets by (topic, partition). The first call on a namespace writes its marker
+        (``_hub_namespace``: every partition's end, or none for a new namespace) and later
+        calls read it; the first marker counts, so that no later start widens it. A no-op
+        ({}) for the default namespace (whose key is the hub's key) and without a MAC key."""
+        if not self._prefix or self._unbound_key is None:
+            return {}
+        with self._lock:
+            if self._legacy_below is not None:
+                return self._legacy_below
+            if self._lookup(NAMESPACE_TOPIC) is None:
+                marks = {
+                    (name, p): end
+                    for name in sorted(self._unwire(n) for n in self.namespace_topics())
+                    if name != NAMESPACE_TOPIC
+                    for p, end in self._watermarks(name).items()
+                    if end > 0
+                }
+                body = {
+                    "namespace": self._prefix,
+                    "legacy_below": [[t, p, end] for (t, p), end in sorted(marks.items())],
+                }
+                config = {"cleanup.policy": "delete", "retention.ms": "-1"}
+                self._create_kafka_topic(NAMESPACE_TOPIC, 1, config)
+                self._wait(lambda: self._lookup(NAMESPACE_TOPIC) is not None, "the marker topic")
+                row = (0, b"namespace", json.dumps(body, sort_keys=True).encode(), (), None)
+                self._produce_and_wait(NAMESPACE_TOPIC, [row], "writing the namespace marker")
+            first = next(iter(self._scan_raw(NAMESPACE_TOPIC, 0, 0, 1)), None)
+            self._legacy_below = _legacy_marks(first, self._prefix)
+            return self._legacy_below
+
+    def _legacy(self, r: StoredRecord) -> bool:
+        """Whether a record whose MAC fails under the namespace's key is one it wrote before
+        it had a key of its own: below its marker, with a valid MAC under the unbound key."""
+        if r.topic == NAMESPACE_TOPIC or self._unbound_key is None or not self._prefix:
+            return False
+        # bound before the read that checks ``r`` (``_read_raw``): never here, mid-read
+        below = (self._legacy_below or {}).get((r.topic, r.partition), 0)
+        return r.offset < below and mac_valid(self._unbound_key, r)
 
     # -- seals of records written before record MACs (adapters.kafka_log.seals) ------------------
     def _vouch(self, r: StoredRecord) -> bool:
@@ -1660,6 +1735,8 @@ class KafkaEventLog(EventLog):
             end = self._watermarks(topic, committed=True)[partition]
             if offset >= end:
                 return [], offset, True
+            if verify and topic != NAMESPACE_TOPIC:
+                self.bind_namespace()  # before the reader is assigned (it reads the marker)
             consumer = self._reader_consumer()
             doing = f"reading {topic!r} partition {partition} from offset {offset}"
             try:
@@ -1670,7 +1747,11 @@ class KafkaEventLog(EventLog):
                 def checked(rs: list[StoredRecord]) -> list[StoredRecord]:
                     # every record's MAC checked in one call (auth.verify_records); one
                     # without a valid MAC on a hub topic is read only if a seal vouches for it
-                    return rs if mac_key is None else verify_records(mac_key, rs, self._vouch)
+                    return (
+                        rs
+                        if mac_key is None
+                        else verify_records(mac_key, rs, self._vouch, self._legacy)
+                    )
 
                 position = offset  # the next offset this read expects
                 deadline = time.monotonic() + self._timeout

@@ -79,7 +79,7 @@ from hub.api.routers.registry import (
 )
 from hub.logs import request_id
 from hub.observability import log_access, request_id_of
-from hub.registry_scope import RegistryScope
+from hub.registry_scope import RegistryScope, open_id
 from registry.service import StoredSchema
 
 if TYPE_CHECKING:
@@ -264,14 +264,13 @@ class RegistryFastPath:
         )
 
     async def _by_id(self, request: Request, schema_id: int, whole: bool) -> bytes:
-        stored = self.hub.registry.get_by_id(schema_id)
-        # another tenant's schema reads as unknown (hub.registry_scope); asking the policy
-        # again (that tenant's) may wait for its record: in the thread pool, and only then
-        tenants = self.hub.registry.id_tenants(schema_id)
-        own = request.scope["state"]["principal"].tenant
-        if tenants and own not in tenants and HUB_TENANT not in tenants:
+        # another tenant's schema reads as unknown, and an unknown one asks the same question
+        # (hub.registry_scope); asking the policy again may wait for its record: in the thread
+        # pool, and only then
+        if not open_id(self.hub.registry, schema_id, request.scope["state"]["principal"].tenant):
             route = BY_ID if whole else RAW_BY_ID
             await run_in_threadpool(self._scope(request, route).require_readable_id, schema_id)
+        stored = self.hub.registry.get_by_id(schema_id)
         encoded = self._encoded.get(schema_id)
         if encoded is None or encoded.stored is not stored:
             encoded = self._encoded[schema_id] = _Encoded(stored)

@@ -27,6 +27,12 @@ class Refusing(PolicyEngine):
         return self.inner.decide(principal, action, resource, context)
 
 
+def decided(hub: Hub) -> int:
+    """How many decisions are recorded (queued ones flushed first): ``decisions``' start."""
+    hub.policy.committer.flush()  # type: ignore[attr-defined]
+    return hub.log.end_offsets(DECISIONS_TOPIC)[0]
+
+
 def decisions(hub: Hub, start: int = 0) -> list[dict[str, Any]]:
     """The recorded decisions from offset ``start`` of the decisions topic on (queued ones
     flushed first)."""

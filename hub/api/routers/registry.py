@@ -58,7 +58,7 @@ from core.errors import (
     NotFound,
     SubjectNotFound,
 )
-from core.ports.policy import HUB_TENANT, Principal
+from core.ports.policy import Principal
 from governance.decisions import HeldDecision
 from hub.api.deps import (
     MAX_INT64,
@@ -88,7 +88,7 @@ from hub.api.models import (
 )
 from hub.api.models import SchemaId as SchemaIdOut
 from hub.api.models import json_body as body_schema
-from hub.registry_scope import RegistryScope
+from hub.registry_scope import RegistryScope, open_id
 from registry.internal import (
     refuse_internal_subject,
     refuse_reserved_names,
@@ -510,15 +510,15 @@ def schema_by_id(
     subject: str | None = None,
     format: str | None = None,  # accepted for client compatibility; AVRO has one format
 ) -> dict[str, Any]:
+    scope_of(request).require_readable_id(schema_id)  # first: unknown asks as foreign
     stored = _registry(request).get_by_id(schema_id)
-    scope_of(request).require_readable_id(schema_id)
     return schema_fields(stored)
 
 
 @router.get("/schemas/ids/{schema_id}/schema", responses=_RAW_SCHEMA)
 def raw_schema_by_id(request: Request, schema_id: SchemaId, _: CanRead) -> Response:
+    scope_of(request).require_readable_id(schema_id)  # first: unknown asks as foreign
     stored = _registry(request).get_by_id(schema_id)
-    scope_of(request).require_readable_id(schema_id)
     return _raw_schema(stored.text)
 
 
@@ -532,9 +532,9 @@ def subjects_of_id(
     offset: PageOffset = 0,
     limit: PageLimit = -1,
 ) -> list[str]:
-    found = _registry(request).subject_versions_of(schema_id, include_deleted=deleted)
     scope = scope_of(request)
-    scope.require_readable_id(schema_id)
+    scope.require_readable_id(schema_id)  # first: an unknown id asks as a foreign one
+    found = _registry(request).subject_versions_of(schema_id, include_deleted=deleted)
     names = sorted({sv.subject for sv in found if subject is None or sv.subject == subject})
     return _page(scope.readable_subjects(names), offset, limit)
 
@@ -549,9 +549,9 @@ def versions_of_id(
     offset: PageOffset = 0,
     limit: PageLimit = -1,
 ) -> list[dict[str, Any]]:
-    found = _registry(request).subject_versions_of(schema_id, include_deleted=deleted)
     scope = scope_of(request)
-    scope.require_readable_id(schema_id)
+    scope.require_readable_id(schema_id)  # first: an unknown id asks as a foreign one
+    found = _registry(request).subject_versions_of(schema_id, include_deleted=deleted)
     readable = set(scope.readable_subjects({sv.subject for sv in found}))
     pairs = [
         {"subject": sv.subject, "version": sv.version}
@@ -1073,19 +1073,17 @@ def _lean(
 
 async def _readable_id(request: Request, schema_id: int) -> None:
     """``RegistryScope.require_readable_id`` for an async route: in the loop when the id is
-    the principal's own or shared (no decision to ask), else in the thread pool."""
-    tenants = _registry(request).id_tenants(schema_id)
-    tenant = principal_of(request).tenant
-    if not tenants or tenant in tenants or HUB_TENANT in tenants:
-        return
-    await run_in_threadpool(scope_of(request).require_readable_id, schema_id)
+    the principal's own or shared (no decision to ask), else (another tenant's, or unknown:
+    the same question) in the thread pool."""
+    if not open_id(_registry(request), schema_id, principal_of(request).tenant):
+        await run_in_threadpool(scope_of(request).require_readable_id, schema_id)
 
 
 async def _lean_schema_by_id(request: Request) -> Response:
     await authorize_async(request, "schema.read")
     schema_id = _path_schema_id(request)
-    stored = _registry(request).get_by_id(schema_id)
     await _readable_id(request, schema_id)
+    stored = _registry(request).get_by_id(schema_id)
     # SchemaOut's serialisation: its declared member first, then the others as given
     body: dict[str, Any] = {"schema": stored.text}
     body.update(schema_fields(stored))
@@ -1095,8 +1093,8 @@ async def _lean_schema_by_id(request: Request) -> Response:
 async def _lean_raw_schema_by_id(request: Request) -> Response:
     await authorize_async(request, "schema.read")
     schema_id = _path_schema_id(request)
-    stored = _registry(request).get_by_id(schema_id)
     await _readable_id(request, schema_id)
+    stored = _registry(request).get_by_id(schema_id)
     return _raw_schema(stored.text)
 
 

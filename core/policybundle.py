@@ -158,6 +158,59 @@ def refuse_unsafe_data(data: Mapping[str, Any], where: str = "The policy bundle'
         )
 
 
+# ``opa.runtime()`` answers the evaluating process's whole environment (rego-cpp implements it:
+# the hub's own, secrets included), and a decision's reason reaches callers and refusals. No
+# policy needs it: a module naming ``opa`` as a reference (``opa.x``, ``opa[...]``, comments and
+# line breaks between) or importing it (``import opa as o``) is refused; comments and the text
+# of strings are not code (``_code_of``).
+_HOST_REF = re.compile(r"\bopa\b\s*[.\[]|\bimport\s+opa\b")
+
+
+def _code_of(text: str) -> str:
+    """``text`` with its comments removed and its strings emptied (``"..."`` ends at its closing
+    quote or the line's end, a raw string at its closing backtick), so that a word inside
+    either is never read as code, and code after a ``#`` inside a string is still code."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "#":
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        out.append(c)
+        i += 1
+        if c == '"':
+            while i < n and text[i] not in '"\n':
+                i += 2 if text[i] == "\\" else 1
+            if i < n and text[i] == '"':
+                out.append('"')
+                i += 1
+        elif c == "`":
+            while i < n and text[i] != "`":
+                out.append("\n" if text[i] == "\n" else "")
+                i += 1
+            if i < n:
+                out.append("`")
+                i += 1
+    return "".join(out)
+
+
+def refuse_host_builtins(files: Mapping[str, str]) -> None:
+    """Raise ``PolicyError`` naming the first module that refers to the ``opa`` built-ins."""
+    for path in sorted(files):
+        found = _HOST_REF.search(_code_of(files[path])) if path.endswith(".rego") else None
+        if found is not None:
+            raise PolicyError(
+                f"Policy module {path!r} refers to the opa built-ins "
+                f"({' '.join(found.group(0).split())!r}): opa.runtime() reads the environment "
+                "of the process that evaluates the policy (the hub's secrets), and a decision's "
+                "reason reaches callers; a policy takes what it needs from its input and data, "
+                "never from the host. Remove the reference.",
+                code="policy_host_builtin",
+            )
+
+
 @dataclass(frozen=True)
 class PolicyBundle:
     """Immutable set of policy files; ``data`` is the merged data document they define."""
@@ -171,6 +224,7 @@ class PolicyBundle:
         """Validate paths and data documents; raises ``PolicyError`` naming the bad file."""
         if not any(p.endswith(".rego") for p in files):
             raise PolicyError("A policy bundle needs at least one .rego module.")
+        refuse_host_builtins(files)
         data: dict[str, Any] = {}
         for path in sorted(files):
             _check_path(path)

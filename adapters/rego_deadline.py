@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from core.childenv import child_environment
 from core.policybundle import PolicyBundle, PolicyError
 
 SETTING = "HUB_POLICY_EVAL_BOUND_MS"
@@ -64,6 +65,7 @@ class BoundedEvaluation:
                 stdout=subprocess.PIPE,
                 stderr=errors,
                 cwd=_ROOT,
+                env=child_environment(),  # a proposed bundle's code: none of the hub's secrets
             )
             try:
                 self._watch(child, payload.encode("utf-8"), bundle, cases, errors)

@@ -12,7 +12,9 @@ renamed column given a PII column's name, anywhere) is refused with ``pii_column
 columns are opened by name, so no other value may carry one. Masked PII columns read as
 NULL (``core.sqlguard``) and stay usable anywhere. A column's value reached otherwise, as a field
 of a row (``(a).email``) or inside a whole row (``a::text``, ``row_to_json(a)``, ``count(a.*)``,
-a column named as a table, subquery or CTE of the query), is refused alike. The embedded SQLite
+a column named as a table, subquery or CTE of the query), by its position (``GROUP BY 1``,
+``ORDER BY 2``, ``DISTINCT ON (1)``, ``GROUP BY ALL``, a position after a ``*``) or in a join's
+column list (``USING (email)``, ``NATURAL JOIN``), is refused alike. The embedded SQLite
 views hold plaintext and do not apply this rule.
 """
 

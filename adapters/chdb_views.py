@@ -40,6 +40,7 @@ import pyarrow as pa
 
 from adapters import chdb_reader
 from adapters.clickhouse_views import ClickHouseSqlViews, bounded, query_error, timed_out
+from core.childenv import child_environment
 from core.errors import ConfigError, HubError, Retryable
 from core.ports.views import ViewGrant
 
@@ -175,6 +176,7 @@ class _Reader:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C to the hub is the parent's to handle
+            env=child_environment(),  # an analyst's SQL: none of the hub's secrets
         )
 
     def alive(self) -> bool:

@@ -52,7 +52,7 @@ from adapters._aead import (
     parse_header,
     seal,
 )
-from adapters.keyring_set import SetSummary, set_key
+from adapters.keyring_set import TABLES, SetSummary, set_key
 from adapters.sqlite_open import open_store, write_transaction
 from core.errors import ConfigError, InvalidInput, StorageBusy
 from core.ports.keystore import (
@@ -166,6 +166,7 @@ class LocalKeyStore(KeyStore):
         with self._tx():
             row = self._db.execute("SELECT value FROM meta WHERE name = 'master_check'").fetchone()
             if row is None:
+                self._refuse_reset()
                 check = self._master_check_blob()
                 self._db.execute("INSERT INTO meta VALUES ('master_check', ?)", (check,))
                 self._store_summary(SetSummary.of_rows(self._set_key, self._db))
@@ -187,6 +188,19 @@ class LocalKeyStore(KeyStore):
                 )
                 return
             self._summary().check_rows(self._db, self.path)
+
+    def _refuse_reset(self) -> None:
+        """A keyring without its master check is a new one only while it holds nothing: with
+        rows or a summary, the check was deleted so that the next open would take the rows as
+        they are (a deleted key row or a forged tombstone) for a new keyring's."""
+        held = [t for t in ("meta", *TABLES) if self._db.execute(f"SELECT 1 FROM {t}").fetchone()]
+        if held:
+            raise KeyStoreError(
+                f"The keyring {self.path} was edited outside the hub: its master check is "
+                f"missing, but it holds rows ({', '.join(held)}), so it is not a new keyring. "
+                "Refusing to use it: restore the keyring from a backup, or investigate who "
+                "wrote to the file."
+            )
 
     def _summary(self) -> SetSummary:
         """The stored row summary, its MAC checked (in the open transaction)."""

@@ -20,7 +20,8 @@ way (the composition root validates on the embedded engine whatever the footprin
 server evaluation is bounded besides by ``HUB_OPA_TIMEOUT_MS`` (the request is dropped).
 
 Run as ``python -m adapters.rego_deadline``: reads ``{"files": ..., "cases": [[name, input]]}``
-as JSON on stdin, writes ``ready`` once compiled, then ``<index> <cpu ns>`` per evaluation.
+as JSON on stdin, writes ``ready`` once compiled, then ``<index> <cpu ns>`` per evaluation, on
+its stdout; what the bundle itself prints (``print()``) goes to its stderr, never among them.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from core.childenv import child_environment
 from core.policybundle import PolicyBundle, PolicyError
 
 SETTING = "HUB_POLICY_EVAL_BOUND_MS"
@@ -63,6 +65,7 @@ class BoundedEvaluation:
                 stdout=subprocess.PIPE,
                 stderr=errors,
                 cwd=_ROOT,
+                env=child_environment(),  # a proposed bundle's code: none of the hub's secrets
             )
             try:
                 self._watch(child, payload.encode("utf-8"), bundle, cases, errors)
@@ -158,11 +161,14 @@ class _Lines:
 
 def _child() -> None:
     """Compile the bundle from stdin; evaluate every case, writing its CPU time."""
+    # Rego's print() writes to descriptor 1: a bundle that printed "0 1" would forge an answer.
+    # The answers go to a copy of it, and descriptor 1 (the bundle's prints) to stderr.
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     from adapters.rego_policy import RegoPolicyEngine
 
     request = json.loads(sys.stdin.buffer.read())
     engine = RegoPolicyEngine(PolicyBundle.from_files(request["files"]))
-    out = sys.stdout
     out.write("ready\n")
     out.flush()
     for index, (_, doc) in enumerate(request["cases"]):

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from core import jsonkeys
 from core.errors import HubError
 from core.ports.policy import Decision, PolicyEngine, Principal
+from domain.quality import backtracking_problem
 
 if TYPE_CHECKING:
     from core.decisioncache import DecisionCache
@@ -158,6 +159,139 @@ def refuse_unsafe_data(data: Mapping[str, Any], where: str = "The policy bundle'
         )
 
 
+# ``opa.runtime()`` answers the evaluating process's whole environment (rego-cpp implements it:
+# the hub's own, secrets included), and a decision's reason reaches callers and refusals. No
+# policy needs it: a module naming ``opa`` as a reference (``opa.x``, ``opa[...]``, comments and
+# line breaks between) or importing it (``import opa as o``) is refused; comments and the text
+# of strings are not code (``_code_of``).
+_HOST_REF = re.compile(r"\bopa\b\s*[.\[]|\bimport\s+opa\b")
+# rego-cpp's regex functions backtrack (``regex.match("^(a+)+$", x)``: 5.5 s on 28 characters),
+# and a policy may match what the caller names (``input.resource``). Each call names its function
+# and gives a literal pattern that passes ``domain.quality.backtracking_problem``; the argument
+# index of the pattern per function; the others (``template_match``, ``globs_match``, an alias,
+# ``regex[...]``, ``re_match``) are refused.
+_PATTERN_ARG = {"match": 0, "find_n": 0, "find_all_string_submatch_n": 0, "split": 0, "replace": 1}
+_REGEX_REF = re.compile(r"\bregex\b|\bre_match\b")
+_REGEX_CALL = re.compile(r"regex\s*\.\s*(\w+)\s*\(")
+
+
+def _code_of(text: str) -> str:
+    """``text`` with its comments and the text of its strings blanked (spaces, line breaks kept:
+    offsets stay those of ``text``; ``"..."`` ends at its closing quote or the line's end, a raw
+    string at its closing backtick), so that a word inside either is never read as code, and
+    code after a ``#`` inside a string is still code."""
+    out = list(text)
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        i += 1
+        if c == "#":
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+        elif c == '"':
+            end = i
+            while end < n and text[end] not in '"\n':
+                end += 2 if text[end] == "\\" else 1
+            end = min(end, n)
+        elif c == "`":
+            end = text.find("`", i)
+            end = n if end < 0 else end
+        else:
+            continue
+        if c == "#":
+            i -= 1
+        for j in range(i, end):
+            if out[j] != "\n":
+                out[j] = " "
+        i = end + (c != "#")
+    return "".join(out)
+
+
+def _arguments(code: str, start: int) -> list[tuple[int, int]]:
+    """The spans of the arguments of the call whose ``(`` is just before ``start`` in
+    ``code`` (strings blanked: only brackets nest)."""
+    spans, depth, begin = [], 0, start
+    for i in range(start, len(code)):
+        c = code[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            if depth == 0:
+                spans.append((begin, i))
+                return spans
+            depth -= 1
+        elif c == "," and depth == 0:
+            spans.append((begin, i))
+            begin = i + 1
+    return spans  # unclosed: the engine refuses the module
+
+
+def _literal(text: str) -> str | None:
+    """The value of ``text`` when it is one string literal, else None."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == "`" and "`" not in text[1:-1]:
+        return text[1:-1]
+    if len(text) >= 2 and text[0] == '"':
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _regex_problem(text: str, code: str) -> str | None:
+    """Why a module's use of the regex functions could backtrack on a caller's value, or None."""
+    calls = {m.start(): m for m in _REGEX_CALL.finditer(code)}
+    for ref in _REGEX_REF.finditer(code):
+        call = calls.get(ref.start())
+        name = call.group(1) if call is not None else None
+        if call is None or (name not in _PATTERN_ARG and name != "is_valid"):
+            what = f"regex.{name}" if name else ref.group(0)
+            return f"{what} (use regex.match, find_n, split or replace by name)"
+        if name == "is_valid":
+            continue  # compiles, matches nothing
+        spans = _arguments(code, call.end())
+        at = _PATTERN_ARG[name]
+        pattern = _literal(text[slice(*spans[at])]) if len(spans) > at else None
+        if pattern is None:
+            return f"regex.{name} with a pattern that is not a string literal"
+        try:
+            re.compile(pattern)
+        except re.error:
+            return f"regex.{name} with the pattern {pattern[:60]!r}, which the hub cannot check"
+        problem = backtracking_problem(pattern)
+        if problem:
+            return f"regex.{name} with the pattern {pattern[:60]!r} ({problem})"
+    return None
+
+
+def refuse_host_builtins(files: Mapping[str, str]) -> None:
+    """Raise ``PolicyError`` naming the first module that refers to the ``opa`` built-ins, or
+    uses a regex function a caller's value could make backtrack."""
+    for path in sorted(p for p in files if p.endswith(".rego")):
+        code = _code_of(files[path])
+        found = _HOST_REF.search(code)
+        if found is not None:
+            raise PolicyError(
+                f"Policy module {path!r} refers to the opa built-ins "
+                f"({' '.join(found.group(0).split())!r}): opa.runtime() reads the environment "
+                "of the process that evaluates the policy (the hub's secrets), and a decision's "
+                "reason reaches callers; a policy takes what it needs from its input and data, "
+                "never from the host. Remove the reference.",
+                code="policy_host_builtin",
+            )
+        problem = _regex_problem(files[path], code)
+        if problem is not None:
+            raise PolicyError(
+                f"Policy module {path!r} uses {problem}: the policy engine's regexes backtrack, "
+                "so a value the caller names could hold a decision for minutes. Give each regex "
+                "function a literal pattern with one character class per repeat, or a bounded "
+                "count, so each character is tried one way.",
+                code="policy_unsafe_regex",
+            )
+
+
 @dataclass(frozen=True)
 class PolicyBundle:
     """Immutable set of policy files; ``data`` is the merged data document they define."""
@@ -171,6 +305,7 @@ class PolicyBundle:
         """Validate paths and data documents; raises ``PolicyError`` naming the bad file."""
         if not any(p.endswith(".rego") for p in files):
             raise PolicyError("A policy bundle needs at least one .rego module.")
+        refuse_host_builtins(files)
         data: dict[str, Any] = {}
         for path in sorted(files):
             _check_path(path)

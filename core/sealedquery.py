@@ -12,7 +12,9 @@ renamed column given a PII column's name, anywhere) is refused with ``pii_column
 columns are opened by name, so no other value may carry one. Masked PII columns read as
 NULL (``core.sqlguard``) and stay usable anywhere. A column's value reached otherwise, as a field
 of a row (``(a).email``) or inside a whole row (``a::text``, ``row_to_json(a)``, ``count(a.*)``,
-a column named as a table, subquery or CTE of the query), is refused alike. The embedded SQLite
+a column named as a table, subquery or CTE of the query), by its position (``GROUP BY 1``,
+``ORDER BY 2``, ``DISTINCT ON (1)``, ``GROUP BY ALL``, a position after a ``*``) or in a join's
+column list (``USING (email)``, ``NATURAL JOIN``), is refused alike. The embedded SQLite
 views hold plaintext and do not apply this rule.
 """
 
@@ -67,6 +69,14 @@ def sealed_outputs(sql: str, dialect: Dialect, sensitive: Iterable[str]) -> froz
     for dot in tree.find_all(exp.Dot):  # (a).email: the column as a field of a row
         if dot.name.lower() in names:
             raise _refused(dot.name, f"as a field of a row, in {dot.sql(dialect)!r}")
+    for join in tree.find_all(exp.Join):
+        for using in join.args.get("using") or []:
+            if using.name.lower() in names:
+                raise _refused(using.name, "in a JOIN ... USING list")
+        if str(join.args.get("method") or "").upper() == "NATURAL":
+            raise _refused("*", "through a NATURAL JOIN (it joins on every shared column)")
+    for select in tree.find_all(exp.Select):
+        _check_positions(select, names, dialect)
     relations = _relation_names(tree)
     for col in tree.find_all(exp.Column):
         if col.name.lower() in names and id(col) not in plain:
@@ -83,6 +93,42 @@ def sealed_outputs(sql: str, dialect: Dialect, sensitive: Iterable[str]) -> froz
                 f"the query: qualify it, e.g. t.{col.name})",
             )
     return frozenset(out)
+
+
+def _check_positions(select: exp.Select, names: frozenset[str], dialect: Dialect) -> None:
+    """Refuse ``GROUP BY 2``, ``ORDER BY 2``, ``DISTINCT ON (2)`` and ``GROUP BY ALL`` when the
+    result column they name may be a sensitive one (it is, or the list holds a ``*``)."""
+    items = select.expressions
+
+    def sensitive(e: exp.Expr) -> bool:
+        inner = e.this if isinstance(e, exp.Alias) else e
+        star = isinstance(inner, exp.Star) or (
+            isinstance(inner, exp.Column) and isinstance(inner.this, exp.Star)
+        )
+        return star or (isinstance(inner, exp.Column) and inner.name.lower() in names)
+
+    group, order, distinct = (select.args.get(k) for k in ("group", "order", "distinct"))
+    refs: list[exp.Expr] = []
+    if isinstance(group, exp.Group):
+        if group.args.get("all") and any(sensitive(e) for e in items):
+            raise _refused("*", "through GROUP BY ALL (name the grouping columns)")
+        refs += group.expressions
+    if isinstance(order, exp.Order):
+        refs += [o.this if isinstance(o, exp.Ordered) else o for o in order.expressions]
+    on = distinct.args.get("on") if isinstance(distinct, exp.Distinct) else None
+    if on is not None:
+        refs += on.expressions if isinstance(on, exp.Tuple) else [on]
+    for ref in refs:
+        if isinstance(ref, exp.Literal) and not ref.is_string and ref.this.isdigit():
+            at = int(ref.this)
+            if (1 <= at <= len(items) and sensitive(items[at - 1])) or any(
+                isinstance(e, exp.Star) or isinstance(e.this, exp.Star) for e in items[:at]
+            ):
+                raise _refused(
+                    items[at - 1].sql(dialect) if at <= len(items) else "*",
+                    f"by its position {at} in {ref.parent.sql(dialect) if ref.parent else ''!r}"
+                    " (name the column)",
+                )
 
 
 def _relation_names(tree: exp.Expr) -> frozenset[str]:

@@ -19,8 +19,9 @@ query when the two disagree). Checks, in order:
    ``load_extension``, ``readfile``, ``getSetting``, ``pg_read_file``, ``set_config``,
    ``dblink``, ``lo_import`` ... are refused by not being on it; typed functions that describe
    the engine itself (``version()``, ``currentDatabase()``, ``current_user``,
-   ``sqlite_version()`` ...) and PostgreSQL's bare value keywords (``user``, ``current_role``)
-   are refused too (engine version and account disclosure).
+   ``sqlite_version()`` ...), PostgreSQL's bare value keywords (``user``, ``current_role``)
+   and its casts that look names up in the catalogue (``'pg_authid'::regclass``, a type
+   sqlglot does not know) are refused too (engine version, account and catalogue disclosure).
 
 Then each reference to a granted view becomes a subquery over the stored table that applies the
 decision's obligations: ``WHERE tenant = '<tenant>'`` (row filter) and ``NULL`` in place of each
@@ -347,8 +348,18 @@ def _check_node(node: exp.Expr, dialect: Dialect) -> None:
         and node.name.lower() in _POSTGRES_VALUE_KEYWORDS
     ):
         raise _introspection(node.name)
+    if dialect == "postgres" and isinstance(node, exp.DataType) and _server_type(node):
+        raise _introspection(f"A cast to {node.sql(dialect=dialect)[:40]}")
     if isinstance(node, exp.Command | exp.Pragma):
         raise refuse("Only a single SELECT is allowed in a query.", "query_not_select")
+
+
+def _server_type(node: exp.DataType) -> bool:
+    """A PostgreSQL type whose cast looks a name up in the server's catalogue: the object
+    identifier types (``regclass``, ``regrole``, ``regproc`` ...: sqlglot keeps their names as
+    text) and any type sqlglot does not know (a table's row type, ``pg_lsn``, an extension's)."""
+    kind = node.this
+    return not isinstance(kind, exp.DataType.Type) or kind == exp.DataType.Type.USERDEFINED
 
 
 def _in_names_a_table(node: exp.In, dialect: Dialect) -> bool:

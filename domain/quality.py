@@ -697,17 +697,73 @@ def _backtracking(seq: Any, under: bool) -> str | None:
     return None
 
 
+# A repeat of more than this many is a run: three adjacent runs that may take the same text cost
+# n^3 steps on a value that does not match (bounded repeats cost at most a constant factor).
+_RUN_OVER = 64
+# the characters two one-character items are compared on (Latin, punctuation, spaces)
+_SAMPLE = range(0x250)
+_ONE_CHAR = (_sre.LITERAL, _sre.NOT_LITERAL, _sre.IN, _sre.ANY)
+
+
+def _may_share(a: Any, b: Any) -> bool:
+    """Whether one-character items ``a`` and ``b`` (None: any text) may match one character."""
+    if a is None or b is None:
+        return True
+    return any(_single_char_can_be(a, ch) and _single_char_can_be(b, ch) for ch in _SAMPLE)
+
+
+def _flat(seq: Any) -> list[Any]:
+    """The items of a sequence, groups that are not repeated opened in place."""
+    out: list[Any] = []
+    for op, av in seq:
+        if op is _sre.SUBPATTERN:
+            out.extend(_flat(av[3]))
+        else:
+            out.append((op, av))
+    return out
+
+
+def _adjacent_runs(seq: Any) -> str | None:
+    r"""Three or more runs in a row, each able to take a character of the one before and no
+    literal between them that they cannot take (``\s*[\w ]+\s*``, ``.+@.+\..+``): a value
+    that does not match is tried in every split between them, n^3 steps or more."""
+    chain: list[Any] = []  # the one-character item of each run of the current chain
+    for op, av in _flat(seq):
+        inner: list[Any] = []
+        if op in _VARIABLE_REPEATS or op is _sre.BRANCH:
+            inner = [av[2]] if op in _VARIABLE_REPEATS else list(av[1])
+        found = next((p for body in inner if (p := _adjacent_runs(body))), None)
+        if found:
+            return found
+        if op is _sre.AT:
+            continue  # anchors take no text
+        one = None
+        if op in _VARIABLE_REPEATS and len(av[2]) == 1 and av[2][0][0] in _ONE_CHAR:
+            one = av[2][0]
+        elif op in _ONE_CHAR:
+            one = (op, av)
+        if op in _VARIABLE_REPEATS and av[1] > _RUN_OVER:
+            chain = [*chain, one] if chain and _may_share(chain[-1], one) else [one]
+            if len(chain) >= 3:
+                return "three or more adjacent runs may take the same text"
+        elif one is not None and not any(_may_share(run, one) for run in chain):
+            chain = []  # a character no run of the chain takes: the splits are fixed here
+    return None
+
+
 def backtracking_problem(pattern: str) -> str | None:
     """Why ``pattern`` may take exponential time on a hostile value (Python's ``re``
     backtracks: ``(a+)+b`` against 40 ``a`` runs for hours and holds the interpreter), or None.
 
     Refused inside a group repeated more than once: a repeat of variable count (unless it is
     one character class ended by a literal it cannot match, as in ``([a-z]+\\.)+``),
-    alternatives not all starting with distinct literals, a back-reference. Adjacent runs
-    (``.*x.*y``, polynomial) are not caught; value sizes bound them.
+    alternatives not all starting with distinct literals, a back-reference. Refused too: three
+    or more adjacent runs (repeats of more than 64) that may take the same characters with no
+    literal between that they cannot take (``^\\s*[\\w ]+\\s*$``: n^3 steps, a quarter of an
+    hour on 10,000 spaces). Two such runs (``.*x.*y``, n^2) pass; value sizes bound them.
     """
     try:
         parsed = _sre.parse(pattern)
     except re.error:
         return None  # compile() reports it
-    return _backtracking(parsed, False)
+    return _backtracking(parsed, False) or _adjacent_runs(parsed)

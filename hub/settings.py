@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.errors import ConfigError
+from core.errors import ConfigError, InvalidInput
+from core.yamlkeys import load_unique
 
 EventLogKind = Literal["sqlite", "kafka"]
 Compatibility = Literal[
@@ -675,8 +675,8 @@ def load_settings(
     from_file: dict[str, Any] = {}
     if path:
         try:
-            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
+            loaded = load_unique(Path(path).read_text(encoding="utf-8"), str(path)) or {}
+        except (OSError, InvalidInput) as exc:
             raise ConfigError(f"Cannot read the settings file {path!s}: {exc}") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"The settings file {path!s} must hold a mapping of setting names.")

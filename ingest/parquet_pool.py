@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from core.childenv import child_environment
 from core.errors import Retryable
 from ingest.localfile import FileUnreadable
 
@@ -139,6 +140,7 @@ class _Child:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 pass_fds=(child.fileno(),),
+                env=child_environment(),  # hostile files: none of the hub's secrets
             )
         finally:
             child.close()

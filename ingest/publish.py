@@ -62,6 +62,7 @@ from domain import envelope as env
 from domain.catalog import SubjectStrategy
 from domain.envelope import Envelope, parse_rfc3339, rfc3339_micros
 from ingest.coalesce import Coalescer, Prepared
+from ingest.dedupe import NK_HEADER
 from ingest.ids import uuid7_bytes
 from ingest.jsoncols import ColumnPlan
 from ingest.targets import TargetResolver, WriteTarget, record_key
@@ -689,9 +690,14 @@ def reserved_header(name: str) -> bool:
     every append refuses (``DuplicateEnvelopeHeader``); refusing it here names the caller's
     header instead. A caller's ``__hub.tmac`` would sit before the log's own tenant MAC, and a
     reader keeping the first (or, on a log without a tenant key, the only) copy of a name would
-    take it for the hub's."""
+    take it for the hub's. The ingest dedupe's ``hub-natural-key`` too: a caller's copy would
+    count its keys as seen when the windows are rebuilt after a restart."""
     folded = name.lower()
-    return env.is_envelope_header(folded) or folded.startswith(LOG_HEADER_PREFIX)
+    return (
+        env.is_envelope_header(folded)
+        or folded.startswith(LOG_HEADER_PREFIX)
+        or folded == NK_HEADER  # the dedupe windows' rebuild reads it (``ingest.dedupe``)
+    )
 
 
 def refuse_reserved_headers(events: Sequence[OutgoingEvent]) -> None:

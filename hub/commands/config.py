@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from core.errors import InvalidInput
+from core.yamlkeys import load_unique
 from hub.cli import (
     Ctx,
     authorize,
@@ -42,10 +42,7 @@ def _value(value: str | None, file: str | None, unset: bool) -> Any:
     if unset:
         return None
     text = Path(file).read_text("utf-8") if file is not None else str(value)
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"The value is not YAML or JSON: {exc}.") from exc
+    return load_unique(text, "The value")
 
 
 @main.group()

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
-from core.errors import ConfigError, HubError
+from core.errors import ConfigError, HubError, InvalidInput
+from core.yamlkeys import load_unique
 from hub.cli import Ctx, authorize, main, run_safely
 
 
@@ -200,8 +200,8 @@ def connector_run(obj: Ctx, name: str, config_file: str, follow: bool) -> None:
 
     def go() -> None:
         try:
-            cfg = yaml.safe_load(Path(config_file).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
+            cfg = load_unique(Path(config_file).read_text(encoding="utf-8"), config_file)
+        except (OSError, InvalidInput) as exc:
             raise ConfigError(f"Cannot read connector config {config_file!r}: {exc}") from exc
         if not isinstance(cfg, dict) or cfg.get("kind") not in ("db", "http", "debezium"):
             raise ConfigError(

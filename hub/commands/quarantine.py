@@ -11,6 +11,7 @@ import click
 import yaml
 
 from core.errors import ConfigError, Forbidden
+from core.yamlkeys import load_unique
 from hub.cli import Ctx, authorize, authorize_hub_wide, current_principal, decided, main, run_safely
 
 
@@ -189,7 +190,7 @@ def rules_set(obj: Ctx, subject: str, file: str, reason: str) -> None:
             principal = authorize(h, "rules.write", f"rules/{subject}")
             # every tenant's records on the subject's topic (configchanges.hub_wide)
             authorize_hub_wide(h, "rules.write", f"rules/{subject}", principal)
-            data = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
+            data = load_unique(Path(file).read_text(encoding="utf-8"), f"The rule file {file}")
             # A governed change (`hub config`): recorded and audited, refused under two-person.
             from ingest.rules import rules_resource
 

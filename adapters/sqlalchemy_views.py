@@ -767,13 +767,20 @@ class SqlAlchemyViewStore(ViewStore):
                 # The driver's own cursor: no parameter markers, so a '%' in the SQL is literal.
                 raw = conn.connection.dbapi_connection
                 cursor = raw.cursor(name="hub_query")  # type: ignore[union-attr]
-                cursor.execute(rewritten)
+                cursor.execute(_rows_bounded(rewritten))
                 columns = [d[0] for d in cursor.description or ()]
                 data = _fetch_bounded(cursor, memory, before=remaining)
                 cursor.close()
             except (sa.exc.SQLAlchemyError, dbapi_error) as exc:
                 if "statement timeout" in str(exc):
                     raise too_slow(seconds) from exc
+                if _ROW_TOO_LONG in str(exc):
+                    raise InvalidInput(
+                        f"A row of the query is longer than {QUERY_VALUE_BYTES:,} bytes, the "
+                        "longest a query may return: select a part of the long value (substr, "
+                        "left) or fewer columns.",
+                        code="query_memory_limit",
+                    ) from exc
                 raise InvalidInput(
                     f"The query failed: {getattr(exc, 'orig', None) or exc}", code="query_failed"
                 ) from exc
@@ -837,6 +844,29 @@ def _secure_delete(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA secure_delete = ON")
 
 
+# PostgreSQL builds values of up to 1 GB (repeat, lpad) and a FETCH sends a row whole: one
+# row of one value came into the hub before any count (3.9 GB of RSS and 85 s for one
+# analyst's repeat('x', 1000000000)). Each result row is measured where it is made and refused
+# there past QUERY_VALUE_BYTES; the error carries this mark.
+_ROW_TOO_LONG = "hub_query_row_too_long"
+
+
+def _rows_bounded(rewritten: str) -> str:
+    """``rewritten`` (one guarded PostgreSQL query) with each result row held to
+    ``QUERY_VALUE_BYTES`` by PostgreSQL itself: the same columns, names and order (a subquery
+    with ORDER BY is scanned in its order), an error naming ``_ROW_TOO_LONG`` past it. The
+    size is not a constant, so the cast runs per row, never when the query is planned.
+    ``OFFSET 0`` keeps the planner from pulling the query up into the check, which evaluated
+    each result expression once per reference of the row (1.8x the time of a long value)."""
+    size = "pg_column_size(hub_q.*)"
+    return (
+        f"SELECT hub_q.* FROM (SELECT * FROM ({rewritten}) AS hub_i OFFSET 0) AS hub_q "
+        f"WHERE CASE WHEN {size} > "
+        f"{QUERY_VALUE_BYTES} THEN CAST('{_ROW_TOO_LONG} ' || {size} AS integer) = 0 "
+        "ELSE TRUE END"
+    )
+
+
 _SLOT = 8  # a value's pointer in its row tuple
 _ROW = getsizeof(())  # a row tuple's own header
 
@@ -849,7 +879,10 @@ def _fetch_bounded(cursor: Any, memory: int, before: Callable[[], None] | None =
     values as long as SQLite lets one be. PostgreSQL (``before`` runs before each FETCH: the
     rest of the time bound): a value may be up to its 1 GB whatever the chunk, so chunks are
     sized on the longest row seen so far (twice it), starting at 10 rows; sizing them on the
-    worst case made a 100k-row query 2-3x slower (thousands of FETCH round trips)."""
+    worst case made a 100k-row query 2-3x slower (thousands of FETCH round trips). PostgreSQL
+    refuses a row past ``QUERY_VALUE_BYTES`` (``_rows_bounded``), so a chunk is also at most
+    what is left of ``memory`` in rows of that size: small rows first did not size a chunk of
+    10,000 long ones."""
     rows: list[Any] = []
     used = widest = 0
     if before is None:
@@ -859,6 +892,7 @@ def _fetch_bounded(cursor: Any, memory: int, before: Callable[[], None] | None =
     while len(rows) <= MAX_ROWS:
         size = min(10_000, MAX_ROWS + 1 - len(rows), max(1, (memory - used) // width))
         if before is not None:
+            size = min(size, max(1, (memory - used) // QUERY_VALUE_BYTES))
             before()
         chunk = cursor.fetchmany(size)
         if not chunk:

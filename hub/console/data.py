@@ -91,8 +91,14 @@ def _symbol(value: str, what: str, pattern: re.Pattern[str]) -> str:
     return value
 
 
-def _query(hub: Any, principal: Principal, sql: str) -> dict[str, Any]:
-    return _rows(hub.projections.query(hub.policy, principal, sql, "analytics"))
+def _query(hub: Any, principal: Principal, sql: str, store: str = "analytics") -> dict[str, Any]:
+    """``sql`` as ``principal``'s query, admitted as ``/v1/query``'s are (429 past the
+    principal's or the tenant's rate, concurrency or query-seconds limit): the pages' queries
+    take the same engine from the other tenants as an analyst's own SQL."""
+    from hub.api.exports import query_limits
+
+    with query_limits(hub, principal, sql):
+        return _rows(hub.projections.query(hub.policy, principal, sql, store))
 
 
 def _tenant_of(grants: Any) -> str | None:
@@ -208,6 +214,12 @@ async def stream(
     _symbol(instrument, "instrument", _SYMBOL)
     _symbol(currency, "currency", _CURRENCY)
     hub = hub_of(request)
+    # Admitted as one of the principal's queries when it opens (429 past a limit, before the
+    # stream's 200); its later snapshots run as the commits come, not as the reader asks.
+    from hub.api.exports import query_limiter
+
+    with query_limiter(hub).admit(principal.id, principal.tenant):
+        pass
     token = request.state.console_token
     store = sessions_of(request.scope)
     runner = hub.projections.runner("market_bars")
@@ -350,14 +362,12 @@ def payments_summary(
         "FROM aml_daily WHERE near_threshold > 0 "
         "ORDER BY near_threshold DESC, near_threshold_amount DESC LIMIT 50",
     )
-    breaches = _rows(
-        hub.projections.query(
-            hub.policy,
-            principal,
-            "SELECT account_id, day, currency, used, daily_limit, payments FROM payment_limits "
-            "WHERE breached = 1 ORDER BY used DESC LIMIT 50",
-            "transactional",
-        )
+    breaches = _query(
+        hub,
+        principal,
+        "SELECT account_id, day, currency, used, daily_limit, payments FROM payment_limits "
+        "WHERE breached = 1 ORDER BY used DESC LIMIT 50",
+        "transactional",
     )
     return {"corridors": corridors, "near_threshold": near, "breaches": breaches}
 

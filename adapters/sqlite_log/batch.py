@@ -680,7 +680,7 @@ native_crc32_from = cast(
 )
 
 
-def stored_crc(blob: bytes) -> int:
+def stored_crc(blob: bytes | bytearray) -> int:
     """The CRC-32 a stored batch's header holds: of everything after the CRC field. One native
     call when ``hub_native`` is built (native/src/crc32.rs, several times zlib's speed; every
     read of the log checks it); ``zlib.crc32`` is the reference, and the one for anything but

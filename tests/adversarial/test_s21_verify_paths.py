@@ -12,19 +12,26 @@ verification, with the same first problem on both paths (the natives off: the lo
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 import adapters.sqlite_log.batch as batch_module
 import ledger.leaves as leaves_module
+from adapters import tile_sideindex as sideindex
 from adapters.local_signer import LocalKeyFileSigner
 from adapters.sqlite_log import SqliteEventLog
 from adapters.tile_ledgerstore import TileLedgerStore
 from core.ports.eventlog import Record
+from core.ports.ledgerstore import leaf_schema
 from domain.envelope import Envelope
 from ledger.service import Ledger, LedgerConfig
 from ledger.verify import verify_ledger
@@ -142,3 +149,46 @@ def test_the_native_crc_is_zlibs() -> None:
             assert batch_module.native_crc32_from(data, 4) == zlib.crc32(data[4:]), n
     assert batch_module.native_crc32_from(b"abc", 4) is None  # past the end: the reference
     assert batch_module.stored_crc(bytearray(b"\x00" * 9)) == zlib.crc32(b"\x00" * 5)
+
+
+def _old_take(words: pa.Array, idx: Any) -> pa.Array:
+    """The side-index string column as session 20 expanded it (the reference)."""
+    signed = idx.astype(np.int64) - 1
+    return pc.take(words, pa.array(signed, mask=signed < 0, type=pa.int64()))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_side_index_string_column_expands_as_before(seed: int) -> None:
+    rng = random.Random(seed)
+    count = rng.choice([1, 1, 1, 2, 5])
+    texts = [rng.choice(["", "acme", "hub.trading.TradeExecuted", "ü-Ω"]) for _ in range(count)]
+    words = pa.array(texts, type=pa.string())
+    data = "".join(texts).encode()
+    rows = rng.choice([0, 1, 2, 1000])
+    null = rng.random() < 0.3
+    idx = np.array(
+        [0 if null and rng.random() < 0.2 else rng.randint(1, count) for _ in range(rows)],
+        dtype=np.uint64,
+    )
+    want = _old_take(words, idx)
+    for got in (sideindex._expand(words, idx, data), sideindex._take(words, idx)):
+        assert got.type == pa.string() and got.equals(want), (seed, texts, rows, null)
+        assert got.to_pylist() == want.to_pylist()
+
+
+def test_a_side_index_batch_of_one_string_per_column_decodes_as_encoded() -> None:
+    rows = 3000
+    table = pa.Table.from_arrays(
+        [
+            pa.array(["trades"] * rows),
+            pa.array([1] * rows, type=pa.int32()),
+            pa.array(range(rows), type=pa.int64()),
+            pa.array(range(10**12, 10**12 + rows), type=pa.int64()),
+            pa.array(["ingest-api"] * rows),
+            pa.array([None] * rows, type=pa.string()),
+            pa.array([f"account-{i % 7}" for i in range(rows)]),
+            pa.array([""] * rows),
+        ],
+        schema=leaf_schema(),
+    )
+    assert sideindex.decode(sideindex.encode(table)).equals(table)

@@ -54,6 +54,7 @@ from adapters.sqlite_ledgerfile import (
     immediate,
     positions_of,
 )
+from adapters.sqlite_open import MMAP_BYTES
 from core.errors import HubError
 from core.ports.ledgerstore import (
     Chunk,
@@ -65,7 +66,6 @@ from core.ports.ledgerstore import (
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x4855424C  # "HUBL"
-MMAP_BYTES = 1 << 31  # reads map the file: no read() syscall per page (SQLite caps it)
 
 _SCHEMA = (
     """

@@ -70,6 +70,7 @@ from adapters.sqlite_ledgerfile import (
     immediate,
     positions_of,
 )
+from adapters.sqlite_open import MMAP_BYTES
 from audit.merkle import HASH_SIZE
 from audit.tiles import TILE_HEIGHT, TILE_WIDTH, tile_path
 from core.errors import HubError
@@ -593,7 +594,7 @@ class TileLedgerStore(SqliteLedgerFile):
         self._derived: OrderedDict[tuple[int, int], bytes] = OrderedDict()  # folded nodes
         self._tile_limit = tile_cache
         self._ranges_ok: set[int] = set()  # batches whose ranges this handle checked
-        pragmas = ["journal_mode=WAL", "synchronous=NORMAL"]
+        pragmas = ["journal_mode=WAL", "synchronous=NORMAL", f"mmap_size={MMAP_BYTES}"]
         if version >= 2:  # no effect on a file that already has pages
             pragmas[:0] = [f"page_size={PAGE_SIZE}", f"journal_size_limit={WAL_KEEP}"]
         super().__init__(str(path), busy_timeout_s, pragmas, chunk_cache=0)

@@ -175,7 +175,29 @@ def _read_strings(r: _Reader, rows: int) -> pa.Array:
     idx = r.unsigned(rows)
     if len(idx) and int(idx.max()) > count:
         raise damaged(r.first, "a string index points past its dictionary")
+    return _expand(words, idx, data)
+
+
+def _expand(words: pa.Array, idx: Any, data: bytes) -> pa.Array:
+    """The column of ``words`` (their UTF-8 bytes back to back: ``data``) the indexes ``idx``
+    name (uint64, 0 = null, ``k`` = the ``k``-th word, each checked <= ``len(words)``).
+    ``_take`` is the reference; a column of one word without nulls (a batch's topic, actor,
+    action, tenant, as a rule) is built whole, ~4x faster on 50k rows: the same values
+    (``tests/adversarial/test_s21_verify_paths.py`` compares)."""
+    rows, size = len(idx), len(data)
+    if len(words) == 1 and rows and int(idx.min()) == 1 and rows * size < 2**31:
+        ends = np.arange(rows + 1, dtype=np.int32) * np.int32(size)
+        return pa.Array.from_buffers(
+            pa.string(), rows, [None, pa.py_buffer(ends.tobytes()), pa.py_buffer(data * rows)]
+        )
+    return _take(words, idx)
+
+
+def _take(words: pa.Array, idx: Any) -> pa.Array:
+    """:func:`_expand` by Arrow's ``take`` (no null mask built when no index is 0)."""
     signed = idx.astype(np.int64) - 1
+    if not len(idx) or int(idx.min()) >= 1:
+        return pc.take(words, pa.array(signed, type=pa.int64()))
     return pc.take(words, pa.array(signed, mask=signed < 0, type=pa.int64()))
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from itertools import accumulate, chain, repeat
 from operator import itemgetter, sub
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import pyarrow as pa
 
@@ -675,6 +675,21 @@ def _load_native_decoder(name: str) -> Callable[..., list[Headers]] | None:
 
 native_decode_headers = _load_native_decoder("decode_headers")
 native_decode_header_columns = _load_native_decoder("decode_header_columns")
+native_crc32_from = cast(
+    "Callable[[bytes, int], int | None] | None", _load_native_decoder("crc32_from")
+)
+
+
+def stored_crc(blob: bytes | bytearray) -> int:
+    """The CRC-32 a stored batch's header holds: of everything after the CRC field. One native
+    call when ``hub_native`` is built (native/src/crc32.rs, several times zlib's speed; every
+    read of the log checks it); ``zlib.crc32`` is the reference, and the one for anything but
+    ``bytes`` (``tests/unit/test_native_crc32.py`` compares them)."""
+    if native_crc32_from is not None and type(blob) is bytes:
+        got = native_crc32_from(blob, 4)
+        if got is not None:
+            return got
+    return zlib.crc32(memoryview(blob)[4:])
 
 
 def decode_header_columns(body: bytes, pos: int, n: int) -> list[Headers]:
@@ -765,7 +780,7 @@ def open_batch(
     gives these bytes) once the header's declared size and cap are checked against it;
     ignored for a body stored uncompressed."""
     crc, version, flags, n, base = _HEAD.unpack_from(blob)
-    if crc_check and zlib.crc32(memoryview(blob)[4:]) != crc:
+    if crc_check and stored_crc(blob) != crc:
         raise CorruptBatch("CRC mismatch")
     if count is not None and n != count:
         raise CorruptBatch(f"the batch holds {n} records but its row declares {count}")

@@ -110,7 +110,7 @@ from adapters.sqlite_log.groupcommit import GroupCommit
 from adapters.sqlite_log.handoff import HandedChain, Receiver, StoredHandoff
 from adapters.sqlite_log.handoff import check as check_handed
 from adapters.sqlite_log.transactions import SqliteTransaction
-from adapters.sqlite_open import connect
+from adapters.sqlite_open import MMAP_BYTES, connect
 from core.errors import (
     ConfigError,
     HubError,
@@ -493,7 +493,7 @@ class SqliteEventLog(EventLog):
         """Autocommit (we issue ``BEGIN IMMEDIATE``/``COMMIT`` ourselves), shared across threads
         (guarded by our locks)."""
         if reader:
-            pragmas: tuple[str, ...] = ("query_only = ON",)
+            pragmas: tuple[str, ...] = ("query_only = ON", f"mmap_size = {MMAP_BYTES}")
         else:
             wal = () if self._memory else ("journal_mode = WAL",)
             pragmas = (*wal, f"synchronous = {self._synchronous}")

@@ -8,6 +8,7 @@ mod avro_blocks;
 mod avro_columns;
 mod avro_encode;
 mod avro_strings;
+mod crc32;
 mod csv_rows;
 mod dict_column;
 mod find_text;
@@ -39,6 +40,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     avro_columns::register(m)?;
     avro_encode::register(m)?;
     avro_strings::register(m)?;
+    crc32::register(m)?;
     csv_rows::register(m)?;
     find_text::register(m)?;
     headers::register(m)?;

@@ -863,17 +863,19 @@ def ref_rows(pipeline: IngestPipeline, t: Target, rb: pa.RecordBatch, cache: Bat
 
 def erased_rows(pipeline: IngestPipeline, t: Target, rb: pa.RecordBatch, tenant: str) -> Bools:
     """Rows naming a data subject ``tenant`` erased (one ``KeyStore.erased_among`` for the
-    batch's distinct subjects); the per-record path refuses them with their reason."""
+    batch's distinct subjects, skipped while ``any_erased`` says no key was ever destroyed);
+    the per-record path refuses them with their reason."""
     none = np.zeros(rb.num_rows, dtype=np.bool_)
     name = data_subject_field(t.schema.text)
     pii = pipeline.publisher.pii
     if name is None or pii is None or name not in rb.schema.names:
         return none
     column = rb.column(rb.schema.names.index(name))
-    if not _is_str(column.type):
-        return none
+    keys = pii.keystore.for_tenant(tenant)
+    if not _is_str(column.type) or not keys.any_erased():
+        return none  # asked per batch: an erasure between two batches counts from the next
     subjects = [s for s in pc.unique(column).to_pylist() if isinstance(s, str) and s]
-    erased = sorted(pii.keystore.for_tenant(tenant).erased_among(subjects))
+    erased = sorted(keys.erased_among(subjects))
     if not erased:
         return none
     found = pc.is_in(column, value_set=pa.array(erased, column.type)).fill_null(False)

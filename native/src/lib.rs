@@ -19,6 +19,7 @@ mod kafka_produce_dict;
 mod key_index;
 mod leaves;
 mod ledger_batch;
+mod line_ends;
 mod merkle;
 mod metadata;
 mod prepare_columns;
@@ -47,6 +48,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     kafka_produce::register(m)?;
     kafka_produce_dict::register(m)?;
     leaves::register(m)?;
+    line_ends::register(m)?;
     ledger_batch::register(m)?;
     merkle::register(m)?;
     metadata::register(m)?;

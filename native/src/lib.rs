@@ -28,6 +28,7 @@ mod rfc3339;
 mod stored_avro;
 mod stored_batch;
 mod stored_leaves;
+mod string_objects;
 mod tree_parents;
 mod uuid_text;
 mod zstd_cctx;
@@ -58,6 +59,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     stored_avro::register(m)?;
     stored_batch::register(m)?;
     stored_leaves::register(m)?;
+    string_objects::register(m)?;
     tree_parents::register(m)?;
     uuid_text::register(m)?;
     Ok(())

@@ -5,7 +5,8 @@ shared machine, more than a few per cent of gain; one process alternating does n
 
 The older tree's versions of the steps sessions 20 and 21 changed are loaded from its files
 under other module names and swapped in for the old rounds: ``arrowread.json_batch``,
-``lines.batches`` (as ``ingest.files`` uses it), ``Lines.block``,
+``lines.batches`` (as ``ingest.files`` uses it), ``files._jsonl_pieces`` and
+``files._csv_regions`` (the block readers), ``Lines.block``,
 ``SqliteEventLog._prepare_columns``, ``columnar.erased_rows`` and ``ArrowPlan``'s ``keys``,
 ``natural_keys`` and ``header_values`` (everything they call is this tree's, or the older
 module's own helpers). Run:
@@ -46,6 +47,7 @@ def main() -> int:
     old_lines.Lines = files.Lines  # its batches() joins and slices this tree's ``Lines``
     old_log = _load(old_tree, "adapters/sqlite_log/log.py", "_old_sqlite_log")
     old_columnar = _load(old_tree, "ingest/columnar.py", "_old_columnar")
+    old_files = _load(old_tree, "ingest/files.py", "_old_files")
     plan_steps = ("keys", "natural_keys", "header_values")
     steps: dict[str, tuple[Any, ...]] = {
         "new": (
@@ -54,6 +56,8 @@ def main() -> int:
             SqliteEventLog._prepare_columns,
             files.Lines.__dict__["block"],
             columnar.erased_rows,
+            files._jsonl_pieces,
+            files._csv_regions,
             *(columnar.ArrowPlan.__dict__[name] for name in plan_steps),
         ),
         "old": (
@@ -62,17 +66,21 @@ def main() -> int:
             old_log.SqliteEventLog._prepare_columns,
             old_block,
             old_columnar.erased_rows,
+            old_files._jsonl_pieces,
+            old_files._csv_regions,
             *(old_columnar.ArrowPlan.__dict__[name] for name in plan_steps),
         ),
     }
 
     def use(mode: str) -> None:
-        json_batch, batches, prepare, block, erased, *plan = steps[mode]
+        json_batch, batches, prepare, block, erased, pieces, regions, *plan = steps[mode]
         arrowread.json_batch = json_batch  # type: ignore[assignment]
         files.batches = batches  # type: ignore[assignment]
         SqliteEventLog._prepare_columns = prepare  # type: ignore[method-assign]
         files.Lines.block = block  # type: ignore[method-assign]
         columnar.erased_rows = erased  # type: ignore[assignment]
+        files._jsonl_pieces = pieces  # type: ignore[assignment]
+        files._csv_regions = regions  # type: ignore[assignment]
         for name, step in zip(plan_steps, plan, strict=True):
             setattr(columnar.ArrowPlan, name, step)
 

@@ -515,12 +515,16 @@ class LocalKeyStore(KeyStore):
             self._check_table("erased")  # a tombstone the hub wrote, not an inserted one
             return True
 
+    def any_erased(self) -> bool:
+        """One look at the (usually empty) erasure table."""
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM erased LIMIT 1").fetchone() is not None
+
     def erased_among(self, subject_ids: Iterable[str]) -> set[str]:
         """One look at the (usually empty) erasure table, then one query per 500 ids."""
         ids = set(subject_ids)
-        with self._lock:
-            if not ids or self._db.execute("SELECT 1 FROM erased LIMIT 1").fetchone() is None:
-                return set()
+        if not ids or not self.any_erased():
+            return set()
         found = self._among(ids, "SELECT subject FROM erased WHERE subject IN ({marks})")
         if found:
             self._check_table("erased")

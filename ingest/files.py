@@ -242,14 +242,10 @@ def _jsonl_pieces(path: Source, max_bytes: int | None) -> Iterator[Lines]:
                     yield Lines.of([(number, long.line())])
                 number += 1
                 long, block = None, block[cut + 1 :]
-            text = tail + block if tail else block
-            end = text.rfind(b"\n")
-            if end < 0:
-                tail = text
-            else:
-                region, tail = text[:end], text[end + 1 :]
-                piece = _region_lines(region, number, cap)
-                number += region.count(b"\n") + 1
+            region, tail = _whole_lines(tail, block)
+            if region is not None:
+                piece, lines = _region_lines(region, number, cap)
+                number += lines
                 yield piece
             if cap is not None and len(tail) > cap:
                 long, tail = _LongLine(tail, cap), b""
@@ -260,13 +256,26 @@ def _jsonl_pieces(path: Source, max_bytes: int | None) -> Iterator[Lines]:
         yield Lines.of(_numbered([tail], number, cap))
 
 
-def _region_lines(region: bytes, first: int, cap: int | None) -> Lines:
+def _whole_lines(tail: bytes, block: bytes) -> tuple[bytes | None, bytes]:
+    """The whole lines that the last block's ``tail`` (no ``\\n`` in it) and ``block`` make,
+    joined by ``\\n`` without the last one's (None when ``block`` ends none), and the new tail.
+    The region is copied once (``tail + block`` then a slice of it copied each block twice)."""
+    end = block.rfind(b"\n")
+    if end < 0:
+        return None, tail + block
+    region = b"".join((tail, memoryview(block)[:end])) if tail else block[:end]
+    return region, block[end + 1 :]
+
+
+def _region_lines(region: bytes, first: int, cap: int | None) -> tuple[Lines, int]:
     """The non-blank lines of ``region`` (whole lines joined by ``\\n``) numbered from
-    ``first``; by C-level passes unless a line is over ``cap``."""
+    ``first``, by C-level passes unless a line is over ``cap``; and how many lines ``region``
+    holds, blank ones included."""
     piece = Lines.block(region, first)
     if cap is None or not len(piece) or int(piece.lengths().max()) <= cap:
-        return piece.nonblank()
-    return Lines.of(_numbered(region.split(b"\n"), first, cap))
+        return piece.nonblank(), len(piece)
+    lines = region.split(b"\n")
+    return Lines.of(_numbered(lines, first, cap)), len(lines)
 
 
 def _numbered(lines: list[bytes], first: int, cap: int | None) -> list[tuple[int, bytes]]:
@@ -494,12 +503,8 @@ def _csv_regions(f: Any, cap: int) -> Iterator[tuple[bytes | list[bytes], bool]]
             long.feed(block[:cut])
             yield [_ended(long)], True
             long, block = None, block[cut + 1 :]
-        text = tail + block if tail else block
-        end = text.rfind(b"\n")
-        if end < 0:
-            tail = text
-        else:
-            region, tail = text[:end], text[end + 1 :]
+        region, tail = _whole_lines(tail, block)
+        if region is not None:
             yield region, False
         if len(tail) > cap:
             long, tail = _LongLine(tail, cap), b""

@@ -260,6 +260,13 @@ class KeyStore(abc.ABC):
     def erased(self, subject_id: str) -> bool:
         """True once the subject's key was destroyed; never creates a key."""
 
+    def any_erased(self) -> bool:
+        """False only if no key of this store was ever destroyed (no erasure tombstone at all),
+        so that a caller can skip :meth:`erased_among` of a batch's subjects. MUST answer True
+        from the moment a ``destroy`` returns (it is asked afresh each time, never remembered);
+        MAY answer True whenever the store cannot tell cheaply: this default does."""
+        return True
+
     def erased_among(self, subject_ids: Iterable[str]) -> set[str]:
         """The ids among ``subject_ids`` whose key was destroyed (what :meth:`erased` says of
         each), asked in as few questions as the store allows: a batch names hundreds of
@@ -470,6 +477,10 @@ class TenantKeys(KeyStore):
         if key_id in found:
             return True
         return subject_id in found and self._legacy_counts(subject_id)
+
+    def any_erased(self) -> bool:
+        # the scoped and the legacy keys are the inner store's: none erased there, none here
+        return self.inner.any_erased()
 
     def erased_among(self, subject_ids: Iterable[str]) -> set[str]:
         of = self._ids(subject_ids)

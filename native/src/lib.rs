@@ -20,6 +20,7 @@ mod kafka_produce_dict;
 mod key_index;
 mod leaves;
 mod ledger_batch;
+mod line_ends;
 mod merkle;
 mod metadata;
 mod prepare_columns;
@@ -28,6 +29,7 @@ mod rfc3339;
 mod stored_avro;
 mod stored_batch;
 mod stored_leaves;
+mod string_objects;
 mod tree_parents;
 mod uuid_text;
 mod zstd_cctx;
@@ -49,6 +51,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     kafka_produce::register(m)?;
     kafka_produce_dict::register(m)?;
     leaves::register(m)?;
+    line_ends::register(m)?;
     ledger_batch::register(m)?;
     merkle::register(m)?;
     metadata::register(m)?;
@@ -58,6 +61,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     stored_avro::register(m)?;
     stored_batch::register(m)?;
     stored_leaves::register(m)?;
+    string_objects::register(m)?;
     tree_parents::register(m)?;
     uuid_text::register(m)?;
     Ok(())

@@ -242,6 +242,19 @@ class KeyStoreContract:
         assert {s for s in (live, unknown, gone, gone2) if store.erased(s)} == {gone, gone2}
         assert not store.exists(unknown)  # asking did not create a key
 
+    def test_any_erased_is_true_from_the_first_destroy_on(
+        self, store: KeyStore, peer: KeyStore
+    ) -> None:
+        # the ingest path skips erased_among of a batch when any_erased says False: it may say
+        # True too often (the port's default), never False after a destroy, here or elsewhere
+        live, gone = subject(), subject()
+        store.ensure_key(live)
+        if not store.any_erased():
+            assert store.erased_among([live, gone]) == set()
+        peer.destroy(gone)  # another instance's erasure is seen at once
+        assert store.any_erased() and store.for_tenant("t1").any_erased()
+        assert store.erased_among([live, gone]) == {gone}
+
     def test_known_among_answers_exists_or_erased(self, store: KeyStore, peer: KeyStore) -> None:
         live, unknown, gone = subject(), subject(), subject()
         peer.ensure_key(live)  # another instance's key and erasure count too

@@ -142,3 +142,27 @@ def test_batches_across_pieces_equal_the_line_lists(seed: int) -> None:
         for i, (_, line) in enumerate(b.pairs()):
             if type(line) is not bytes:
                 assert b.line(i) is line
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_native_line_starts_equal_the_numpy_pass(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Lines.block``'s lines from the native memchr walk (``line_starts``) equal numpy's:
+    random regions, a region of newlines only, none, one at either end, the empty region."""
+    from ingest import lines as lines_module
+
+    if lines_module._native_line_starts is None:
+        pytest.skip("hub_native is not built")
+    rng = random.Random(seed)
+    regions = [_region(rng), b"", b"\n", b"\n" * 300, b"x" * 5000, b"\nab\n", b"a\n\nb"]
+    regions.append(bytes(rng.choice(b"\n\r x") for _ in range(rng.randrange(0, 10_000))))
+    for region in regions:
+        got = Lines.block(region, 7)
+        with monkeypatch.context() as m:
+            m.setattr(lines_module, "_native_line_starts", None)
+            want = Lines.block(region, 7)
+        assert got.data == want.data
+        for a, b in ((got.starts, want.starts), (got.ends, want.ends), (got.numbers, want.numbers)):
+            assert a.dtype == b.dtype == np.int64
+            assert a.tolist() == b.tolist()

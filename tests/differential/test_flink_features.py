@@ -556,7 +556,13 @@ def test_the_scorer_on_flinks_vectors_scores_as_the_engine(flink_session: FlinkS
         scorer = ml.scorer(name)
         vectors = None if stored is None else StoredVectors(PAYMENT_RISK, stored)
         consumer = ScoringConsumer(
-            hub.log, hub.reader, hub.publisher, ml.feed(PAYMENT_RISK), scorer, vectors=vectors
+            hub.log,
+            hub.reader,
+            hub.publisher,
+            ml.feed(PAYMENT_RISK),
+            scorer,
+            positions=ml.positions,
+            vectors=vectors,
         )
         consumer.run_until_idle()
         assert consumer.lag() == 0

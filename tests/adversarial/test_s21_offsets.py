@@ -341,3 +341,55 @@ def test_kafka_group_reset_forward_is_refused_and_back_is_not_rescored(
     sources = _scored(hub)
     assert len(sources) == 24 and len(set(sources)) == 24, sources
     assert hub.log.committed(GROUP, TOPIC)[p] > 0
+
+
+# -- the Flink feature loader: covers from a group Flink commits ---------------------------------
+def test_flink_covers_moved_past_the_stored_vectors_are_capped_and_named(tmp_path: Path) -> None:
+    """Flink commits ``features.flink.<view>``; the loader took its offsets as what the stored
+    vectors cover. Moved forward, the covers claimed vectors that were never computed (and a
+    restarted job would never compute them); moved back, they shrank. The loader now keeps
+    only covers the stored vectors back (the first scored event without one caps them) and
+    never moves them back; the move is named in its result."""
+    from adapters.sqlite_vectors import SqliteFeatureVectors
+    from domain.features import VIEWS
+    from hub.flink_feature_views import FlinkFeatureView
+
+    hub = _hub(tmp_path / "data")
+    store = SqliteFeatureVectors(tmp_path / "vectors.sqlite", mac_key=b"v" * 32)
+    try:
+        _open(hub, "A", "BASIC", "LOW", T - timedelta(days=30))
+        _seed(hub, 0, 16)
+        view = VIEWS["payment_risk"]
+        p = max(hub.log.stable_offsets(TOPIC).items(), key=lambda kv: kv[1])[0]
+        initiated = sorted(
+            int(s.rsplit("/", 1)[1]) for s in _initiated(hub) if s.startswith(f"{TOPIC}/{p}/")
+        )
+        assert len(initiated) >= 4, initiated
+        rows = [
+            {
+                "partition": p,
+                "offset": o,
+                "subject": f"P-{o}",
+                "entity": "7:default:A",
+                "time_us": 1_000 + o,
+                "features": {n: 0.0 for n in view.names},
+            }
+            for o in initiated[:2]
+        ]
+        tp = TopicPartition(TOPIC, p)
+        store.apply(view.name, rows, [], 0, {tp: initiated[1] + 1})  # a load that was honest
+        fv = FlinkFeatureView(view, hub.log, store, b"k" * 32)
+        fv.prepare()
+        end = hub.log.stable_offsets(TOPIC)[p]
+        hub.log.commit_offsets(fv.group, {tp: end})  # any client with group access
+        got = fv.load()
+        assert store.covers(view.name)[tp] == initiated[2]  # the first event without a vector
+        assert got["covers_refused"] == [
+            {"topic": TOPIC, "partition": p, "expected": initiated[2], "found": end}
+        ], got
+        hub.log.commit_offsets(fv.group, {tp: 0})  # moved back: the covers stay
+        got = fv.load()
+        assert store.covers(view.name)[tp] == initiated[2] and got["covers_refused"] == []
+    finally:
+        store.close()
+        hub.close()

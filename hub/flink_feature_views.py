@@ -102,16 +102,16 @@ class FlinkFeatureView:
         out = dict(stored)
         refused = []
         for tp, found in sorted(claimed.items(), key=lambda kv: (kv[0].topic, kv[0].partition)):
-            have = stored.get(tp, 0)
-            if found < have:
+            have = stored.get(tp)
+            if have is not None and found < have:
                 self._say("rewind", tp, have, found)
                 continue
-            if found == have:
+            if have == found:
                 continue
             if tp.topic != self.view.event_topic:  # facts topics: nothing here to check
                 out[tp] = found
                 continue
-            gap = self._first_without_vector(tp.partition, have, found)
+            gap = self._first_without_vector(tp.partition, have or 0, found)
             out[tp] = found if gap is None else gap
             if gap is not None:
                 refused.append(Move(tp.topic, tp.partition, gap, found))

@@ -13,7 +13,8 @@ where there is one, the fix.
     │   └── SchemaNotFound
     ├── Conflict                  the request contradicts stored state
     │   ├── TopicExists
-    │   └── OutOfOrderSequence    an idempotent producer skipped or rewound a sequence number
+    │   ├── OutOfOrderSequence    an idempotent producer skipped or rewound a sequence number
+    │   └── OffsetsMoved          a consumer group was moved past the consumer's own position
     ├── InvalidInput              the caller sent something malformed (bad JSON, bad Avro, too big)
     │   ├── InvalidSchema
     │   ├── IncompatibleSchema    carries the list of incompatibilities
@@ -88,6 +89,14 @@ class TopicExists(Conflict):
 
 class OutOfOrderSequence(Conflict):
     code = "out_of_order_sequence"
+
+
+class OffsetsMoved(Conflict):
+    """A consumer group's committed offset is ahead of the consumer's own authenticated
+    position (``ml.offsets``): starting there would skip records. Not retryable: a worker
+    stops on it until the group is put back or the move is accepted on the record."""
+
+    code = "offsets_moved"
 
 
 class InvalidInput(HubError):

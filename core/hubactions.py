@@ -35,6 +35,7 @@ AUDIT_ACTIONS: frozenset[str] = frozenset(
         # checks the literal ones in the source are listed here)
         "backup.create",
         "backup.restore",
+        "config.accept_offsets",
         "config.approve",
         "config.approve_refused",
         "config.propose",

@@ -158,6 +158,14 @@ class Metrics:
             ["view", "reason"],
             registry=self.registry,
         )
+        self.consumer_offsets_moved = Counter(
+            "hub_consumer_offsets_moved_total",
+            "Consumer-group offsets found moved away from the hub's own positions, by group and "
+            "direction (rewind: skipped back to the hub's position; forward: refused; accepted: "
+            "taken by an operator's recorded accept-offsets).",
+            ["group", "direction"],
+            registry=self.registry,
+        )
         self.ml_scoring_seconds = Histogram(
             "hub_ml_scoring_seconds",
             "Time to fetch features and score one call (one event or one batch).",

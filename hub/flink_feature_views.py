@@ -11,17 +11,24 @@ takes them (``hub ml train NAME --vectors flink``), in these steps:
    flushing the vectors of the records below them; after a bounded run the hub commits the end
    offsets it saw before the job): what the vectors loaded in 2 are complete through;
 2. read the result topic from the stored position to its end and store the newest vector per
-   scored event, the new position and the offsets of 1 in one transaction.
+   scored event and the new position in one transaction (the covers as they were);
+3. check the offsets of 1 against the stored vectors (``_verified``): anyone with group access
+   moves the group (``kafka-consumer-groups --reset-offsets``), and the group is not the hub's
+   to vouch for. On the view's event topic the covers grow only as far as every scored event
+   below them has a stored vector (the first one without caps them: the move is named in the
+   result's ``covers_refused`` and logged); no cover ever moves back. Then store the covers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.errors import TopicNotFound
 from core.ports.eventlog import EventLog, TopicPartition
 from core.ports.ml import FeatureVectors
+from domain.envelope import H_TYPE
 from domain.features import VIEWS, FeatureView
 from ml.flink_features import (
     FeatureVectorLoader,
@@ -30,7 +37,10 @@ from ml.flink_features import (
     vectors_digest,
     view_topics,
 )
+from ml.offsets import Move
 from projections.flink.compile import FlinkPlacement, JobSpec
+
+log = logging.getLogger(__name__)
 
 PREFIX = "features."
 
@@ -57,13 +67,19 @@ class FlinkFeatureView:
         self._loader.ensure_topic(self.view)
 
     def load(self) -> dict[str, Any]:
-        covers: dict[TopicPartition, int] = {}
+        claimed: dict[TopicPartition, int] = {}
         for topic in self.topics:  # 1.
             committed = self.log.committed(self.group, topic)
-            covers |= {TopicPartition(topic, p): o for p, o in committed.items()}
+            claimed |= {TopicPartition(topic, p): o for p, o in committed.items()}
         loader = self._loader
         before = (loader.refused, loader.stale, loader.repeated, loader.ignored_tombstones)
-        read = loader.load_into(self.view, self.vectors, covers)  # 2.
+        stored = self.vectors.covers(self.view.name)
+        read = loader.load_into(self.view, self.vectors, stored)  # 2.
+        covers, refused = self._verified(stored, claimed)  # 3.
+        if covers != stored:
+            self.vectors.apply(
+                self.view.name, [], [], self.vectors.position(self.view.name), covers
+            )
         rows = self.vectors.rows(self.view.name)
         # vectors that failed authentication (none from the hub's own job), genuine ones older
         # than the stored (a replay, or a re-run catching up), the same again (a restart), and
@@ -76,7 +92,71 @@ class FlinkFeatureView:
             "stale_vectors": loader.stale - before[1],
             "repeated_vectors": loader.repeated - before[2],
             "ignored_tombstones": loader.ignored_tombstones - before[3],
+            "covers_refused": [m.as_dict() for m in refused],
         }
+
+    def _verified(
+        self, stored: Mapping[TopicPartition, int], claimed: Mapping[TopicPartition, int]
+    ) -> tuple[dict[TopicPartition, int], list[Move]]:
+        """The covers the stored vectors back (step 3), and the group moves refused."""
+        out = dict(stored)
+        refused = []
+        for tp, found in sorted(claimed.items(), key=lambda kv: (kv[0].topic, kv[0].partition)):
+            have = stored.get(tp)
+            if have is not None and found < have:
+                self._say("rewind", tp, have, found)
+                continue
+            if have == found:
+                continue
+            if tp.topic != self.view.event_topic:  # facts topics: nothing here to check
+                out[tp] = found
+                continue
+            gap = self._first_without_vector(tp.partition, have or 0, found)
+            out[tp] = found if gap is None else gap
+            if gap is not None:
+                refused.append(Move(tp.topic, tp.partition, gap, found))
+                self._say("forward", tp, gap, found)
+        return out, refused
+
+    def _first_without_vector(self, partition: int, start: int, end: int) -> int | None:
+        """The offset of the first scored event in [start, end) without a stored vector."""
+        topic, event_type = self.view.event_topic, self.view.event_type.encode()
+        offset = start
+        while offset < end:
+            records = [r for r in self.log.read(topic, partition, offset, 1000) if r.offset < end]
+            if not records:
+                return None
+            wanted = [
+                r.offset for r in records if r.value is not None and r.header(H_TYPE) == event_type
+            ]
+            found = self.vectors.at(self.view.name, [(partition, o) for o in wanted])
+            for o in wanted:
+                if (partition, o) not in found:
+                    return o
+            offset = records[-1].offset + 1
+        return None
+
+    def _say(self, direction: str, tp: TopicPartition, expected: int, found: int) -> None:
+        log.warning(
+            "consumer group %s offset of %s/%d: %s (vectors cover %d, group %d); %s",
+            self.group,
+            tp.topic,
+            tp.partition,
+            direction,
+            expected,
+            found,
+            "kept the covers"
+            if direction == "rewind"
+            else "reset the group to the covered offset and run the job again",
+            extra={
+                "group": self.group,
+                "topic": tp.topic,
+                "partition": tp.partition,
+                "direction": direction,
+                "expected": expected,
+                "found": found,
+            },
+        )
 
     def loader(self) -> dict[str, Any]:
         topic = result_topic(self.view)

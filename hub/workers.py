@@ -23,7 +23,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
-from core.errors import HubError
+from core.errors import HubError, OffsetsMoved
 from core.leadership import LeaderElector
 from core.ports.eventlog import EventLog
 
@@ -150,6 +150,10 @@ def follow_scoring(
                 continue
             health.beat(0, consumer.lag())
             event_log.wait_for_append(seen, poll_s)
+        except OffsetsMoved as exc:  # records would be skipped: stop, do not retry
+            health.failed(exc.message)
+            log.error("scoring stopped: group offsets moved", extra={"error": exc.message})
+            raise
         except HubError as exc:
             health.failed(exc.message)
             log.error("scoring step failed; retrying", extra={"error": exc.message})

@@ -2,12 +2,15 @@
 vectors; the scoring consumer turns input events into prediction events exactly once.
 
 ``ScoringConsumer.step`` per input partition, as one consume-transform-produce step:
-1. read the events after the group's committed offset; 2. bring the feature feed up to the end
+0. check the group's committed offsets against the scorer's own positions on the MAC'd log
+(``ml.offsets``: a rewind starts at the hub's position, a jump forward raises
+``OffsetsMoved``); 1. read the events after that position; 2. bring the feature feed up to the end
 of the log (features are as of each event's own time, so folding later records changes nothing
 for it) or, with stored vectors (``HUB_FEATURE_ENGINE=flink``, ``ml.stored_vectors``), keep only
 the records the stored vectors cover (the rest wait for the next load); 3. score, with the
 engine's vectors or the stored ones; 4. in ONE log transaction append the predictions to
-``hub.predictions`` and commit the group's next offset. A crash before 4 commits leaves neither:
+``hub.predictions`` (4a), the scorer's next position to ``hub.source-positions`` (4b) and commit
+the group's next offset (4c). A crash before 4 commits leaves neither:
 the step runs again and appends each prediction once.
 """
 
@@ -23,11 +26,14 @@ from numpy.typing import NDArray
 from core.errors import Conflict
 from core.metrics import Metrics
 from core.ports.eventlog import EventLog, TopicPartition
+from ingest.positions import TOPIC as POSITIONS_TOPIC
+from ingest.positions import PositionStore
 from ingest.publish import Publisher
 from ml.ab import CHALLENGER, variant
 from ml.features import DEFAULT_TENANT, FeatureEngine
 from ml.feed import FeatureFeed, Reader
 from ml.models import Loaded, Models
+from ml.offsets import GroupPositions
 from ml.predictions import (
     PREDICTION,
     PREDICTIONS_TOPIC,
@@ -199,10 +205,14 @@ class ScoringConsumer:
         feed: FeatureFeed,
         scorer: Scorer,
         *,
+        positions: PositionStore,
         batch: int = 1000,
         on_staged: Callable[[], None] | None = None,
         vectors: StoredVectors | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        """``positions``: the store of the scorer's own positions (producer ``ml.scoring``,
+        ``ml.offsets.PRODUCER``)."""
         self._log = log
         self.vectors = vectors  # None: the feed and the engine compute the vectors
         self._reader = reader
@@ -212,18 +222,27 @@ class ScoringConsumer:
         self._batch = batch
         self._on_staged = on_staged  # called inside the transaction, between 4a and 4b (tests)
         self._writer = PredictionWriter(publisher)
+        self.positions = GroupPositions(
+            positions,
+            log,
+            self.group,
+            self.topic,
+            accept_command=f"hub ml accept-offsets {scorer.name}",
+            metrics=metrics,
+        )
 
     @property
     def topic(self) -> str:
         return self.scorer.engine.view.event_topic
 
     def lag(self) -> int:
-        """Offsets between the group's position and the end (marker offsets of transactions
-        count until a read shows nothing is left)."""
+        """Offsets between the scorer's position (the hub's own, else the group's) and the end
+        (marker offsets of transactions count until a read shows nothing is left)."""
         committed = self._log.committed(self.group, self.topic)
         lag = 0
         for p, end in self._log.stable_offsets(self.topic).items():
-            at = committed.get(p, 0)
+            own = self.positions.expected(p)
+            at = committed.get(p, 0) if own is None else own
             if end > at and self._log.read(self.topic, p, at, 1):
                 lag += end - at
         return lag
@@ -232,9 +251,8 @@ class ScoringConsumer:
         """One batch per partition; returns how many input records it consumed."""
         view = self.scorer.engine.view
         consumed = 0
-        committed = self._log.committed(self.group, self.topic)
-        for partition in sorted(self._log.stable_offsets(self.topic)):
-            start = committed.get(partition, 0)
+        starts = self.positions.starts()  # 0.
+        for partition, start in sorted(starts.items()):
             records = self._reader.read(  # 1.
                 self.topic, partition, start, self._batch, mask_pii=True
             )
@@ -263,9 +281,13 @@ class ScoringConsumer:
                     txn.append(PREDICTIONS_TOPIC, staged)  # 4a.
                 if self._on_staged is not None:
                     self._on_staged()
-                txn.commit_offsets(  # 4b.
+                txn.append(  # 4b.
+                    POSITIONS_TOPIC, [self.positions.record(partition, next_offset)]
+                )
+                txn.commit_offsets(  # 4c.
                     self.group, {TopicPartition(self.topic, partition): next_offset}
                 )
+            self.positions.committed(partition, next_offset)
             consumed += len(records)
         return consumed
 

@@ -17,12 +17,17 @@ from core.ports.policy import Principal
 from domain.features import VIEWS, FeatureView
 from governance.changes import Identities
 from governance.configchanges import Auditor
+from ingest.positions import TOPIC as POSITIONS_TOPIC
+from ingest.positions import PositionStore
 from ingest.publish import EventReader, Publisher
 from ml import ab, drift, training
 from ml.ab import check_share
 from ml.features import DEFAULT_TENANT, FeatureEngine
 from ml.feed import FeatureFeed
 from ml.models import ModelChanges, ModelNotFound, Models, ModelVersion
+from ml.offsets import PRODUCER as POSITIONS_PRODUCER
+from ml.offsets import Move
+from ml.offsets import follows as positions_follow
 from ml.scoring import PREDICTIONS_TOPIC, Prediction, Scorer, ScoringConsumer
 from ml.stored_vectors import StoredVectors
 from ml.trainingset import Checkpoint, TrainingSet, TrainingSets
@@ -87,6 +92,11 @@ class MachineLearning:
         self._metrics = metrics
         self._reader = reader
         self._publisher = publisher
+        self._ledger = ledger
+        # the scoring consumers' own positions (``ml.offsets``), beside ingest's on one topic
+        self.positions = PositionStore(
+            log, registry, publisher, producer=POSITIONS_PRODUCER, follows=positions_follow
+        )
         self.features = features
         self.models = Models(log, reader, publisher, models)
         self.changes = ModelChanges(
@@ -210,9 +220,42 @@ class MachineLearning:
             self._publisher,
             self.feed(view),
             scorer,
+            positions=self.positions,
             vectors=stored,
+            metrics=self._metrics,
             **kwargs,
         )
+
+    def accept_offsets(self, principal: Principal, name: str, reason: str) -> list[Move]:
+        """Take the scoring group's committed offsets as the scorer's positions where they
+        differ (a deliberate reset: ``ml.offsets`` refuses a forward move and undoes a rewind
+        otherwise). Recorded on the ledger first (``config.accept_offsets``, who, why, each
+        partition's expected and found offset), then the positions are appended. Callers MUST
+        have had the policy allow ``model.promote`` on the model."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidInput(
+                "A reason is required to accept moved consumer-group offsets: pass --reason "
+                "WHY (it is recorded on the ledger)."
+            )
+        if self._ledger is None:
+            raise InvalidInput(
+                "This ML service has no ledger to record an accepted offset move on; run it "
+                "through the hub (`hub ml accept-offsets`)."
+            )
+        positions = self.consumer(name).positions
+        moves = positions.moves()
+        if not moves:
+            return []
+        self._ledger.record_action(  # 1. who took which move, and why, before it takes effect
+            principal.id,
+            "config.accept_offsets",
+            f"consumer_group:{positions.group}",
+            details={"reason": reason, "moves": [m.as_dict() for m in moves]},
+            tenant=principal.tenant,
+        )
+        with self._log.transaction(f"{positions.group}.accept") as txn:  # 2. the positions
+            txn.append(POSITIONS_TOPIC, positions.accepted(moves))
+        return moves
 
     def predict(
         self,

@@ -419,6 +419,30 @@ def _follow(h: Any, name: str, poll_s: float, port: int | None, host: str) -> No
     click.echo(f"{name}: stopped" + (f" after {total} records" if total >= 0 else ""))
 
 
+@ml.command("accept-offsets")
+@click.argument("name")
+@click.option("--reason", required=True, help="Why the group was moved (recorded on the ledger).")
+@key_option
+@click.pass_obj
+def ml_accept_offsets(obj: Ctx, name: str, reason: str, key: str | None) -> None:
+    """Take the scoring group's moved offsets (ml.scoring.NAME) as the scorer's positions: the
+    scorer refuses a group moved forward, and undoes a rewind, until this records the move on
+    the ledger (config.accept_offsets)."""
+
+    def go() -> None:
+        from hub.ml_setup import ml_of
+
+        with obj.hub() as h:
+            principal = authorize_hub_wide(
+                h, "model.promote", f"model:{name}", principal_for(h, key)
+            )
+            moves = ml_of(h).accept_offsets(principal, name, reason)
+            h.ledger.sync(force_checkpoint=True)
+            _json({"group": f"ml.scoring.{name}", "moves": [m.as_dict() for m in moves]})
+
+    run_safely(go)
+
+
 @ml.command("predict")
 @click.argument("name")
 @click.option("--event", "event", required=True, help="The event as JSON (a PaymentInitiated).")

@@ -405,6 +405,18 @@ def load_vectors(hub: Any, view: Any, rows: list[dict[str, Any]], covers: dict[A
         store.close()
 
 
+def raise_covers(hub: Any, view: Any, covers: dict[Any, int]) -> None:
+    """What an edit of the vectors file's covers does (the loader no longer takes a group
+    moved past the stored vectors: ``hub.flink_feature_views``)."""
+    from hub.ml_setup import feature_vectors
+
+    store = feature_vectors(hub)
+    try:
+        store.apply(view.name, [], [], store.position(view.name), covers)
+    finally:
+        store.close()
+
+
 def test_the_scorer_reads_the_flink_vectors_and_scores_as_the_engine(tmp_path: Path) -> None:
     """Without Flink (fast): ``HUB_FEATURE_ENGINE=flink``. Two hubs hold the same log (the
     feature tests' event sets) and the same champion; on one the scoring consumer computes the
@@ -412,7 +424,9 @@ def test_the_scorer_reads_the_flink_vectors_and_scores_as_the_engine(tmp_path: P
     computed (``worker_vectors``), written as the job's sink writes them and loaded by the
     engine's companion. The predictions are equal, vector for vector and score for score. The
     flink scorer scores nothing before a load (it waits: lag), only the covered events after a
-    partial one, and refuses a covered event without a vector, naming it, committing nothing."""
+    partial one; the loader does not cover an event without a vector (a group moved past
+    it), and the scorer refuses a covered event without a vector (covers raised in the
+    file), naming it, committing nothing."""
     from core.errors import Conflict
     from core.ports.eventlog import TopicPartition
     from hub.bootstrap import bootstrap
@@ -474,7 +488,9 @@ def test_the_scorer_reads_the_flink_vectors_and_scores_as_the_engine(tmp_path: P
                     for t in view_topics(view)
                     for p, e in hub.log.end_offsets(t).items()
                 }
-                load_vectors(hub, view, [], ends)
+                load_vectors(hub, view, [], ends)  # the loader keeps the covers below F99
+                assert consumer.run_until_idle() == 0 and consumer.lag() == lag
+                raise_covers(hub, view, ends)  # covers raised in the file: the scorer refuses
                 with pytest.raises(Conflict, match="has no stored vector of view 'payment_risk'"):
                     consumer.run_until_idle()
                 assert consumer.lag() == lag
@@ -556,7 +572,13 @@ def test_the_scorer_on_flinks_vectors_scores_as_the_engine(flink_session: FlinkS
         scorer = ml.scorer(name)
         vectors = None if stored is None else StoredVectors(PAYMENT_RISK, stored)
         consumer = ScoringConsumer(
-            hub.log, hub.reader, hub.publisher, ml.feed(PAYMENT_RISK), scorer, vectors=vectors
+            hub.log,
+            hub.reader,
+            hub.publisher,
+            ml.feed(PAYMENT_RISK),
+            scorer,
+            positions=ml.positions,
+            vectors=vectors,
         )
         consumer.run_until_idle()
         assert consumer.lag() == 0

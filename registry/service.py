@@ -59,7 +59,7 @@ from core.errors import (
     SubjectNotFound,
     VersionNotFound,
 )
-from core.fold import SharedCatchUps, TopicFold
+from core.fold import TopicFold
 from core.ports.eventlog import EventLog, Record
 from core.ports.policy import HUB_TENANT
 from registry.internal import is_internal_subject
@@ -154,10 +154,11 @@ class SubjectVersion:
 def _locked(
     method: Callable[Concatenate[SchemaRegistry, _P], _R],
 ) -> Callable[Concatenate[SchemaRegistry, _P], _R]:
-    """Run a reader under the registry's lock: the fold mutates the dicts readers iterate."""
+    """Run a reader under the registry's lock: the fold mutates the dicts readers iterate. The
+    log is read before the wait for the lock (``_caught_up``)."""
 
     def wrapper(self: SchemaRegistry, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with self._arrived(), self._lock:
+        with self._caught_up():
             return method(self, *args, **kwargs)
 
     functools.update_wrapper(wrapper, method)
@@ -215,9 +216,9 @@ class SchemaRegistry:
         self._parsed: dict[int, ParsedSchema] = {}
         self._lock = threading.RLock()
         self._reserved = _Reservations()
-        # refresh() shares catch-ups; per thread the ticket taken when its ``_locked`` call arrived
+        # refresh() shares the fold's reads; per thread the ticket taken when its ``_locked`` call
+        # arrived (``_arrived``)
         self._arrival = threading.local()
-        self._catch_ups = SharedCatchUps()
         self._settled = threading.Condition(self._lock)  # notified when a reservation ends
         log.create_topic(SCHEMAS_TOPIC, 1, {"cleanup.policy": "compact"})
         # Folding a schema with references parses it, which looks the references up through
@@ -233,35 +234,47 @@ class SchemaRegistry:
 
     # -- folding the topic ------------------------------------------------------------------
     @contextlib.contextmanager
-    def _arrived(self) -> Iterator[None]:
-        """Take the caller's arrival ticket BEFORE its wait for the lock: its first ``refresh``
-        under the lock is skipped when a whole catch-up begun after it arrived has ended
-        meanwhile (``SharedCatchUps``). Nested: the outermost call's arrival stands."""
+    def _arrived(self) -> Iterator[bool]:
+        """Take the caller's arrival ticket (``TopicFold.ticket``) BEFORE its wait for the
+        lock: its first ``refresh`` does not read the log again when a whole read begun after
+        it arrived has ended meanwhile (it still applies what that read found). Nested: the
+        outermost call's arrival stands; yields whether this call is the outermost."""
         local = self._arrival
         if hasattr(local, "ticket"):
-            yield
+            yield False
             return
-        local.ticket = self._catch_ups.ticket()
+        local.ticket = self._fold.ticket()
         try:
-            yield
+            yield True
         finally:
             del local.ticket
+
+    @contextlib.contextmanager
+    def _caught_up(self) -> Iterator[None]:
+        """Hold the lock with the state caught up with ``_schemas`` as of the call: the log is
+        read BEFORE the wait for the lock (shared with every caller that arrived meanwhile),
+        so no caller holds the lock across a broker round trip; the first ``refresh`` under
+        the lock then applies what was read (no round trip of its own). Nested (the lock
+        already held by an outer call): as before, the method's own ``refresh`` reads."""
+        with self._arrived() as outermost:
+            if outermost:
+                self._fold.catch_up(self._arrival.ticket)
+            with self._lock:
+                yield
 
     def refresh(self) -> None:
         """Apply every ``_schemas`` record not yet folded into the in-memory state.
 
-        Concurrent callers share catch-ups (``core.fold.SharedCatchUps``): read-your-writes
-        and cross-instance freshness keep; on Kafka N waiting requests no longer pay N
-        ListOffsets round trips one after another."""
-        # catch-ups begun when the caller arrived: a reader's, taken before its lock wait
-        # (``_locked``), for its first refresh only (later ones follow its own steps); else now
+        Concurrent callers share the fold's reads (``TopicFold.catch_up(ticket)``):
+        read-your-writes and cross-instance freshness keep (a read shared is one begun after
+        the caller arrived); on Kafka N waiting requests no longer pay N ListOffsets round
+        trips one after another."""
+        # a reader's ticket, taken before its lock wait (``_arrived``), serves its first
+        # refresh only (later ones follow its own steps); else the read is its own
         ticket = getattr(self._arrival, "ticket", -1)
         if ticket >= 0:
             self._arrival.ticket = -1
-        else:
-            ticket = self._catch_ups.ticket()
-        with self._lock:
-            self._catch_ups.run(ticket, self._fold.catch_up)
+        self._fold.catch_up(ticket if ticket >= 0 else None)
 
     def _apply(self, key_bytes: bytes | None, value_bytes: bytes | None) -> None:
         if key_bytes is None:
@@ -903,9 +916,10 @@ class SchemaRegistry:
         """
         _validate_subject(subject)
         explicit = schema_id is not None or version is not None
-        # Step 1's catch-up is shared like a reader's (``_arrived``): concurrent registrations
-        # no longer pay one ListOffsets round trip each, one after another under the lock.
-        with self._arrived(), self._lock:
+        # Step 1's catch-up is shared like a reader's and read before the lock wait
+        # (``_caught_up``): concurrent registrations no longer read the log one after another
+        # under the lock.
+        with self._caught_up():
             importing = self._await_turn(subject, explicit)  # 1
             owner = self._owner_folded(subject)
             if tenant is not None and owner is not None and owner != tenant:
@@ -1179,7 +1193,7 @@ class SchemaRegistry:
         end the reservation and fold the record back."""
         records = [self._schema_record(sv)]
         try:
-            with self._lock:
+            with self._caught_up():  # the log read before the lock wait
                 # A mode set by another process (sharing the log) since step 1: this process's
                 # mode changes wait for the reservation (``fenced``), another's cannot.
                 self._require_writable(sv.subject)
@@ -1191,16 +1205,25 @@ class SchemaRegistry:
             with self._lock:
                 self._end_reservation(sv.subject, identity)
             raise
-        with self._lock:  # 8
-            try:
-                # Not yet folded (the fold would parse it again); one with references is left
-                # to ``parsed``, which makes it standalone.
-                if sv.id not in self._state.schemas and not sv.schema.references:
-                    self._parsed.setdefault(sv.id, parsed)
-                self.refresh()
-            finally:
-                self._end_reservation(sv.subject, identity)
-            return self._state.subjects[sv.subject][sv.version]
+        # 8. Not yet folded (the fold would parse it again); one with references is left to
+        # ``parsed``, which makes it standalone. (A dict's setdefault: atomic, no lock needed.)
+        if sv.id not in self._state.schemas and not sv.schema.references:
+            self._parsed.setdefault(sv.id, parsed)
+        ended = False
+        try:
+            # arrived after the append returned (its record readable): the read, before the
+            # lock wait and shared with the registrations stored with it, finds the record
+            with self._caught_up():
+                try:
+                    self.refresh()
+                    return self._state.subjects[sv.subject][sv.version]
+                finally:
+                    ended = True
+                    self._end_reservation(sv.subject, identity)
+        finally:
+            if not ended:  # the read before the lock wait raised
+                with self._lock:
+                    self._end_reservation(sv.subject, identity)
 
     def fenced(self) -> contextlib.AbstractContextManager[None]:
         """``_exclusive`` for a writer of ``_schemas`` records outside the registry (a governed

@@ -154,8 +154,21 @@ class SubjectVersion:
 def _locked(
     method: Callable[Concatenate[SchemaRegistry, _P], _R],
 ) -> Callable[Concatenate[SchemaRegistry, _P], _R]:
-    """Run a reader under the registry's lock: the fold mutates the dicts readers iterate. The
-    log is read before the wait for the lock (``_caught_up``)."""
+    """Run a reader under the registry's lock: the fold mutates the dicts readers iterate."""
+
+    def wrapper(self: SchemaRegistry, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._arrived(), self._lock:
+            return method(self, *args, **kwargs)
+
+    functools.update_wrapper(wrapper, method)
+    return wrapper
+
+
+def _fresh(
+    method: Callable[Concatenate[SchemaRegistry, _P], _R],
+) -> Callable[Concatenate[SchemaRegistry, _P], _R]:
+    """``_locked`` for a reader that catches up first (``refresh``): the log is read before
+    the wait for the lock (``_caught_up``), its ``refresh`` under the lock only applies."""
 
     def wrapper(self: SchemaRegistry, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         with self._caught_up():
@@ -461,7 +474,7 @@ class SchemaRegistry:
         return parsed
 
     # -- config and mode --------------------------------------------------------------------
-    @_locked
+    @_fresh
     def compatibility(self, subject: str | None = None, default_to_global: bool = True) -> str:
         """The level in force for a subject (its own, else the global one, else the default)."""
         self.refresh()
@@ -480,7 +493,7 @@ class SchemaRegistry:
             )
         return st.config.get(None, self._default.value)
 
-    @_locked
+    @_fresh
     def own_compatibility(self, subject: str | None = None) -> str | None:
         """The level set on a subject (``None``: the global one) itself; None when unset."""
         self.refresh()
@@ -528,7 +541,7 @@ class SchemaRegistry:
             self._write([self.config_record(None, subject)])
         return previous
 
-    @_locked
+    @_fresh
     def mode(self, subject: str | None = None) -> str:
         self.refresh()
         return self._mode_folded(subject)
@@ -547,7 +560,7 @@ class SchemaRegistry:
             return "READWRITE"
         return st.mode.get(None, "READWRITE")
 
-    @_locked
+    @_fresh
     def own_mode(self, subject: str | None = None) -> str | None:
         """The mode set on a subject (``None``: the global one) itself; None when unset."""
         self.refresh()
@@ -563,7 +576,7 @@ class SchemaRegistry:
             )
         return name
 
-    @_locked
+    @_fresh
     def check_mode_change(self, mode: str, subject: str | None = None, force: bool = False) -> str:
         """``mode`` if it may be set now, Confluent's rule: IMPORT on a subject that has
         versions (for the global mode: while any subject has) needs ``force``, since imported
@@ -610,15 +623,17 @@ class SchemaRegistry:
             )
 
     # -- owners -----------------------------------------------------------------------------
-    @_locked
     def owner(self, subject: str, refresh: bool = True) -> str | None:
         """The tenant that owns ``subject`` (the module's contract); None when no version of it
         is stored (it was never registered, or permanently deleted): its first registration
         makes the registering tenant its owner. ``refresh=False``: as folded so far (a caller
         that just read the subject, e.g. its latest version)."""
-        if refresh:
+        if not refresh:
+            with self._lock:
+                return self._owner_folded(subject)
+        with self._caught_up():  # the log read before the lock wait
             self.refresh()
-        return self._owner_folded(subject)
+            return self._owner_folded(subject)
 
     def _owner_folded(self, subject: str) -> str | None:
         """``owner`` of the state folded so far (no catch-up); under the lock."""
@@ -632,7 +647,7 @@ class SchemaRegistry:
             return self._owner_folded(subject[: -len(SUFFIX)])  # a companion to be
         return None
 
-    @_locked
+    @_fresh
     def owners(self, include_deleted: bool = True) -> dict[str, str]:
         """Every stored subject's owner (``owner``), by subject."""
         self.refresh()
@@ -642,7 +657,7 @@ class SchemaRegistry:
             if include_deleted or any(not v.deleted for v in versions.values())
         }
 
-    @_locked
+    @_fresh
     def unowned(self) -> list[str]:
         """Subjects whose records name no tenant (registered before ownership existed)."""
         self.refresh()
@@ -681,7 +696,7 @@ class SchemaRegistry:
             return frozenset(self._state.id_tenants.get(schema_id, ()))
 
     # -- reading ----------------------------------------------------------------------------
-    @_locked
+    @_fresh
     def subjects(self, include_deleted: bool = False, prefix: str = "") -> list[str]:
         self.refresh()
         return sorted(
@@ -691,7 +706,7 @@ class SchemaRegistry:
             and (include_deleted or any(not v.deleted for v in versions.values()))
         )
 
-    @_locked
+    @_fresh
     def versions(self, subject: str, include_deleted: bool = False) -> list[int]:
         self.refresh()
         return self._versions_folded(subject, include_deleted)
@@ -707,7 +722,7 @@ class SchemaRegistry:
             raise SubjectNotFound(f"Subject {subject!r} not found.")
         return sorted(found)
 
-    @_locked
+    @_fresh
     def get_version(
         self, subject: str, version: int | str, include_deleted: bool = False
     ) -> SubjectVersion:
@@ -770,7 +785,7 @@ class SchemaRegistry:
             key=lambda v: (v.subject, v.version),
         )
 
-    @_locked
+    @_fresh
     def referenced_by(self, subject: str, version: int | str) -> list[int]:
         sv = self.get_version(subject, version)
         return sorted(
@@ -785,7 +800,7 @@ class SchemaRegistry:
             }
         )
 
-    @_locked
+    @_fresh
     def lookup(
         self,
         subject: str,
@@ -827,7 +842,7 @@ class SchemaRegistry:
         )
 
     # -- compatibility ----------------------------------------------------------------------
-    @_locked
+    @_fresh
     def check(
         self,
         subject: str,
@@ -1349,7 +1364,7 @@ class SchemaRegistry:
             for s in versions.values()
         )
 
-    @_locked
+    @_fresh
     def schema_ids(self) -> list[int]:
         self.refresh()
         return sorted(self._state.schemas)

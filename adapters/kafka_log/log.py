@@ -201,6 +201,8 @@ NO_BROKER_DELETION = {"retention.ms": "-1", "retention.bytes": "-1"}
 TOPIC_CONFIG_TTL_S = 5.0
 # How long a scan that met the last stable offset below the end waits for transaction markers.
 MARKER_WAIT_S = 2.0
+# a kept reader assignment unused this long is dropped (``_drop_idle_reader``)
+READER_IDLE_S = 1.0
 
 _INTERNAL = re.compile(r"^(__|_hub_)")
 _LATEST: Any = OffsetSpec.latest()  # type: ignore[no-untyped-call]
@@ -324,6 +326,10 @@ class KafkaEventLog(EventLog):
         # assignments of the reader so far: a read whose checks read another topic (the seals,
         # ``_vouch``) finds the reader moved and keeps nothing
         self._reader_assigns = 0
+        # a kept assignment fetches while idle (fetch.wait.max.ms): one left unused for
+        # READER_IDLE_S is dropped by a daemon thread (``_drop_idle_reader``)
+        self._reader_used = 0.0
+        self._reader_reaper: threading.Thread | None = None
         self._group_consumers: dict[str, Consumer] = {}
         self._internal_ready = False
         # Records written before record MACs (adapters.kafka_log.seals): the partitions' seals,
@@ -1716,6 +1722,12 @@ class KafkaEventLog(EventLog):
             elif reached is not None:  # every message taken was handled: keep the reader
                 next_offset = records[-1].offset + 1 if records else offset
                 self._reader_at = (wire, partition, next_offset, reached)
+                self._reader_used = time.monotonic()
+                if self._reader_reaper is None:
+                    self._reader_reaper = threading.Thread(
+                        target=self._drop_idle_reader, name="hub-kafka-reader-idle", daemon=True
+                    )
+                    self._reader_reaper.start()
             else:
                 self._unassign_reader(consumer)
             return records, position, at_end
@@ -1723,6 +1735,18 @@ class KafkaEventLog(EventLog):
     def _assign_reader(self, consumer: Consumer, wire: str, partition: int, offset: int) -> None:
         self._reader_assigns += 1
         consumer.assign([KafkaTP(wire, partition, offset)])
+
+    def _drop_idle_reader(self) -> None:
+        """The reaper thread: drops a kept assignment unused for ``READER_IDLE_S`` (it would
+        poll the broker every ``fetch.wait.max.ms`` while the hub is idle); ends at close."""
+        while not self._closed:
+            time.sleep(READER_IDLE_S / 2)
+            if self._lock.acquire(timeout=READER_IDLE_S):
+                try:
+                    if not self._closed and time.monotonic() - self._reader_used > READER_IDLE_S:
+                        self._drop_kept_reader()
+                finally:
+                    self._lock.release()
 
     def _drop_kept_reader(self) -> None:
         """Under ``_lock``: the next read assigns the reader anew (records it fetched ahead

@@ -29,10 +29,18 @@ cases) fold with it; high-volume topics (positions, lineage, stats) do not keep 
 Records below a partition's beginning offset (removed by retention) are skipped: the log reads
 from its beginning. Partitions added later are folded from offset 0.
 
-Thread-safety: ``catch_up`` holds the fold's lock (an ``RLock``, which the owner may pass in and
-hold too, so that its queries never see a half-applied record). A call made from inside
-``apply`` on the same thread (the registry parses a schema whose references read the registry
-again) returns ``False`` at once instead of applying the same records twice.
+Thread-safety: steps 1-2 (the log's round trips) run under the fold's own read lock, not the
+fold's lock; step 3 runs under the fold's lock (an ``RLock``, which the owner may pass in and
+hold too, so that its queries never see a half-applied record), applying the records read so
+far, by whichever caller, that lie at or past each partition's position (idempotent by offset:
+a record is applied once, in offset order). So a caller that does not hold the lock reads
+without blocking the owner's queries; one that holds it reads as before. The read lock is
+never held while waiting for the fold's lock. Reads are shared: ``catch_up(ticket)`` with a
+``ticket()`` taken when the caller arrived skips steps 1-2 when a read begun after that
+arrival has ended meanwhile (it saw every record the caller's own would have), and only
+applies. A call made from inside ``apply`` on the same thread (the registry parses a schema
+whose references read the registry again) returns ``False`` at once instead of applying the
+same records twice.
 """
 
 from __future__ import annotations
@@ -113,7 +121,16 @@ class TopicFold:
         self._batch = batch
         self._positions: dict[int, int] = {}
         self._lock = lock if lock is not None else threading.RLock()
-        self._folding = False
+        # steps 1-2 (see the module): held for the log's round trips, never while waiting for
+        # ``_lock``; guards ``_fetched``, ``_stalled``, ``_begun``, ``_covered``
+        self._read_lock = threading.Lock()
+        self._fetched: dict[int, int] = {}  # per partition, the next offset to read
+        # per partition, records read and not yet applied, in offset order (``_handoff``)
+        self._pending: dict[int, list[StoredRecord]] = {}
+        self._handoff = threading.Lock()
+        self._begun = 0  # reads (steps 1-2) begun
+        self._covered = 0  # the number of the last read that ended (returned)
+        self._applying: int | None = None  # the thread applying records (step 3), if any
         self._once_by = once_by
         self._seen: set[bytes] = set()
         self._recheck_after = float(recheck_after)
@@ -132,26 +149,41 @@ class TopicFold:
         with self._lock:
             return dict(self._positions)
 
-    def catch_up(self) -> bool:
-        """Apply what was appended since the last call; True when any record was applied."""
-        with self._lock:
-            if self._folding:  # re-entered from ``apply``: the outer call is folding already
-                return False
-            self._folding = True
-            try:
-                try:
-                    ends = self._log.end_offsets(self.topic)  # 1.
-                except TopicNotFound:
-                    return False
-                return self._fold(ends)
-            finally:
-                self._folding = False
+    def ticket(self) -> int:
+        """The number of reads begun so far, for ``catch_up(ticket)`` (an int read: atomic)."""
+        return self._begun
 
-    def _fold(self, ends: Mapping[int, int]) -> bool:
-        moved = False
+    def catch_up(self, ticket: int | None = None) -> bool:
+        """Apply what was appended since the last call; True when any record was applied.
+
+        ``ticket`` (``ticket()`` when the caller arrived): the log is not asked again when a
+        read begun after it has ended; the records it read are applied all the same."""
+        if self._applying == threading.get_ident():
+            return False  # re-entered from ``apply``: the outer call is folding already
+        self._read(ticket)
+        with self._lock:
+            return self._apply_read()
+
+    def _read(self, ticket: int | None) -> None:
+        """Steps 1-2 under the read lock: read past what was read so far, into ``_pending``."""
+        if ticket is not None and self._covered > ticket:
+            return  # shared: a whole read begun after the caller arrived has ended
+        with self._read_lock:
+            if ticket is not None and self._covered > ticket:
+                return
+            self._begun += 1
+            number = self._begun
+            try:
+                ends = self._log.end_offsets(self.topic)  # 1.
+            except TopicNotFound:
+                ends = {}
+            self._read_to(ends)
+            self._covered = number  # only reached when every read returned
+
+    def _read_to(self, ends: Mapping[int, int]) -> None:
         for part in sorted(ends):
             end = ends[part]
-            pos = self._positions.get(part, 0)
+            pos = self._fetched.get(part, 0)
             stalled = self._stalled.get(part)
             if (
                 stalled is not None
@@ -173,14 +205,42 @@ class TopicFold:
                 # plain reads skip the log's MAC chain, so a batch re-encoded in the log file
                 # with a fresh CRC would be applied; check it before applying (LogTampered)
                 self._log.check_records(self.topic, part, pos, chunk[-1].offset + 1)
-                for rec in chunk:
-                    rid = None if self._once_by is None else self._id(rec)
-                    if rid is None or rid not in self._seen:
-                        self._apply(rec)
-                        if rid is not None:  # only once applied: a raising apply is retried
-                            self._seen.add(rid)
-                    pos = self._positions[part] = rec.offset + 1  # 3.
-                    moved = True
+                with self._handoff:
+                    self._pending.setdefault(part, []).extend(chunk)
+                pos = self._fetched[part] = chunk[-1].offset + 1
+
+    def _apply_read(self) -> bool:
+        """Step 3 under the lock: apply the records read (by any caller) at or past each
+        partition's position, in offset order; those not applied (``apply`` raised) stay
+        pending, first, for the next call."""
+        with self._handoff:
+            taken, self._pending = self._pending, {}
+        moved = False
+        self._applying = threading.get_ident()
+        try:
+            for part in sorted(taken):
+                records = taken[part]
+                for i, rec in enumerate(records):
+                    if rec.offset >= self._positions.get(part, 0):
+                        rid = None if self._once_by is None else self._id(rec)
+                        if rid is None or rid not in self._seen:
+                            try:
+                                self._apply(rec)
+                            except BaseException:
+                                taken[part] = records[i:]
+                                raise
+                            if rid is not None:  # only once applied: a raising apply is retried
+                                self._seen.add(rid)
+                        self._positions[part] = rec.offset + 1  # 3.
+                        moved = True
+                taken[part] = []
+        finally:
+            self._applying = None
+            left = {part: records for part, records in taken.items() if records}
+            if left:  # ``apply`` raised: its record and those after it go back, first
+                with self._handoff:
+                    for part, records in left.items():
+                        self._pending[part] = records + self._pending.get(part, [])
         return moved
 
     def _id(self, rec: StoredRecord) -> bytes | None:

@@ -59,7 +59,7 @@ from core.errors import (
     SubjectNotFound,
     VersionNotFound,
 )
-from core.fold import SharedCatchUps, TopicFold
+from core.fold import TopicFold
 from core.ports.eventlog import EventLog, Record
 from core.ports.policy import HUB_TENANT
 from registry.internal import is_internal_subject
@@ -164,6 +164,20 @@ def _locked(
     return wrapper
 
 
+def _fresh(
+    method: Callable[Concatenate[SchemaRegistry, _P], _R],
+) -> Callable[Concatenate[SchemaRegistry, _P], _R]:
+    """``_locked`` for a reader that catches up first (``refresh``): the log is read before
+    the wait for the lock (``_caught_up``), its ``refresh`` under the lock only applies."""
+
+    def wrapper(self: SchemaRegistry, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self._caught_up():
+            return method(self, *args, **kwargs)
+
+    functools.update_wrapper(wrapper, method)
+    return wrapper
+
+
 @dataclass
 class _State:
     schemas: dict[int, StoredSchema] = field(default_factory=dict)
@@ -215,9 +229,9 @@ class SchemaRegistry:
         self._parsed: dict[int, ParsedSchema] = {}
         self._lock = threading.RLock()
         self._reserved = _Reservations()
-        # refresh() shares catch-ups; per thread the ticket taken when its ``_locked`` call arrived
+        # refresh() shares the fold's reads; per thread the ticket taken when its ``_locked`` call
+        # arrived (``_arrived``)
         self._arrival = threading.local()
-        self._catch_ups = SharedCatchUps()
         self._settled = threading.Condition(self._lock)  # notified when a reservation ends
         log.create_topic(SCHEMAS_TOPIC, 1, {"cleanup.policy": "compact"})
         # Folding a schema with references parses it, which looks the references up through
@@ -233,35 +247,47 @@ class SchemaRegistry:
 
     # -- folding the topic ------------------------------------------------------------------
     @contextlib.contextmanager
-    def _arrived(self) -> Iterator[None]:
-        """Take the caller's arrival ticket BEFORE its wait for the lock: its first ``refresh``
-        under the lock is skipped when a whole catch-up begun after it arrived has ended
-        meanwhile (``SharedCatchUps``). Nested: the outermost call's arrival stands."""
+    def _arrived(self) -> Iterator[bool]:
+        """Take the caller's arrival ticket (``TopicFold.ticket``) BEFORE its wait for the
+        lock: its first ``refresh`` does not read the log again when a whole read begun after
+        it arrived has ended meanwhile (it still applies what that read found). Nested: the
+        outermost call's arrival stands; yields whether this call is the outermost."""
         local = self._arrival
         if hasattr(local, "ticket"):
-            yield
+            yield False
             return
-        local.ticket = self._catch_ups.ticket()
+        local.ticket = self._fold.ticket()
         try:
-            yield
+            yield True
         finally:
             del local.ticket
+
+    @contextlib.contextmanager
+    def _caught_up(self) -> Iterator[None]:
+        """Hold the lock with the state caught up with ``_schemas`` as of the call: the log is
+        read BEFORE the wait for the lock (shared with every caller that arrived meanwhile),
+        so no caller holds the lock across a broker round trip; the first ``refresh`` under
+        the lock then applies what was read (no round trip of its own). Nested (the lock
+        already held by an outer call): as before, the method's own ``refresh`` reads."""
+        with self._arrived() as outermost:
+            if outermost:
+                self._fold.catch_up(self._arrival.ticket)
+            with self._lock:
+                yield
 
     def refresh(self) -> None:
         """Apply every ``_schemas`` record not yet folded into the in-memory state.
 
-        Concurrent callers share catch-ups (``core.fold.SharedCatchUps``): read-your-writes
-        and cross-instance freshness keep; on Kafka N waiting requests no longer pay N
-        ListOffsets round trips one after another."""
-        # catch-ups begun when the caller arrived: a reader's, taken before its lock wait
-        # (``_locked``), for its first refresh only (later ones follow its own steps); else now
+        Concurrent callers share the fold's reads (``TopicFold.catch_up(ticket)``):
+        read-your-writes and cross-instance freshness keep (a read shared is one begun after
+        the caller arrived); on Kafka N waiting requests no longer pay N ListOffsets round
+        trips one after another."""
+        # a reader's ticket, taken before its lock wait (``_arrived``), serves its first
+        # refresh only (later ones follow its own steps); else the read is its own
         ticket = getattr(self._arrival, "ticket", -1)
         if ticket >= 0:
             self._arrival.ticket = -1
-        else:
-            ticket = self._catch_ups.ticket()
-        with self._lock:
-            self._catch_ups.run(ticket, self._fold.catch_up)
+        self._fold.catch_up(ticket if ticket >= 0 else None)
 
     def _apply(self, key_bytes: bytes | None, value_bytes: bytes | None) -> None:
         if key_bytes is None:
@@ -448,7 +474,7 @@ class SchemaRegistry:
         return parsed
 
     # -- config and mode --------------------------------------------------------------------
-    @_locked
+    @_fresh
     def compatibility(self, subject: str | None = None, default_to_global: bool = True) -> str:
         """The level in force for a subject (its own, else the global one, else the default)."""
         self.refresh()
@@ -467,7 +493,7 @@ class SchemaRegistry:
             )
         return st.config.get(None, self._default.value)
 
-    @_locked
+    @_fresh
     def own_compatibility(self, subject: str | None = None) -> str | None:
         """The level set on a subject (``None``: the global one) itself; None when unset."""
         self.refresh()
@@ -515,7 +541,7 @@ class SchemaRegistry:
             self._write([self.config_record(None, subject)])
         return previous
 
-    @_locked
+    @_fresh
     def mode(self, subject: str | None = None) -> str:
         self.refresh()
         return self._mode_folded(subject)
@@ -534,7 +560,7 @@ class SchemaRegistry:
             return "READWRITE"
         return st.mode.get(None, "READWRITE")
 
-    @_locked
+    @_fresh
     def own_mode(self, subject: str | None = None) -> str | None:
         """The mode set on a subject (``None``: the global one) itself; None when unset."""
         self.refresh()
@@ -550,7 +576,7 @@ class SchemaRegistry:
             )
         return name
 
-    @_locked
+    @_fresh
     def check_mode_change(self, mode: str, subject: str | None = None, force: bool = False) -> str:
         """``mode`` if it may be set now, Confluent's rule: IMPORT on a subject that has
         versions (for the global mode: while any subject has) needs ``force``, since imported
@@ -597,15 +623,17 @@ class SchemaRegistry:
             )
 
     # -- owners -----------------------------------------------------------------------------
-    @_locked
     def owner(self, subject: str, refresh: bool = True) -> str | None:
         """The tenant that owns ``subject`` (the module's contract); None when no version of it
         is stored (it was never registered, or permanently deleted): its first registration
         makes the registering tenant its owner. ``refresh=False``: as folded so far (a caller
         that just read the subject, e.g. its latest version)."""
-        if refresh:
+        if not refresh:
+            with self._lock:
+                return self._owner_folded(subject)
+        with self._caught_up():  # the log read before the lock wait
             self.refresh()
-        return self._owner_folded(subject)
+            return self._owner_folded(subject)
 
     def _owner_folded(self, subject: str) -> str | None:
         """``owner`` of the state folded so far (no catch-up); under the lock."""
@@ -619,7 +647,7 @@ class SchemaRegistry:
             return self._owner_folded(subject[: -len(SUFFIX)])  # a companion to be
         return None
 
-    @_locked
+    @_fresh
     def owners(self, include_deleted: bool = True) -> dict[str, str]:
         """Every stored subject's owner (``owner``), by subject."""
         self.refresh()
@@ -629,7 +657,7 @@ class SchemaRegistry:
             if include_deleted or any(not v.deleted for v in versions.values())
         }
 
-    @_locked
+    @_fresh
     def unowned(self) -> list[str]:
         """Subjects whose records name no tenant (registered before ownership existed)."""
         self.refresh()
@@ -673,7 +701,7 @@ class SchemaRegistry:
             return frozenset(self._state.id_tenants.get(schema_id, ()))
 
     # -- reading ----------------------------------------------------------------------------
-    @_locked
+    @_fresh
     def subjects(self, include_deleted: bool = False, prefix: str = "") -> list[str]:
         self.refresh()
         return sorted(
@@ -683,7 +711,7 @@ class SchemaRegistry:
             and (include_deleted or any(not v.deleted for v in versions.values()))
         )
 
-    @_locked
+    @_fresh
     def versions(self, subject: str, include_deleted: bool = False) -> list[int]:
         self.refresh()
         return self._versions_folded(subject, include_deleted)
@@ -699,7 +727,7 @@ class SchemaRegistry:
             raise SubjectNotFound(f"Subject {subject!r} not found.")
         return sorted(found)
 
-    @_locked
+    @_fresh
     def get_version(
         self, subject: str, version: int | str, include_deleted: bool = False
     ) -> SubjectVersion:
@@ -762,7 +790,7 @@ class SchemaRegistry:
             key=lambda v: (v.subject, v.version),
         )
 
-    @_locked
+    @_fresh
     def referenced_by(self, subject: str, version: int | str) -> list[int]:
         sv = self.get_version(subject, version)
         return sorted(
@@ -777,7 +805,7 @@ class SchemaRegistry:
             }
         )
 
-    @_locked
+    @_fresh
     def lookup(
         self,
         subject: str,
@@ -819,7 +847,7 @@ class SchemaRegistry:
         )
 
     # -- compatibility ----------------------------------------------------------------------
-    @_locked
+    @_fresh
     def check(
         self,
         subject: str,
@@ -908,9 +936,10 @@ class SchemaRegistry:
         """
         _validate_subject(subject)
         explicit = schema_id is not None or version is not None
-        # Step 1's catch-up is shared like a reader's (``_arrived``): concurrent registrations
-        # no longer pay one ListOffsets round trip each, one after another under the lock.
-        with self._arrived(), self._lock:
+        # Step 1's catch-up is shared like a reader's and read before the lock wait
+        # (``_caught_up``): concurrent registrations no longer read the log one after another
+        # under the lock.
+        with self._caught_up():
             importing = self._await_turn(subject, explicit)  # 1
             owner = self._owner_folded(subject)
             if tenant is not None and owner is not None and owner != tenant:
@@ -1184,7 +1213,7 @@ class SchemaRegistry:
         end the reservation and fold the record back."""
         records = [self._schema_record(sv)]
         try:
-            with self._lock:
+            with self._caught_up():  # the log read before the lock wait
                 # A mode set by another process (sharing the log) since step 1: this process's
                 # mode changes wait for the reservation (``fenced``), another's cannot.
                 self._require_writable(sv.subject)
@@ -1196,16 +1225,25 @@ class SchemaRegistry:
             with self._lock:
                 self._end_reservation(sv.subject, identity)
             raise
-        with self._lock:  # 8
-            try:
-                # Not yet folded (the fold would parse it again); one with references is left
-                # to ``parsed``, which makes it standalone.
-                if sv.id not in self._state.schemas and not sv.schema.references:
-                    self._parsed.setdefault(sv.id, parsed)
-                self.refresh()
-            finally:
-                self._end_reservation(sv.subject, identity)
-            return self._state.subjects[sv.subject][sv.version]
+        # 8. Not yet folded (the fold would parse it again); one with references is left to
+        # ``parsed``, which makes it standalone. (A dict's setdefault: atomic, no lock needed.)
+        if sv.id not in self._state.schemas and not sv.schema.references:
+            self._parsed.setdefault(sv.id, parsed)
+        ended = False
+        try:
+            # arrived after the append returned (its record readable): the read, before the
+            # lock wait and shared with the registrations stored with it, finds the record
+            with self._caught_up():
+                try:
+                    self.refresh()
+                    return self._state.subjects[sv.subject][sv.version]
+                finally:
+                    ended = True
+                    self._end_reservation(sv.subject, identity)
+        finally:
+            if not ended:  # the read before the lock wait raised
+                with self._lock:
+                    self._end_reservation(sv.subject, identity)
 
     def fenced(self) -> contextlib.AbstractContextManager[None]:
         """``_exclusive`` for a writer of ``_schemas`` records outside the registry (a governed
@@ -1331,7 +1369,7 @@ class SchemaRegistry:
             for s in versions.values()
         )
 
-    @_locked
+    @_fresh
     def schema_ids(self) -> list[int]:
         self.refresh()
         return sorted(self._state.schemas)

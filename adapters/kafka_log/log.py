@@ -207,6 +207,8 @@ NO_BROKER_DELETION = {"retention.ms": "-1", "retention.bytes": "-1"}
 TOPIC_CONFIG_TTL_S = 5.0
 # How long a scan that met the last stable offset below the end waits for transaction markers.
 MARKER_WAIT_S = 2.0
+# a kept reader assignment unused this long is dropped (``_drop_idle_reader``)
+READER_IDLE_S = 1.0
 
 _INTERNAL = re.compile(r"^(__|_hub_)")
 NAMESPACE_TOPIC: Final = "_hub_namespace"  # the namespace's marker (``bind_namespace``)
@@ -346,6 +348,19 @@ class KafkaEventLog(EventLog):
         self._txn_producers: dict[str, Producer] = {}
         self._open_txns: set[str] = set()
         self._reader: Consumer | None = None
+        # (wire topic, partition, offset): the reader stays assigned after a read that left
+        # nothing it had taken from librdkafka unreturned, and a read from that offset (the
+        # record after the last it returned: a fold's next read) goes on without a new
+        # assignment, from the records the consumer fetched meanwhile (``_read_raw``)
+        # and the offset the consumer itself reached (past markers); None: not kept
+        self._reader_at: tuple[str, int, int, int] | None = None
+        # assignments of the reader so far: a read whose checks read another topic (the seals,
+        # ``_vouch``) finds the reader moved and keeps nothing
+        self._reader_assigns = 0
+        # a kept assignment fetches while idle (fetch.wait.max.ms): one left unused for
+        # READER_IDLE_S is dropped by a daemon thread (``_drop_idle_reader``)
+        self._reader_used = 0.0
+        self._reader_reaper: threading.Thread | None = None
         self._group_consumers: dict[str, Consumer] = {}
         self._internal_ready = False
         # Records written before record MACs (adapters.kafka_log.seals): the partitions' seals,
@@ -422,7 +437,10 @@ class KafkaEventLog(EventLog):
                     # Never moved silently: an offset deleted under a read is handled by the
                     # read (``_restart``); librdkafka's own reset could skip records.
                     "auto.offset.reset": "error",
-                    "fetch.wait.max.ms": 5,  # assigned only during a read: no idle polling
+                    # a fetch with nothing new waits this long at the broker: reads that end
+                    # at a record or a marker return without it; an assignment kept between
+                    # reads (``_reader_at``) polls ~10 times a second while idle
+                    "fetch.wait.max.ms": 5,
                     "queued.max.messages.kbytes": 16384,
                     "receive.message.max.bytes": 100_000_000,
                 }
@@ -684,6 +702,7 @@ class KafkaEventLog(EventLog):
             self._internal_ready = False
             self._seals = None
             self._legacy_below = None
+            self._drop_kept_reader()  # its partition may be gone
         self._wait(
             lambda: not (self.namespace_topics() & wire_names),
             f"the broker to drop topics {sorted(wire_names)!r}",
@@ -1644,7 +1663,10 @@ class KafkaEventLog(EventLog):
             (future,) = futures.values()
             return int(future.result(timeout=self._timeout).low_watermark)
 
-        return self._retrying(call, f"deleting records of {topic!r} partition {partition}")
+        moved = self._retrying(call, f"deleting records of {topic!r} partition {partition}")
+        with self._lock:
+            self._drop_kept_reader()  # it may hold records fetched before the delete
+        return moved
 
     def _check_partition(self, info: TopicInfo, partition: int) -> None:
         if type(partition) is not int or not 0 <= partition < info.partitions:
@@ -1739,62 +1761,152 @@ class KafkaEventLog(EventLog):
                 self.bind_namespace()  # before the reader is assigned (it reads the marker)
             consumer = self._reader_consumer()
             doing = f"reading {topic!r} partition {partition} from offset {offset}"
+            wire = self._wire(topic)
+            at, self._reader_at = self._reader_at, None
+            kept = at is not None and at[:3] == (wire, partition, offset)
+            if kept and at is not None and at[3] >= end:
+                # only markers between the offset asked and where the consumer stands, and
+                # nothing committed past it: the end-of-partition event came already
+                self._reader_at = at
+                return [], end, True
             try:
-                consumer.assign([KafkaTP(self._wire(topic), partition, offset)])
-                out: list[StoredRecord] = []
-                mac_key = self._mac_key if verify else None
-
-                def checked(rs: list[StoredRecord]) -> list[StoredRecord]:
-                    # every record's MAC checked in one call (auth.verify_records); one
-                    # without a valid MAC on a hub topic is read only if a seal vouches for it
-                    return (
-                        rs
-                        if mac_key is None
-                        else verify_records(mac_key, rs, self._vouch, self._legacy)
+                try:
+                    if not kept:
+                        self._assign_reader(consumer, wire, partition, offset)
+                    mark = self._reader_assigns
+                    records, position, at_end, reached = self._consume(
+                        consumer, topic, partition, offset, max_records, end, verify, doing
                     )
-
-                position = offset  # the next offset this read expects
-                deadline = time.monotonic() + self._timeout
-                while True:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise Retryable(
-                            f"Kafka did not deliver the records while {doing} within "
-                            f"{self._timeout:.0f} s (got up to offset {position}, the end is "
-                            f"{end}); retry later.",
-                            code="log_unavailable",
-                        )
-                    # consume() waits until it has ``num`` messages or the timeout: ask for no
-                    # more than the offsets left below the end. Where markers or aborted records
-                    # take offsets there are fewer records, but then the end-of-partition event
-                    # (a message too) fills the count.
-                    num = min(max_records - len(out), end - position, 10_000)
-                    for msg in consumer.consume(max(num, 1), min(left, 0.1)):
-                        err = msg.error()
-                        if err is not None:
-                            if err.code() == KafkaError._PARTITION_EOF:
-                                if (msg.offset() or 0) >= end:
-                                    return checked(out), max(position, end), True
-                                continue  # an early end-of-partition: keep reading
-                            if err.code() in _OUT_OF_RANGE_CODES:
-                                position = self._restart(consumer, topic, partition, position, err)
-                                continue
-                            raise translate(err, doing)
-                        o = msg.offset()
-                        if o is None or o < position:
-                            continue
-                        r = stored_record(topic, partition, o, msg)
-                        out.append(r)
-                        position = o + 1
-                        if position >= end:
-                            return checked(out), position, True
-                        if len(out) >= max_records:
-                            return checked(out), position, False
-            except KafkaException as exc:
-                raise translate(exc, doing) from exc
-            finally:
-                with suppress(KafkaException):
+                except (KafkaException, HubError):
+                    if not kept:
+                        raise
+                    # an error queued on the kept assignment (the topic deleted and created
+                    # again, a broker restart): read again from a new assignment
                     consumer.unassign()
+                    self._assign_reader(consumer, wire, partition, offset)
+                    mark = self._reader_assigns
+                    records, position, at_end, reached = self._consume(
+                        consumer, topic, partition, offset, max_records, end, verify, doing
+                    )
+            except KafkaException as exc:
+                self._unassign_reader(consumer)
+                raise translate(exc, doing) from exc
+            except BaseException:
+                self._unassign_reader(consumer)
+                raise
+            if self._reader_assigns != mark:
+                pass  # a nested read (the records' checks) moved the reader: it said where
+            elif reached is not None:  # every message taken was handled: keep the reader
+                next_offset = records[-1].offset + 1 if records else offset
+                self._reader_at = (wire, partition, next_offset, reached)
+                self._reader_used = time.monotonic()
+                if self._reader_reaper is None:
+                    self._reader_reaper = threading.Thread(
+                        target=self._drop_idle_reader, name="hub-kafka-reader-idle", daemon=True
+                    )
+                    self._reader_reaper.start()
+            else:
+                self._unassign_reader(consumer)
+            return records, position, at_end
+
+    def _assign_reader(self, consumer: Consumer, wire: str, partition: int, offset: int) -> None:
+        self._reader_assigns += 1
+        consumer.assign([KafkaTP(wire, partition, offset)])
+
+    def _drop_idle_reader(self) -> None:
+        """The reaper thread: drops a kept assignment unused for ``READER_IDLE_S`` (it would
+        poll the broker every ``fetch.wait.max.ms`` while the hub is idle); ends at close."""
+        while not self._closed:
+            time.sleep(READER_IDLE_S / 2)
+            if self._lock.acquire(timeout=READER_IDLE_S):
+                try:
+                    if not self._closed and time.monotonic() - self._reader_used > READER_IDLE_S:
+                        self._drop_kept_reader()
+                finally:
+                    self._lock.release()
+
+    def _drop_kept_reader(self) -> None:
+        """Under ``_lock``: the next read assigns the reader anew (records it fetched ahead
+        are dropped)."""
+        if self._reader_at is not None and self._reader is not None:
+            self._reader_at = None
+            self._unassign_reader(self._reader)
+
+    @staticmethod
+    def _unassign_reader(consumer: Consumer) -> None:
+        with suppress(KafkaException):
+            consumer.unassign()
+
+    def _consume(
+        self,
+        consumer: Consumer,
+        topic: str,
+        partition: int,
+        offset: int,
+        max_records: int,
+        end: int,
+        verify: bool,
+        doing: str,
+    ) -> tuple[list[StoredRecord], int, bool, int | None]:
+        """``_read_raw``'s consume loop on the assigned reader; the fourth value: the offset
+        the consumer reached when no message taken from librdkafka was left unhandled and no
+        restart moved the reader (its assignment may be kept for a read from the offset after
+        the last record), else None."""
+        out: list[StoredRecord] = []
+        mac_key = self._mac_key if verify else None
+
+        def checked(rs: list[StoredRecord]) -> list[StoredRecord]:
+            # every record's MAC checked in one call (auth.verify_records); one
+            # without a valid MAC on a hub topic is read only if a seal vouches for it
+            return rs if mac_key is None else verify_records(mac_key, rs, self._vouch, self._legacy)
+
+        position = offset  # the next offset this read expects
+        restarted = waited = False
+        deadline = time.monotonic() + self._timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Retryable(
+                    f"Kafka did not deliver the records while {doing} within "
+                    f"{self._timeout:.0f} s (got up to offset {position}, the end is "
+                    f"{end}); retry later.",
+                    code="log_unavailable",
+                )
+            # consume() waits until it has ``num`` messages or the timeout: ask for no
+            # more than the offsets left below the end. Where markers or aborted records
+            # take offsets there are fewer records (a read from the offset after a
+            # transaction's last record starts at its marker): the end-of-partition event
+            # fills the count by one only, so each wait is short (5 ms), not 100 ms; the
+            # first takes what the consumer holds already (a kept assignment's records)
+            num = min(max_records - len(out), end - position, 10_000)
+            msgs = consumer.consume(max(num, 1), min(left, 0.005) if waited else 0)
+            waited = True
+            last = len(msgs) - 1
+            for i, msg in enumerate(msgs):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        eof = msg.offset() or 0
+                        if eof >= end:
+                            clean = i == last and not restarted
+                            return checked(out), max(position, end), True, eof if clean else None
+                        continue  # an early end-of-partition: keep reading
+                    if err.code() in _OUT_OF_RANGE_CODES:
+                        position = self._restart(consumer, topic, partition, position, err)
+                        restarted = True
+                        continue
+                    raise translate(err, doing)
+                o = msg.offset()
+                if o is None or o < position:
+                    continue
+                r = stored_record(topic, partition, o, msg)
+                out.append(r)
+                position = o + 1
+                reached = position if i == last and not restarted else None
+                if position >= end:
+                    return checked(out), position, True, reached
+                if len(out) >= max_records:
+                    return checked(out), position, False, reached
 
     def _restart(
         self, consumer: Consumer, topic: str, partition: int, position: int, err: KafkaError
@@ -1805,7 +1917,7 @@ class KafkaEventLog(EventLog):
         start = self._list_offsets(topic, n, _EARLIEST, IsolationLevel.READ_COMMITTED)[partition]
         if position >= start:
             raise translate(err, f"reading {topic!r} partition {partition} from offset {position}")
-        consumer.assign([KafkaTP(self._wire(topic), partition, start)])
+        self._assign_reader(consumer, self._wire(topic), partition, start)
         return start
 
     # -- consumer groups ---------------------------------------------------------------------------
@@ -1905,6 +2017,7 @@ class KafkaEventLog(EventLog):
                 if consumer is not None:
                     consumer.close()
             self._plain = self._atomic = self._reader = None
+            self._reader_at = None
             self._txn_producers.clear()
             self._group_consumers.clear()
 

@@ -113,9 +113,9 @@ def _schema(name: str) -> str:
 
 
 class _StepOneCalls:
-    """Counts the end-offset reads made by step 1 of ``register`` (``_await_turn``; the one
-    before the mode check of step 7 is a fresh one, shared only among the registrations that
-    reach it together, and is not counted)."""
+    """Counts the end-offset reads made by step 1 of ``register`` (its read before the lock
+    wait, or ``_await_turn``'s; those of steps 7-8, ``_store_reserved``, are fresh ones,
+    shared only among the registrations that reach them together, and are not counted)."""
 
     def __init__(self, inner: _SlowEnds) -> None:
         self.inner = inner
@@ -123,9 +123,11 @@ class _StepOneCalls:
 
     def __call__(self, topic: str) -> dict[int, int]:
         frame = sys._getframe(1)
-        while frame is not None and frame.f_code.co_name != "_await_turn":
+        names = set()
+        while frame is not None:
+            names.add(frame.f_code.co_name)
             frame = frame.f_back  # type: ignore[assignment]
-        if frame is not None:
+        if "register" in names and "_store_reserved" not in names:
             self.calls += 1
         return self.inner(topic)
 

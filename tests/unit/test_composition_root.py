@@ -35,6 +35,7 @@ OTHER_PROCESSES = {
     ROOT / "projections" / "flink" / "launch.py": "passes its environment to the Flink process",
     ROOT / "projections" / "flink" / "job.py": "runs inside the Flink Python worker",
     ROOT / "projections" / "spark_launch.py": "passes its environment to the Spark process",
+    ROOT / "core" / "childenv.py": "passes its environment, secrets removed, to hub helpers",
 }
 
 

@@ -143,7 +143,7 @@ class LocalKeyStore(KeyStore):
         self._lock = threading.RLock()
         self._cache = KeyCache(cache_size, cache_ttl_s)
         self._created = CreatedKeys()  # created_here
-        self._watchers: list[Callable[[KeyStoreState], None]] = []  # watch_state
+        self._watchers: list[Callable[[KeyStoreState, bool], None]] = []  # watch_state
         try:
             self._db = open_store(self.path, _SCHEMA, "synchronous=FULL", "secure_delete=ON")
         except sqlite3.Error as exc:
@@ -246,7 +246,7 @@ class LocalKeyStore(KeyStore):
             self._store_summary(summary)
         state = summary.state()
         for watcher in self._watchers:
-            watcher(state)
+            watcher(state, False)
 
     def _check_table(self, table: str) -> None:
         """Full check of one table (a read that found a missing key or a tombstone): the summary
@@ -531,7 +531,7 @@ class LocalKeyStore(KeyStore):
         with self._read_tx():
             return self._summary().state()
 
-    def watch_state(self, callback: Callable[[KeyStoreState], None]) -> None:
+    def watch_state(self, callback: Callable[[KeyStoreState, bool], None]) -> None:
         self._watchers.append(callback)
 
     def erased(self, subject_id: str) -> bool:
@@ -615,6 +615,11 @@ class LocalKeyStore(KeyStore):
 
     def close(self) -> None:
         with self._lock:
+            if self._watchers:
+                with contextlib.suppress(KeyStoreError, sqlite3.Error):
+                    state = self.state()
+                    for watcher in self._watchers:
+                        watcher(state, True)
             self._db.close()
 
 

@@ -19,18 +19,21 @@ the keyring's state here after each change it commits:
    committed a change under this release (generation > 0: the anchor was deleted);
 3. writes the anchor when the keyring is newer (a change committed by a process that stopped
    before writing it) or when there was none (a folder from before the anchor);
-4. asks the keyring to call ``record`` after each change it commits.
+4. asks the keyring to call ``record`` after each change it commits and when it closes (at
+   most one write per ``WRITE_INTERVAL_S``, the last one at the close or by a timer).
 
 The file sorts before ``keys/`` in a backup (``storage.backup.data_files`` takes files in
 name order), so a backup taken while keys are made holds an anchor no newer than its keyring.
 Not covered: the anchor put back together with the keyring (both from one older copy of the
-folder); the ledger's erasure check still covers erasures undone that way.
+folder; the ledger's erasure check still covers erasures undone that way), and the keys a
+process made in the last ``WRITE_INTERVAL_S`` before it was killed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,7 @@ log = logging.getLogger("hub.governance.keyring_anchor")
 
 _LABEL = b"hub keyring anchor v1\x00"
 _VERSION = 1
+WRITE_INTERVAL_S = 0.5  # the most often a process writes the anchor (``record``)
 _MEANING = {"data_keys": "data key(s)", "erased": "erasure tombstone(s)"}
 
 
@@ -52,7 +56,11 @@ class KeyringAnchor:
         self.path = path
         self._key = mac_key
         self._keyring = keyring
-        self._written = -1  # the generation this process last wrote
+        self._written = -1  # the generation this process last wrote (or found newer)
+        self._mutex = threading.Lock()
+        self._pending: KeyStoreState | None = None  # a state to write at the interval's end
+        self._timer: threading.Timer | None = None
+        self._last = -WRITE_INTERVAL_S  # monotonic time of the last write
 
     def hold(self, keystore: KeyStore) -> None:
         """Steps 1-4 of the module docstring; a no-op for a store without a state (Vault)."""
@@ -61,7 +69,7 @@ class KeyringAnchor:
             return
         anchored = self.check(state)  # 2
         if anchored is None or state.generation > anchored:
-            self.record(state)  # 3
+            self.record(state, final=True)  # 3
         else:
             self._written = anchored
         keystore.watch_state(self.record)  # 4
@@ -94,12 +102,40 @@ class KeyringAnchor:
             )
         return anchored
 
-    def record(self, state: KeyStoreState) -> None:
-        """Write ``state`` unless this process already wrote it or a newer one, or the file
-        holds a newer one (another process's). A failed write is a warning: the next open
-        writes it."""
-        if state.generation <= self._written:
-            return
+    def record(self, state: KeyStoreState, final: bool = False) -> None:
+        """Anchor ``state`` (the keyring's callback after each commit; ``final`` at its close).
+
+        At most one write per ``WRITE_INTERVAL_S``: a write (fsync and rename) costs more than
+        making a key, and ingest makes one per new subject. A state inside the interval is
+        written by a timer at its end, or at the close, whichever comes first; a process
+        killed in between leaves the anchor up to ``WRITE_INTERVAL_S`` behind. A write that
+        found the file newer (another process's) keeps it."""
+        with self._mutex:
+            if state.generation <= self._written:
+                return
+            self._pending = state
+            wait = self._last + WRITE_INTERVAL_S - time.monotonic()
+            if not final and wait > 0:
+                if self._timer is None:
+                    self._timer = threading.Timer(wait, self.flush)
+                    self._timer.daemon = True
+                    self._timer.start()
+                return
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the pending state, if any."""
+        with self._mutex:
+            state, self._pending = self._pending, None
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if state is None or state.generation <= self._written:
+                return
+            self._last = time.monotonic()
+            self._write(state)
+
+    def _write(self, state: KeyStoreState) -> None:
         fields, _problem = maced_file.read(self.path, self._key, _LABEL)
         if fields is not None and _is_anchor(fields) and int(fields["g"]) >= state.generation:
             self._written = int(fields["g"])

@@ -342,9 +342,10 @@ class KeyStore(abc.ABC):
         (``governance.keyring_anchor``); None for a store that keeps its own history (Vault)."""
         return None
 
-    def watch_state(self, callback: Callable[[KeyStoreState], None]) -> None:  # noqa: B027
-        """Call ``callback`` with the new state after each committed change (keys made, rotated,
-        destroyed). Stores whose ``state`` is None never call it."""
+    def watch_state(self, callback: Callable[[KeyStoreState, bool], None]) -> None:  # noqa: B027
+        """Call ``callback(state, False)`` after each committed change (keys made, rotated,
+        destroyed), and ``callback(last state, True)`` when the store closes (a watcher that
+        writes lazily writes then). Stores whose ``state`` is None never call it."""
 
     #: Who named each hub-wide (legacy) subject before keys were scoped: the frozen record
     #: ``SubjectTenants.tenants_of``, set by the hub's bootstrap. ``TenantKeys`` asks it only

@@ -138,3 +138,24 @@ def test_a_folder_from_before_the_anchor_opens_and_is_anchored(tmp_path: Path) -
     _keys(data, "ACC-0100")
     assert settings(data).keyring_anchor_path.exists()
     _keys(data)
+
+
+def test_the_anchor_follows_a_running_process_within_its_interval(tmp_path: Path) -> None:
+    import json
+    import time
+
+    from governance.keyring_anchor import WRITE_INTERVAL_S, KeyringAnchor
+
+    path = tmp_path / "keyring.sqlite"
+    anchor_path = tmp_path / "keyring.anchor"
+    ks = LocalKeyStore(path, MASTER)
+    try:
+        KeyringAnchor(anchor_path, b"k" * 32, path).hold(ks)
+        for i in range(5):  # inside one interval: one write now, the rest by the timer
+            ks.ensure_key(f"ACC-{i:04d}")
+        time.sleep(WRITE_INTERVAL_S + 0.5)
+        state = ks.state()
+        anchored = json.loads(anchor_path.read_bytes().split(b"\n", 1)[1])
+        assert state is not None and anchored["g"] == state.generation == 5  # before close
+    finally:
+        ks.close()

@@ -94,6 +94,7 @@ from core.sqlguard import (
     QUERY_MEMORY_BYTES,
     QUERY_SECONDS,
     guard,
+    query_failed,
     too_many_rows,
     too_much_memory,
     too_slow,
@@ -902,7 +903,7 @@ def query_error(exc: HubError, seconds: float, memory: int) -> InvalidInput:
         return too_slow(seconds)
     if "MEMORY_LIMIT_EXCEEDED" in exc.message:
         return too_much_memory(memory)
-    return InvalidInput(f"The query failed: {exc.message}", code="query_failed")
+    return query_failed(exc.message)
 
 
 class ClickHouseViewStore(ClickHouseSqlViews):

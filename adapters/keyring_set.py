@@ -7,24 +7,29 @@ under the same set key, which is derived from the master key (so a file editor w
 master key can neither recompute a digest nor forge the MAC). ``wrapped`` and the timestamps
 are left out: a wrapped key is already bound to its subject and version by its AEAD.
 
-Layout of ``meta.set_summary``: for each table, count (8 bytes) || digest (32 bytes); then the
-HMAC-SHA256 of all that under the set key with the label ``hub.keyring.set-summary.v1``.
+Layout of ``meta.set_summary`` (v2): for each table, count (8 bytes) || digest (32 bytes); the
+generation (8 bytes: one more per committed change, so that a copy of the file put back whole is
+older than the state the hub anchored outside it, ``governance.keyring_anchor``); then the
+HMAC-SHA256 of all that under the set key with the label ``hub.keyring.set-summary.v2``. A v1
+summary (no generation, label ``...v1``) reads as generation 0 and is written as v2 next time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.ports.keystore import KeyStoreError
+from core.ports.keystore import KeyStoreError, KeyStoreState
 
 _MOD = 1 << 256
 
 Row = tuple[bytes | str | int, ...]
 """A row's authenticated fields: blobs, texts, integers."""
-_SUMMARY_LABEL = b"hub.keyring.set-summary.v1"
+_SUMMARY_LABEL_V1 = b"hub.keyring.set-summary.v1"
+_SUMMARY_LABEL = b"hub.keyring.set-summary.v2"
 
 TABLES: dict[str, tuple[bytes, str]] = {
     # table: (tag, the query of its authenticated fields)
@@ -32,6 +37,8 @@ TABLES: dict[str, tuple[bytes, str]] = {
     "erased": (b"e", "SELECT subject FROM erased"),
     "scoped_keys": (b"s", "SELECT family, tenant FROM scoped_keys"),
 }
+
+_BODY = 40 * len(TABLES)  # counts and digests
 
 _ROW_MEANING = {
     "data_keys": "data key rows (a deleted row destroys a subject's key with no erasure record)",
@@ -66,6 +73,7 @@ class SetSummary:
     key: bytes
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
     digests: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+    generation: int = 0
 
     def element(self, table: str, row: Row) -> int:
         tag = TABLES[table][0]
@@ -85,15 +93,23 @@ class SetSummary:
         )
 
     def encode(self) -> bytes:
-        body = self.body()
+        body = self.body() + self.generation.to_bytes(8, "big")
         return body + hmac.digest(self.key, _SUMMARY_LABEL + body, "sha256")
+
+    def state(self) -> KeyStoreState:
+        """What the hub anchors outside the file: the generation, the row counts and a digest
+        of the summary (a keyed digest: it reveals nothing of the rows)."""
+        body = self.body() + self.generation.to_bytes(8, "big")
+        return KeyStoreState(self.generation, dict(self.counts), hashlib.sha256(body).hexdigest())
 
     @classmethod
     def decode(cls, key: bytes, blob: bytes, path: Path) -> SetSummary:
         """The stored summary, its MAC checked; a clear error when it was edited."""
-        size = 40 * len(TABLES)
+        size, label = (
+            (_BODY, _SUMMARY_LABEL_V1) if len(blob) == _BODY + 32 else (_BODY + 8, _SUMMARY_LABEL)
+        )
         body, mac = blob[:size], blob[size:]
-        good = hmac.digest(key, _SUMMARY_LABEL + body, "sha256")
+        good = hmac.digest(key, label + body, "sha256")
         if len(blob) != size + 32 or not hmac.compare_digest(mac, good):
             raise KeyStoreError(
                 f"The row summary of the keyring {path} does not verify under the master key: "
@@ -104,6 +120,7 @@ class SetSummary:
             part = body[40 * i : 40 * (i + 1)]
             out.counts[table] = int.from_bytes(part[:8], "big")
             out.digests[table] = int.from_bytes(part[8:], "big")
+        out.generation = int.from_bytes(body[_BODY:], "big")  # b"" (v1): 0
         return out
 
     @classmethod

@@ -61,6 +61,7 @@ from core.ports.keystore import (
     KeyRef,
     KeyStore,
     KeyStoreError,
+    KeyStoreState,
     KeyUnknown,
     check_key_id,
     check_subject,
@@ -142,6 +143,7 @@ class LocalKeyStore(KeyStore):
         self._lock = threading.RLock()
         self._cache = KeyCache(cache_size, cache_ttl_s)
         self._created = CreatedKeys()  # created_here
+        self._watchers: list[Callable[[KeyStoreState, bool], None]] = []  # watch_state
         try:
             self._db = open_store(self.path, _SCHEMA, "synchronous=FULL", "secure_delete=ON")
         except sqlite3.Error as exc:
@@ -181,6 +183,7 @@ class LocalKeyStore(KeyStore):
                     "the key it was created with."
                 ) from exc
             if plain == _CHECK_PLAINTEXT_V1:  # the upgrade: the summary of the rows as they are
+                self._refuse_v1_beside_summary()
                 self._store_summary(SetSummary.of_rows(self._set_key, self._db))
                 self._db.execute(
                     "UPDATE meta SET value = ? WHERE name = 'master_check'",
@@ -200,6 +203,18 @@ class LocalKeyStore(KeyStore):
                 f"missing, but it holds rows ({', '.join(held)}), so it is not a new keyring. "
                 "Refusing to use it: restore the keyring from a backup, or investigate who "
                 "wrote to the file."
+            )
+
+    def _refuse_v1_beside_summary(self) -> None:
+        """A pre-summary (v1) check is never beside a summary: the hub writes the v2 check in
+        the transaction that writes the first summary. One copied from an older copy of the file
+        would make this open re-derive the summary from the rows as they are (edits taken)."""
+        if self._db.execute("SELECT 1 FROM meta WHERE name = 'set_summary'").fetchone():
+            raise KeyStoreError(
+                f"The keyring {self.path} was edited outside the hub: its master check is of "
+                "a keyring from before row summaries (v1), but it holds a row summary, so the "
+                "check was copied from an older copy of the file. Refusing to use it: restore "
+                "the keyring from a backup, or investigate who wrote to the file."
             )
 
     def _summary(self) -> SetSummary:
@@ -227,7 +242,11 @@ class LocalKeyStore(KeyStore):
             summary = self._summary()
             summary.check_counts(self._db, self.path)
             yield summary
+            summary.generation += 1
             self._store_summary(summary)
+        state = summary.state()
+        for watcher in self._watchers:
+            watcher(state, False)
 
     def _check_table(self, table: str) -> None:
         """Full check of one table (a read that found a missing key or a tombstone): the summary
@@ -507,6 +526,14 @@ class LocalKeyStore(KeyStore):
         # 3. leave no copy in the WAL or free pages.
         self._compact()
 
+    def state(self) -> KeyStoreState:
+        """The generation, row counts and digest of the MAC'd row summary (one row read)."""
+        with self._read_tx():
+            return self._summary().state()
+
+    def watch_state(self, callback: Callable[[KeyStoreState, bool], None]) -> None:
+        self._watchers.append(callback)
+
     def erased(self, subject_id: str) -> bool:
         subject = subject_digest(check_key_id(subject_id))
         with self._lock:
@@ -588,6 +615,11 @@ class LocalKeyStore(KeyStore):
 
     def close(self) -> None:
         with self._lock:
+            if self._watchers:
+                with contextlib.suppress(KeyStoreError, sqlite3.Error):
+                    state = self.state()
+                    for watcher in self._watchers:
+                        watcher(state, True)
             self._db.close()
 
 

@@ -58,6 +58,7 @@ from core.sqlguard import (
     QUERY_MEMORY_BYTES,
     QUERY_SECONDS,
     guard,
+    query_failed,
     too_many_rows,
     too_much_memory,
     too_slow,
@@ -667,7 +668,7 @@ class SqlAlchemyViewStore(ViewStore):
             except sqlite3.OperationalError as exc:
                 if time.monotonic() > deadline and "interrupt" in str(exc):
                     raise too_slow(seconds) from exc
-                raise InvalidInput(f"The query failed: {exc}", code="query_failed") from exc
+                raise query_failed(str(exc)) from exc
             except sqlite3.DataError as exc:  # a value over SQLITE_LIMIT_LENGTH
                 raise InvalidInput(
                     f"A value of the query is longer than {QUERY_VALUE_BYTES:,} bytes, the "
@@ -675,7 +676,7 @@ class SqlAlchemyViewStore(ViewStore):
                     code="query_memory_limit",
                 ) from exc
             except sqlite3.Error as exc:
-                raise InvalidInput(f"The query failed: {exc}", code="query_failed") from exc
+                raise query_failed(str(exc)) from exc
             finally:
                 timer.cancel()
                 timer.join()  # no interrupt lands on the connection once it is handed back
@@ -781,9 +782,7 @@ class SqlAlchemyViewStore(ViewStore):
                         "left) or fewer columns.",
                         code="query_memory_limit",
                     ) from exc
-                raise InvalidInput(
-                    f"The query failed: {getattr(exc, 'orig', None) or exc}", code="query_failed"
-                ) from exc
+                raise query_failed(str(getattr(exc, "orig", None) or exc)) from exc
             finally:
                 conn.rollback()
         return _result(columns, data)

@@ -38,6 +38,7 @@ ClickHouse also at ``QUERY_MEMORY_BYTES`` of memory (``max_memory_usage``, ``que
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
@@ -142,6 +143,29 @@ _REFUSED_ARGS = {
 
 def refuse(message: str, code: str = "query_refused") -> InvalidInput:
     return InvalidInput(message, code=code)
+
+
+_ENGINE_CONTEXT = re.compile(
+    r"\s+In scope\b|\s+\(version\b|,?\s+while processing query\b|\s+Stack trace\b", re.I
+)
+
+
+def engine_message(text: str) -> str:
+    """The engine's own reason a query failed, without the query it ran: the rewritten SQL
+    names the stored database and tables (``hub_views.<view>``, PostgreSQL's ``hub_query``
+    cursor), the caller's row filter and the engine's settings, none of them the caller's.
+    Keeps ClickHouse's exception text up to its ``In scope`` part, PostgreSQL's first line."""
+    found = re.search(r"DB::Exception:\s*(.*)", text, re.S)
+    if found:
+        text = found.group(1)
+    text = _ENGINE_CONTEXT.split(text.split("\n", 1)[0], maxsplit=1)[0]
+    text = text.replace('DECLARE "hub_query" CURSOR FOR ', "").replace("hub_views.", "")
+    return text.strip() or "the engine gave no reason"
+
+
+def query_failed(text: str) -> InvalidInput:
+    """A query the engine refused, with its reason (``engine_message``)."""
+    return InvalidInput(f"The query failed: {engine_message(text)}", code="query_failed")
 
 
 def too_slow(seconds: float) -> InvalidInput:

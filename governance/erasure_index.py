@@ -39,15 +39,12 @@ compares (``ErasureIndex.reconcile``).
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import hmac
-import json
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from governance import maced_file
 
 if TYPE_CHECKING:
     from ledger.service import Ledger
@@ -154,24 +151,17 @@ class ErasureIndex:
 
     # -- the file ----------------------------------------------------------------------------
     def _read(self) -> tuple[dict[str, Any] | None, str | None]:
+        fields, problem = maced_file.read(self.path, self._key, _LABEL)
+        if fields is None:
+            return None, problem or "is missing (a data folder from before the index)"
         try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return None, "is missing (a data folder from before the index)"
-        except OSError as exc:
-            return None, f"cannot be read ({exc.strerror})"
-        mac, sep, body = raw.partition(b"\n")
-        if not sep or not hmac.compare_digest(mac, _mac(self._key, body)):
-            return None, "fails its MAC (edited, or not written by this hub)"
-        try:
-            fields = json.loads(body)
             ok = (
                 fields["v"] == _VERSION
                 and isinstance(fields["size"], int)
                 and isinstance(fields["root"], str)
                 and all(_is_entry(e) for e in fields["entries"])
             )
-        except (ValueError, KeyError, TypeError):
+        except (KeyError, TypeError):
             ok = False
         if not ok:
             return None, "is not an erasure index this release reads"
@@ -202,23 +192,7 @@ class ErasureIndex:
     @staticmethod
     def write(path: Path, key: bytes, fields: dict[str, Any]) -> None:
         """Write ``fields`` with their MAC under ``key``: a temporary file, fsync, rename."""
-        body = json.dumps(fields, separators=(",", ":")).encode()
-        mac = _mac(key, body)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(mac + b"\n" + body)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-
-
-def _mac(key: bytes, body: bytes) -> bytes:
-    return hmac.new(key, _LABEL + body, hashlib.sha256).hexdigest().encode()
+        maced_file.write(path, key, _LABEL, fields)
 
 
 def _is_entry(e: Any) -> bool:

@@ -45,6 +45,7 @@ from governance.configchanges import ConfigChanges
 from governance.configstore import ConfigChangeStore
 from governance.erasure import Eraser
 from governance.erasure_index import ErasureIndex
+from governance.keyring_anchor import KeyringAnchor
 from governance.retention import Governance, RetentionJob, cut_expired_rows
 from governance.store import PolicyStore
 from hub.settings import Settings, load_settings
@@ -717,6 +718,15 @@ def bootstrap(
     adopt_owners(registry, event_log)  # subjects registered before owners were recorded (once)
     metrics = Metrics()
     keystore = build_keystore(settings)  # PII is encrypted under it before it enters the log
+    try:  # a keyring put back to an older copy of itself is refused
+        KeyringAnchor(
+            settings.keyring_anchor_path,
+            derived_secret(settings, b"hub keyring anchor MAC"),
+            settings.keyring_path,
+        ).hold(keystore)
+    except BaseException:
+        keystore.close()
+        raise
     publisher = Publisher(event_log, registry, settings.max_record_bytes, metrics, keystore)
     subject_tenants = SqliteSubjectTenants(
         settings.data_dir / "keys" / "subject_tenants.sqlite",

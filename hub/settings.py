@@ -652,6 +652,12 @@ class Settings(BaseSettings):
         return self.data_dir / "keys" / "keyring.sqlite"
 
     @property
+    def keyring_anchor_path(self) -> Path:
+        """The keyring's last known state, outside ``keys/`` (``governance.keyring_anchor``);
+        its name sorts before ``keys/`` so that a backup takes it before the keyring."""
+        return self.data_dir / "keyring.anchor"
+
+    @property
     def erasure_index_path(self) -> Path:
         """The MAC'd index of the ledger's erasure entries (``governance.erasure_index``)."""
         return self.data_dir / "keys" / "erasure-index"

@@ -187,6 +187,17 @@ def bind_subject(subject_id: str, header: bytes, aad: bytes) -> bytes:
     return b"".join((n, header, len(s).to_bytes(4, "big"), s, len(aad).to_bytes(4, "big"), aad))
 
 
+@dataclass(frozen=True)
+class KeyStoreState:
+    """Where a key store's own files stand (``KeyStore.state``): ``generation`` counts its
+    committed changes (it never goes back), ``counts`` its rows by kind, ``digest`` names the
+    exact state (two stores at one generation with different digests are different stores)."""
+
+    generation: int
+    counts: dict[str, int]
+    digest: str
+
+
 class KeyStore(abc.ABC):
     """Per-data-subject data keys with rotation and irreversible destruction."""
 
@@ -324,6 +335,17 @@ class KeyStore(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources. The store MUST NOT be used afterwards."""
+
+    def state(self) -> KeyStoreState | None:
+        """The state of a store kept in files the hub holds (the local keyring), authenticated
+        by the store (a MAC under its master key), for the hub to anchor outside those files
+        (``governance.keyring_anchor``); None for a store that keeps its own history (Vault)."""
+        return None
+
+    def watch_state(self, callback: Callable[[KeyStoreState, bool], None]) -> None:  # noqa: B027
+        """Call ``callback(state, False)`` after each committed change (keys made, rotated,
+        destroyed), and ``callback(last state, True)`` when the store closes (a watcher that
+        writes lazily writes then). Stores whose ``state`` is None never call it."""
 
     #: Who named each hub-wide (legacy) subject before keys were scoped: the frozen record
     #: ``SubjectTenants.tenants_of``, set by the hub's bootstrap. ``TenantKeys`` asks it only

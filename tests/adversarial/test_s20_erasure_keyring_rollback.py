@@ -36,6 +36,10 @@ def test_an_older_keyring_put_back_does_not_undo_an_erasure(tmp_path: Path, earl
     finally:
         h.close()
     shutil.copy2(keyring, tmp_path / "keyring.before")  # the attacker's older copy
+    # with its anchor (s21, governance.keyring_anchor): the keyring alone is refused as older
+    # than its anchor; with both put back, the ledger's erasure entries still refuse it
+    anchor = h.settings.keyring_anchor_path
+    shutil.copy2(anchor, tmp_path / "anchor.before")
     h = bootstrap(settings(data))
     try:
         for i in range(earlier):  # subjects without a key: each erasure is a ledger entry
@@ -47,6 +51,7 @@ def test_an_older_keyring_put_back_does_not_undo_an_erasure(tmp_path: Path, earl
     for suffix in ("-wal", "-shm"):
         Path(f"{keyring}{suffix}").unlink(missing_ok=True)
     shutil.copy2(tmp_path / "keyring.before", keyring)
+    shutil.copy2(tmp_path / "anchor.before", anchor)
 
     with pytest.raises(LedgerIntegrityError, match=SUBJECT) as info:  # as `hub serve` opens
         bootstrap(settings(data), check_erasures=True).close()  # before: served the PII

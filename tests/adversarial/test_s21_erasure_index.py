@@ -51,6 +51,10 @@ def erased_with_older_keyring(tmp_path: Path, earlier: int = 0, index: bool = Fa
         h.close()
     assert cli(data, "ledger", "verify")[0] == 0  # (and the admin key file made)
     shutil.copy2(keyring, tmp_path / "keyring.before")  # the attacker's older copy
+    # with its anchor (s21, governance.keyring_anchor): the keyring alone is refused as older
+    # than its anchor; with both put back, the ledger's erasure entries still refuse it
+    anchor = settings(data).keyring_anchor_path
+    older_anchor = anchor.read_bytes()
     older_index = settings(data).erasure_index_path.read_bytes()
     h = bootstrap(settings(data))
     try:
@@ -60,6 +64,7 @@ def erased_with_older_keyring(tmp_path: Path, earlier: int = 0, index: bool = Fa
     finally:
         h.close()
     put_back(keyring, tmp_path / "keyring.before")
+    anchor.write_bytes(older_anchor)
     if index:
         settings(data).erasure_index_path.write_bytes(older_index)
     return data

@@ -61,8 +61,8 @@ def status(request: Request, who: Principal = Depends(authorize("projection.read
     views' ``digests`` (rows, positions, digest of every row) count and cover every tenant's
     records, so only a reader allowed ``tenant.all`` on ``projections`` gets them, as
     ``GET /v1/topics`` gives end offsets; anyone else gets ``{}`` for both. The ``lag`` and
-    ``batch_seq`` are the hub's own jobs' state and stay (the console's health page shows them
-    to every tenant)."""
+    ``batch_seq`` count every tenant's records too (another tenant's publishing shows as the
+    batch number moving), so such a reader gets null for both."""
     from hub.reports import reader_scope
 
     hub = hub_of(request)
@@ -70,7 +70,7 @@ def status(request: Request, who: Principal = Depends(authorize("projection.read
     row_filter = request.state.decision.row_filter
     if reader_scope(hub, who, row_filter, decision_context(request), "projections") is None:
         return found
-    return [{**s, "positions": {}, "digests": {}} for s in found]
+    return [{**s, "positions": {}, "digests": {}, "lag": None, "batch_seq": None} for s in found]
 
 
 @router.post("/v1/projections/{name}/rebuild", response_model=Rebuilt)

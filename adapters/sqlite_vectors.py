@@ -10,7 +10,13 @@ entity, time, features and version (``ml.flink_features``: the number of facts t
 folded from, which the loader compares before replacing a vector). A read refuses a row whose
 MAC is missing or wrong (``FeatureRowRefused``): edited, forged, or moved to another view or
 place, or its version changed (which would let an older vector replace it, or keep the newer
-from being loaded)."""
+from being loaded).
+
+The ``loaded`` row of a view (the result topic's next offset, where the loader resumes, and the
+covers, the source offsets its vectors are complete through, which the scorer waits for) carries
+``mac`` too (``positions_mac``): an edited position would skip vectors never loaded, edited
+covers would have events scored as covered without a vector. A file of before (no such column)
+drops its positions when opened: the next load reads the result topics again from the start."""
 
 from __future__ import annotations
 
@@ -35,7 +41,7 @@ CREATE TABLE IF NOT EXISTS vectors (
     PRIMARY KEY (view, partition, offset)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS loaded (
-    view TEXT PRIMARY KEY, next_offset INTEGER NOT NULL, covers TEXT NOT NULL
+    view TEXT PRIMARY KEY, next_offset INTEGER NOT NULL, covers TEXT NOT NULL, mac TEXT
 );
 """
 
@@ -74,6 +80,14 @@ def vector_mac(
     return mac.hexdigest()
 
 
+def positions_mac(key: bytes | hmac.HMAC, view: str, position: int, covers: str) -> str:
+    """The hex MAC of a view's ``loaded`` row (``covers``: its JSON as stored, last)."""
+    message = f"hub-stored-vector-positions/v1|{_text(view)}|{int(position)}|{covers}"
+    mac = key.copy() if isinstance(key, hmac.HMAC) else hmac.new(key, digestmod=hashlib.sha256)
+    mac.update(message.encode())
+    return mac.hexdigest()
+
+
 class SqliteFeatureVectors(FeatureVectors):
     def __init__(self, path: Path | str, *, mac_key: bytes) -> None:
         if len(mac_key) < 32:
@@ -96,6 +110,18 @@ class SqliteFeatureVectors(FeatureVectors):
                         if column not in again:
                             self._db.execute(f"ALTER TABLE vectors ADD COLUMN {column} {kind}")
                     self._db.execute("DELETE FROM vectors")
+                    self._db.execute("DELETE FROM loaded")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        if "mac" not in {r[1] for r in self._db.execute("PRAGMA table_info(loaded)")}:
+            # positions of before their MAC (session 21): not vouched for, so dropped; the next
+            # load reads the result topics from the start (the vectors' own MACs checked)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if "mac" not in {r[1] for r in self._db.execute("PRAGMA table_info(loaded)")}:
+                    self._db.execute("ALTER TABLE loaded ADD COLUMN mac TEXT")
                     self._db.execute("DELETE FROM loaded")
                 self._db.execute("COMMIT")
             except BaseException:
@@ -149,8 +175,10 @@ class SqliteFeatureVectors(FeatureVectors):
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [self._row(view, r) for r in rows],
                 )
+                mac = positions_mac(self._key, view, position, covered)
                 self._db.execute(
-                    "INSERT OR REPLACE INTO loaded VALUES (?, ?, ?)", (view, position, covered)
+                    "INSERT OR REPLACE INTO loaded VALUES (?, ?, ?, ?)",
+                    (view, position, covered, mac),
                 )
                 self._db.execute("COMMIT")
             except BaseException:
@@ -225,11 +253,32 @@ class SqliteFeatureVectors(FeatureVectors):
         return got
 
     def _loaded(self, view: str) -> tuple[int, str]:
+        """The view's position and covers, their MAC checked (refused: ``FeatureRowRefused``)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT next_offset, covers FROM loaded WHERE view = ?", (view,)
+                "SELECT next_offset, covers, mac FROM loaded WHERE view = ?", (view,)
             ).fetchone()
-        return (0, "{}") if row is None else (int(row[0]), str(row[1]))
+        if row is None:
+            return 0, "{}"
+        position, covers, mac = row
+        if (
+            isinstance(mac, str)
+            and type(position) is int
+            and isinstance(covers, str)
+            and hmac.compare_digest(mac, positions_mac(self._key, view, position, covers))
+        ):
+            return position, covers
+        why = (
+            "they carry no MAC (not stored by the hub)"
+            if not mac
+            else "their MAC does not match (edited, forged, or moved from another view)"
+        )
+        raise FeatureRowRefused(
+            f"The stored load positions of view {view!r} (the result topic's next offset and "
+            f"the source offsets its vectors cover) are refused: {why}. Nothing was loaded or "
+            "scored on them. Delete the view's row of `loaded` (the next load reads the result "
+            "topic again from the start), and check who can write the vectors file."
+        )
 
     def position(self, view: str) -> int:
         return self._loaded(view)[0]

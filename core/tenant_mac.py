@@ -10,6 +10,15 @@ the namespace prefix), the partition, the timestamp, the record's key and value 
 the jobs read (``COVERED``, in that fixed order, absent ones left out). Fixed order because
 Flink's Kafka connector hands the headers to SQL as a map: their order on the wire is lost.
 
+The namespace (the topic prefix) is bound through the key, as the record MAC's is: a prefixed
+namespace MACs under ``namespace_key(key, prefix)``, so two namespaces sharing the hub's key (a
+staging hub cloned from production's data folder) do not read each other's tenant claims; the
+default namespace keeps the key itself. The jobs hold the hub's key and derive the namespace's.
+Records a prefixed namespace wrote before this (session 21) carry tenant MACs under the key
+itself: they verify under it only below the offsets of the namespace's marker (``legacy_text``,
+compiled into the job's SQL; ``adapters.kafka_log.log.KafkaEventLog.bind_namespace``), so a copy
+of such a record from another namespace, landing above, does not.
+
 A job reads a record's tenant through ``tenant_of``: ``ce_tenant`` only when the tenant MAC
 verifies, else ``default``, which is what the hub's own reader does with a data record whose
 record MAC fails (``auth._external``: its tenant claim dropped). So a producer with broker
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import struct
 from collections.abc import Mapping, Sequence
 from typing import Final
@@ -32,9 +42,38 @@ PURPOSE: Final = b"hub flink tenant MAC"  # its derivation label (not the record
 FUNCTION: Final = "hub_tenant"  # the jobs' scalar function (``projections/flink/job.py``)
 COVERED: Final = ("ce_tenant", "ce_type", "ce_time")  # the headers the Flink jobs read
 LABEL: Final = b"hub.kafka.tenant.v1\n"
+NAMESPACE_LABEL: Final = b"hub.kafka.namespace.v1\n"  # the namespace key's derivation
 DEFAULT_TENANT: Final = "default"
+_LEGACY = re.compile(r"[0-9]{1,10}:[0-9]{1,19}(,[0-9]{1,10}:[0-9]{1,19})*")
+_MAX_OFFSET = (1 << 63) - 1
 _LEN = struct.Struct(">q")  # -1: None
 _POS = struct.Struct(">Iq")  # partition, timestamp
+
+
+def namespace_key(key: bytes, prefix: str) -> bytes:
+    """The key of namespace ``prefix`` derived from the hub's ``key`` (the record MAC's key and
+    the tenant MAC's alike): ``key`` itself for the default namespace, else
+    HMAC-SHA256(key, ``NAMESPACE_LABEL`` || prefix)."""
+    if not prefix:
+        return key
+    return hmac.digest(key, NAMESPACE_LABEL + prefix.encode(), "sha256")
+
+
+def legacy_text(marks: Mapping[int, int]) -> str:
+    """One topic's legacy offsets (partition -> the offset below which its records may carry
+    tenant MACs under the hub's unbound key) as the jobs' SQL passes them: ``"p:end,p:end"``
+    sorted by partition ('' for none)."""
+    return ",".join(f"{p}:{end}" for p, end in sorted(marks.items()) if end > 0)
+
+
+def parse_legacy(text: str | None) -> dict[int, int]:
+    """``legacy_text``'s inverse; text that does not parse holds none (nothing is legacy)."""
+    if not text or not _LEGACY.fullmatch(text):
+        return {}
+    marks = {int(p): int(end) for p, end in (part.split(":") for part in text.split(","))}
+    if max(marks.values()) > _MAX_OFFSET:  # as the JVM twin: a long holds no such offset
+        return {}
+    return marks
 
 
 def _field(b: bytes | None) -> bytes:
@@ -91,9 +130,12 @@ def verified_tenant(
     value: bytes | None,
     headers: Mapping[str, bytes | None] | None,
     ts: int,
+    legacy_key: bytes | None = None,
 ) -> str | None:
     """The record's ``ce_tenant`` when its ``__hub.tmac`` header verifies and it carries one in
-    UTF-8 (the hub's tenant claim), else None. ``headers``: the record's headers as the job's map
+    UTF-8 (the hub's tenant claim), else None. ``key``: the namespace's key (``namespace_key``);
+    ``legacy_key``: the hub's unbound key, passed only for a record of a prefixed namespace
+    below its marker (``legacy_key_of``). ``headers``: the record's headers as the job's map
     holds them; ``topic`` without the namespace prefix. The reference of the JVM function
     ``hub_tenant_ok`` (``projections/flink/java/TenantMac.java``), which the pattern jobs call
     where a Python function cannot run (their rowtime column: ``projections.flink.cep``)."""
@@ -103,7 +145,12 @@ def verified_tenant(
         return None
     mine = [(name, headers[name]) for name in COVERED if name in headers]
     want = tenant_mac(key, topic, partition, rkey, value, mine, ts)
-    if not hmac.compare_digest(bytes(got), want):
+    if not hmac.compare_digest(bytes(got), want) and (
+        legacy_key is None
+        or not hmac.compare_digest(
+            bytes(got), tenant_mac(legacy_key, topic, partition, rkey, value, mine, ts)
+        )
+    ):
         return None
     tenant = headers.get("ce_tenant")
     if tenant is None:
@@ -122,11 +169,23 @@ def tenant_of(
     value: bytes | None,
     headers: Mapping[str, bytes | None] | None,
     ts: int,
+    legacy_key: bytes | None = None,
 ) -> str:
     """The tenant a Flink job reads a record as: its ``ce_tenant`` when the claim verifies
     (``verified_tenant``), else ``default``."""
-    tenant = verified_tenant(key, topic, partition, rkey, value, headers, ts)
+    tenant = verified_tenant(key, topic, partition, rkey, value, headers, ts, legacy_key)
     return DEFAULT_TENANT if tenant is None else tenant
+
+
+def legacy_key_of(
+    hub_key: bytes, prefix: str, partition: int, offset: int | None, legacy: Mapping[int, int]
+) -> bytes | None:
+    """The key a record's tenant MAC may also verify under: the hub's unbound key for a record
+    of a prefixed namespace below its marker's offset in ``legacy`` (``parse_legacy``), else
+    None (the namespace's key only)."""
+    if not prefix or offset is None or offset < 0:
+        return None
+    return hub_key if offset < legacy.get(partition, 0) else None
 
 
 def _key(text: object) -> bytes | None:
@@ -161,3 +220,34 @@ def parse_keys(text: str, prefixes: Sequence[str]) -> dict[str, bytes]:
         return {p: k for p, k in found.items() if k is not None}
     key = _key(text)
     return {} if key is None else dict.fromkeys(prefixes, key)
+
+
+class JobTenant:
+    """The jobs' ``hub_tenant`` (``projections/flink/job.py``) over the hub keys by namespace
+    prefix of ``KEY_ENV`` (``parse_keys``): a record's ``tenant_of`` under its namespace's key
+    (``namespace_key``, derived once per prefix), and under the hub's key itself only below the
+    namespace's legacy offsets (``legacy``: ``legacy_text`` of its topic, parsed once per
+    text). The JVM twin is ``TenantMac.Namespace`` (``hub_tenant_ok``)."""
+
+    def __init__(self, keys: Mapping[str, bytes]) -> None:
+        self.keys = dict(keys)
+        self.bound = {prefix: namespace_key(key, prefix) for prefix, key in self.keys.items()}
+        self.legacy: dict[str, dict[int, int]] = {}
+
+    def __call__(
+        self,
+        headers: Mapping[str, bytes | None] | None,
+        rkey: bytes | None,
+        value: bytes | None,
+        partition: int,
+        ts: int,
+        topic: str,
+        prefix: str,
+        offset: int | None,
+        legacy: str | None,
+    ) -> str:
+        marks = self.legacy.get(legacy or "")
+        if marks is None:  # one text per source table
+            marks = self.legacy[legacy or ""] = parse_legacy(legacy)
+        old = legacy_key_of(self.keys[prefix], prefix, partition, offset, marks)
+        return tenant_of(self.bound[prefix], topic, partition, rkey, value, headers, ts, old)

@@ -51,6 +51,21 @@ def tenant_key(settings: Any) -> bytes:
     return derived_secret(settings, tenant_mac.PURPOSE)
 
 
+def tenant_legacy(log: Any) -> dict[str, dict[int, int]]:
+    """By topic and partition, the offsets below which the records of the log's namespace may
+    carry tenant MACs under the hub's unbound tenant key (written before the key was bound to
+    the namespace: ``core.tenant_mac``): its marker's (``KafkaEventLog.bind_namespace``, which
+    writes it on a namespace's first start); none for the default namespace."""
+    from adapters.kafka_log import KafkaEventLog
+
+    if not isinstance(log, KafkaEventLog):
+        return {}
+    out: dict[str, dict[int, int]] = {}
+    for (topic, partition), end in log.bind_namespace().items():
+        out.setdefault(topic, {})[partition] = end
+    return out
+
+
 def flink_projections(hub: Any, token: str) -> FlinkProjections:
     s = hub.settings
     if s.event_log != "kafka":
@@ -97,6 +112,7 @@ def flink_projections(hub: Any, token: str) -> FlinkProjections:
         parallelism=s.flink_parallelism,
         checkpoint_interval_ms=s.flink_checkpoint_interval_ms,
         result_topics=True,  # analytics tables also into the hub's chDB (projections.flink.results)
+        tenant_legacy=tenant_legacy(hub.log),
     )
     key = row_key(s)
     launcher = FlinkLauncher(

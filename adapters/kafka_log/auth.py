@@ -52,19 +52,11 @@ from core.errors import LogTampered
 from core.ports.eventlog import Headers, StoredRecord
 from core.tenant_mac import COVERED, TMAC_HEADER, covered, labelled_mac
 from core.tenant_mac import LABEL as TENANT_LABEL
+from core.tenant_mac import namespace_key as namespace_key  # the record MAC's too
 from domain.envelope import H_TENANT
 
 MAC_HEADER: Final = "__hub.mac"
 _LABEL: Final = b"hub.kafka.record.v1\n"
-_NAMESPACE_LABEL: Final = b"hub.kafka.namespace.v1\n"
-
-
-def namespace_key(key: bytes, prefix: str) -> bytes:
-    """The record MAC key of namespace ``prefix`` (see the module): ``key`` itself for the
-    default namespace, else HMAC-SHA256(key, label || prefix)."""
-    if not prefix:
-        return key
-    return hmac.new(key, _NAMESPACE_LABEL + prefix.encode(), "sha256").digest()
 
 
 def record_mac(

@@ -308,8 +308,9 @@ class KafkaEventLog(EventLog):
                 "records of the hub's own topics (core.tenant_mac)."
             )
         # every data-topic record also carries a tenant MAC (core.tenant_mac) under this key,
-        # the one the Flink jobs hold: they trust a record's ce_tenant only when it verifies
-        self._tenant_key = tenant_key
+        # the namespace's (derived from the one the Flink jobs hold, as the record MAC's is):
+        # they trust a record's ce_tenant only when it verifies
+        self._tenant_key = None if tenant_key is None else namespace_key(tenant_key, topic_prefix)
         self._prefix = topic_prefix
         self._servers = bootstrap_servers
         self._timeout = float(timeout_s)

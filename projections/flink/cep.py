@@ -55,6 +55,7 @@ from projections.flink.compile import (
     q,
     s,
     tenant,
+    tenant_args,
 )
 from projections.flink.jvm import TENANT_OK, TENANT_OK_CLASS
 from projections.pattern_state import IDLE_TIMEOUT_MS
@@ -156,10 +157,7 @@ def _dec(value: Decimal, type_: str = "DECIMAL(38, 10)") -> str:
 def tenant_ok(topic: str, at: FlinkPlacement, alias: str = "") -> str:
     """The SQL of whether a ``kafka_source`` row's tenant claim is the hub's (``hub_tenant_ok``,
     under the key of the namespace ``at.topic_prefix``). ``topic`` without the prefix."""
-    e = f"{alias}." if alias else ""
-    cols = ("headers", "record_key", "value", "src_partition", "src_ts")
-    args = ", ".join([*(e + q(c) for c in cols), s(topic), s(at.topic_prefix)])
-    return f"{q(TENANT_OK)}({args})"
+    return f"{q(TENANT_OK)}({tenant_args(topic, at, alias)})"
 
 
 def timed_source(name: str, topic: str, group: str, at: FlinkPlacement, max_delay_ms: int) -> str:

@@ -88,6 +88,10 @@ class FlinkPlacement:
     group: str | None = None  # one consumer group for every source (jobs combined into one)
     # analytics tables also go to result topics (``projections.flink.results``) for chDB
     result_topics: bool = False
+    # topic (without the prefix) -> partition -> the offset below which its records may carry
+    # tenant MACs under the hub's unbound key (a prefixed namespace's records of before session
+    # 21: ``core.tenant_mac``, the namespace's marker ``KafkaEventLog.bind_namespace``)
+    tenant_legacy: Mapping[str, Mapping[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,10 +331,20 @@ def tenant(topic: str, at: FlinkPlacement, alias: str = "") -> str:
     own reader does with a data record whose record MAC fails). ``topic`` without the prefix;
     the prefix names the hub whose key checks it. Its JobSpec lists ``at.topic_prefix`` in
     ``tenant_prefixes``."""
+    return f"{q(tenant_mac.FUNCTION)}({tenant_args(topic, at, alias)})"
+
+
+def tenant_args(topic: str, at: FlinkPlacement, alias: str = "") -> str:
+    """The arguments of the jobs' tenant functions (``hub_tenant``, ``hub_tenant_ok``): the
+    source row's headers, key, value, partition, timestamp, then the topic (without the prefix),
+    the prefix, the row's offset and the topic's legacy offsets (``core.tenant_mac.legacy_text``
+    of ``at.tenant_legacy``: below them a record may carry a tenant MAC under the hub's unbound
+    key)."""
     e = f"{alias}." if alias else ""
     cols = ("headers", "record_key", "value", "src_partition", "src_ts")
-    args = ", ".join([*(e + q(c) for c in cols), s(topic), s(at.topic_prefix)])
-    return f"{q(tenant_mac.FUNCTION)}({args})"
+    legacy = tenant_mac.legacy_text(at.tenant_legacy.get(topic, {})) if at.topic_prefix else ""
+    tail = [s(topic), s(at.topic_prefix), e + q("src_offset"), s(legacy)]
+    return ", ".join([*(e + q(c) for c in cols), *tail])
 
 
 def jdbc_options(at: FlinkPlacement, table: str) -> dict[str, str]:

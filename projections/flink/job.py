@@ -399,10 +399,12 @@ def epoch_ms(ts: datetime) -> int:
 
 
 def register_tenant(t_env: Any, prefixes: list[str]) -> None:
-    """``hub_tenant(headers, record_key, value, src_partition, src_ts, topic, prefix)``: a
-    source record's ``ce_tenant`` only when the tenant MAC of the hub owning the namespace
-    ``prefix`` verifies on it, else 'default' (``core.tenant_mac``, on the workers' path), under
-    the keys the hub put in the environment (never the spec file). A namespace of ``prefixes``
+    """``hub_tenant(headers, record_key, value, src_partition, src_ts, topic, prefix,
+    src_offset, legacy)``: a source record's ``ce_tenant`` only when the tenant MAC of the hub
+    owning the namespace ``prefix`` verifies on it, else 'default' (``core.tenant_mac``, on the
+    workers' path), under the keys the hub put in the environment (never the spec file), each
+    bound to its namespace (``namespace_key``; the hub's key itself only for a record below the
+    namespace's marker: ``legacy``, ``compile.tenant_args``). A namespace of ``prefixes``
     without a key: the job refuses to start, since otherwise its rows would silently all read
     as tenant 'default'."""
     from pyflink.table import DataTypes
@@ -428,7 +430,7 @@ def register_tenant(t_env: Any, prefixes: list[str]) -> None:
         def open(self, function_context: Any) -> None:
             # read by the worker from its environment: the function is pickled into the job
             # graph, which must not carry the keys
-            self.keys = tenant_keys()
+            self.tenant = tenant_mac.JobTenant(tenant_keys())
 
         def eval(
             self,
@@ -439,11 +441,14 @@ def register_tenant(t_env: Any, prefixes: list[str]) -> None:
             ts: datetime | None,
             topic: str,
             prefix: str,
+            offset: int | None,
+            legacy: str | None,
         ) -> str:
             if partition is None or ts is None:
                 return tenant_mac.DEFAULT_TENANT
-            return tenant_mac.tenant_of(
-                self.keys[prefix], topic, partition, record_key, value, headers, epoch_ms(ts)
+            ms = epoch_ms(ts)
+            return self.tenant(
+                headers, record_key, value, partition, ms, topic, prefix, offset, legacy
             )
 
     t_env.create_temporary_function(

@@ -22,8 +22,7 @@ from confluent_kafka import TopicPartition as KafkaTP
 from adapters.kafka_log.log import KafkaEventLog
 from core.events import OutgoingEvent, tenant_of
 from core.ports.eventlog import ColumnBatch, IdempotenceKey, Record, StoredRecord
-from core.tenant_mac import TMAC_HEADER
-from core.tenant_mac import tenant_of as job_tenant
+from core.tenant_mac import TMAC_HEADER, JobTenant
 from hub.bootstrap import Hub
 from hub.flink import tenant_key
 
@@ -72,9 +71,13 @@ def raw(kafka: str, wire: str, partitions: int = 1) -> list[StoredRecord]:
     return out
 
 
-def flink_tenant(key: bytes, topic: str, r: StoredRecord) -> str:
-    """What the job's ``hub_tenant`` returns for a record (its header map: the last of a name)."""
-    return job_tenant(key, topic, r.partition, r.key, r.value, dict(r.headers), r.timestamp_ms)
+def flink_tenant(key: bytes, prefix: str, topic: str, r: StoredRecord) -> str:
+    """What the job's ``hub_tenant`` returns for a record of namespace ``prefix`` under the hub's
+    tenant key ``key`` (its header map: the last of a name; the namespace's key derived from
+    ``key`` since session 21, no legacy offsets)."""
+    job = JobTenant({prefix: key})
+    h = dict(r.headers)
+    return job(h, r.key, r.value, r.partition, r.timestamp_ms, topic, prefix, r.offset, "")
 
 
 def env(tenant: str, i: int) -> tuple[tuple[str, bytes], ...]:
@@ -141,14 +144,14 @@ def test_every_log_write_path_to_a_data_topic_carries_a_verifying_tenant_mac(kaf
                 assert all(TMAC_HEADER not in dict(r.headers) for r in stored)
                 continue
             assert all(r.headers[-2][0] == TMAC_HEADER for r in stored), topic
-            got = sorted(flink_tenant(TKEY, topic, r) for r in stored)
+            got = sorted(flink_tenant(TKEY, prefix, topic, r) for r in stored)
             assert got == sorted(want), topic
             # under another hub's key (or the record MAC key) nothing verifies
-            assert {flink_tenant(MAC, topic, r) for r in stored} == {"default"}
+            assert {flink_tenant(MAC, prefix, topic, r) for r in stored} == {"default"}
             # the reader agrees with the job record by record
             hub_tenants = {(r.partition, r.offset): tenant_of(r) for r in read}
             for r in stored:
-                assert flink_tenant(TKEY, topic, r) == hub_tenants[(r.partition, r.offset)]
+                assert flink_tenant(TKEY, prefix, topic, r) == hub_tenants[(r.partition, r.offset)]
 
 
 def test_the_publisher_and_a_broker_producers_copies(
@@ -178,7 +181,7 @@ def test_the_publisher_and_a_broker_producers_copies(
             tenant=tenant,
         )
     stored = raw(kafka, prefix + topic)
-    assert [flink_tenant(key, topic, r) for r in stored] == [
+    assert [flink_tenant(key, prefix, topic, r) for r in stored] == [
         t for t in ("acme", "globex", "default") for _ in range(3)
     ]
     own = stored[0]
@@ -202,7 +205,7 @@ def test_the_publisher_and_a_broker_producers_copies(
         )
     assert producer.flush(30) == 0
     forged = raw(kafka, prefix + topic)[len(stored) :]
-    assert [flink_tenant(key, topic, r) for r in forged] == [
+    assert [flink_tenant(key, prefix, topic, r) for r in forged] == [
         "default",
         "default",
         "default",
@@ -212,6 +215,4 @@ def test_the_publisher_and_a_broker_producers_copies(
     read = h.log.read(topic, 0, len(stored), 10)
     assert [tenant_of(r) for r in read][:4] == ["default"] * 4
     # a copy under another partition's or topic's name does not verify either
-    assert job_tenant(
-        key, topic + "x", 0, own.key, own.value, dict(own.headers), own.timestamp_ms
-    ) == ("default")
+    assert flink_tenant(key, prefix, topic + "x", own) == "default"

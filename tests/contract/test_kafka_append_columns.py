@@ -237,7 +237,7 @@ def test_the_native_produce_loop_stores_what_the_reference_stores(
             raw = list(log.scan_stored(topic, 0))  # as stored: the MAC header still on
             assert all(log.has_valid_mac(r) for r in raw)
             assert all(r.headers[-1][0] == "__hub.mac" for r in raw)
-            stored.append([(r.offset, r.timestamp_ms, r.key, r.value, r.headers[:-1]) for r in raw])
+            stored.append([(r.offset, r.timestamp_ms, r.key, r.value, r.headers[:-2]) for r in raw])
     assert len(stored[0]) == n
     assert stored[0] == stored[1]
 
@@ -248,11 +248,11 @@ def test_the_dict_loop_stores_what_the_list_loop_and_the_reference_store(
 ) -> None:
     # distinct header names (every hub batch) on a data topic with the record MAC and the
     # tenant MAC on: the reused-dict loop, the list loop and batch.produce_columns_py store the
-    # same records, all headers included but the record MAC (it binds the namespace prefix,
-    # and each loop writes under its own; the tenant MAC does not), and both MACs verify (the
-    # hub's reader, the Flink jobs' tenant_of)
+    # same records, all headers included but the record MAC and the tenant MAC (both bind the
+    # namespace prefix since session 21, and each loop writes under its own), and both MACs
+    # verify (the hub's reader, the Flink jobs' function)
     from adapters.kafka_log import batch as kbatch
-    from core.tenant_mac import TMAC_HEADER, tenant_of
+    from core.tenant_mac import TMAC_HEADER, JobTenant
 
     native_module().produce_columns_dict  # noqa: B018 - skips loudly where it is not built
     ts = 1_700_000_000_123
@@ -272,9 +272,10 @@ def test_the_dict_loop_stores_what_the_list_loop_and_the_reference_store(
     topic = f"t{uuid.uuid4().hex[:8]}"  # the MACs bind it without the namespace prefix
     stored = []
     for loop in ("dict", "list", "reference"):
+        prefix = f"c{uuid.uuid4().hex[:8]}."
         with KafkaEventLog(
             kafka_bootstrap(),
-            topic_prefix=f"c{uuid.uuid4().hex[:8]}.",
+            topic_prefix=prefix,
             mac_key=b"k" * 32,
             tenant_key=b"t" * 32,
         ) as log:
@@ -289,10 +290,12 @@ def test_the_dict_loop_stores_what_the_list_loop_and_the_reference_store(
             raw = list(log.scan_stored(topic, 0))
             assert all(log.has_valid_mac(r) for r in raw)
             assert [r.headers[-2][0] for r in raw] == [TMAC_HEADER] * n
+            job = JobTenant({prefix: b"t" * 32})
             tenants = [
-                tenant_of(b"t" * 32, topic, 0, r.key, r.value, dict(r.headers), ts) for r in raw
+                job(dict(r.headers), r.key, r.value, 0, ts, topic, prefix, r.offset, "")
+                for r in raw
             ]
             assert tenants == [("acme" if i % 2 else "globex") for i in range(n)]
-        stored.append([(r.offset, r.timestamp_ms, r.key, r.value, r.headers[:-1]) for r in raw])
+        stored.append([(r.offset, r.timestamp_ms, r.key, r.value, r.headers[:-2]) for r in raw])
     assert len(stored[0]) == n
     assert stored[0] == stored[1] == stored[2]

@@ -406,8 +406,9 @@ def load_vectors(hub: Any, view: Any, rows: list[dict[str, Any]], covers: dict[A
 
 
 def raise_covers(hub: Any, view: Any, covers: dict[Any, int]) -> None:
-    """What an edit of the vectors file's covers does (the loader no longer takes a group
-    moved past the stored vectors: ``hub.flink_feature_views``)."""
+    """Covers raised past the stored vectors (the loader no longer takes a group moved past
+    them: ``hub.flink_feature_views``; a raw edit of the file's covers is refused since session
+    21: ``tests/adversarial/test_s21_flink_covers_mac.py``), written under the hub's key."""
     from hub.ml_setup import feature_vectors
 
     store = feature_vectors(hub)

@@ -69,6 +69,19 @@ public class Vectors {
                     same &= !(ok && after);
                 }
                 System.out.println(HexFormat.of().formatHex(mac) + " " + ok + (same ? "" : " !"));
+            } else if (f[0].equals("ns")) { // hubkey prefix topic p ts rkey value off legacy n (h)*
+                Map<String, byte[]> headers = new HashMap<>();
+                int n = Integer.parseInt(f[10]);
+                for (int i = 0; i < n; i++) headers.put(str(f[11 + 2 * i]), h(f[12 + 2 * i]));
+                byte[] key = h(f[1]);
+                String prefix = str(f[2]);
+                Long offset = f[8].equals("-") ? null : Long.valueOf(f[8]);
+                String legacy = f[9].equals("-") ? null : str(f[9]);
+                TenantMac.Namespace ns = new TenantMac.Namespace(key, prefix);
+                boolean ok = ns.claimOk(TenantMac.Memo.thread(), str(f[3]), Long.parseLong(f[4]),
+                    Long.parseLong(f[5]), h(f[6]), h(f[7]), headers, offset, legacy);
+                byte[] bound = TenantMac.namespaceKey(key, prefix);
+                System.out.println(HexFormat.of().formatHex(bound) + " " + ok);
             } else { // keys text prefix*
                 TenantMac.Keys keys = TenantMac.Keys.parse(str(f[1]));
                 StringBuilder out = new StringBuilder("keys");
@@ -228,3 +241,41 @@ def test_the_jvm_function_reads_the_keys_as_parse_keys(java: Path, text: str) ->
     line = f"keys {text.encode().hex()} " + " ".join(p.encode().hex() or "" for p in PREFIXES)
     (got,) = _run(java, [line])
     assert got.split(" ")[1:] == [_hex(want.get(p)) for p in PREFIXES], text
+
+
+def test_the_jvm_namespace_check_agrees_with_the_jobs_python_function(java: Path) -> None:
+    """``TenantMac.Namespace`` (``hub_tenant_ok``) against ``tenant_mac.JobTenant`` (the Python
+    jobs' ``hub_tenant``): the namespace's derived key byte for byte, and the same verdict for
+    records sealed under the namespace's key or the hub's unbound key, at offsets below and
+    above the legacy offsets, with legacy texts that do and do not parse (session 21)."""
+    hub_key = bytes(range(32))
+    headers = (("ce_type", b"hub.T"), ("ce_tenant", b"acme"), ("ce_time", b"2026"))
+    legacies = [None, "", "0:5", "1:5,0:3", "0:5,", "0:٥", f"0:{1 << 63}", "0:9223372036854775807"]
+    cases = []
+    for prefix in ("", "a.", "zé."):
+        for sealing in (tenant_mac.namespace_key(hub_key, prefix), hub_key, bytes(32)):
+            covered = tenant_mac.covered(headers)
+            tmac = tenant_mac.tenant_mac(sealing, "pay", 0, b"k", b"v", covered, 7)
+            sealed = {**dict(headers), tenant_mac.TMAC_HEADER: tmac}
+            for offset in (None, -1, 0, 2, 4, 5, 1 << 40):
+                for legacy in legacies:
+                    cases.append((prefix, sealed, offset, legacy))
+    lines = []
+    for prefix, sealed, offset, legacy in cases:
+        pairs = [f"{n.encode().hex()} {_hex(v)}" for n, v in sealed.items()]
+        off = "-" if offset is None else str(offset)
+        text = "-" if legacy is None else legacy.encode().hex()
+        lines.append(
+            f"ns {hub_key.hex()} {prefix.encode().hex()} {b'pay'.hex()} 0 7 {b'k'.hex()} "
+            f"{b'v'.hex()} {off} {text} {len(pairs)} {' '.join(pairs)}"
+        )
+    got = _run(java, lines)
+    assert len(got) == len(cases)
+    verdicts = []
+    for (prefix, sealed, offset, legacy), line in zip(cases, got, strict=True):
+        job = tenant_mac.JobTenant({prefix: hub_key})
+        want = job(sealed, b"k", b"v", 0, 7, "pay", prefix, offset, legacy) == "acme"
+        bound = tenant_mac.namespace_key(hub_key, prefix)
+        assert line == f"{bound.hex()} {str(want).lower()}", (prefix, offset, legacy)
+        verdicts.append(want)
+    assert 20 < sum(verdicts) < len(verdicts) - 20

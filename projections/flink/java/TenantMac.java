@@ -24,16 +24,104 @@ import javax.crypto.spec.SecretKeySpec;
  * <p>Message (core.tenant_mac.labelled_mac): LABEL, then length-prefixed fields (a signed 64-bit
  * big-endian length, -1 for none): the topic without the namespace prefix, the partition (unsigned
  * 32-bit) and timestamp (signed 64-bit) unprefixed, the record's key and value, then name and value
- * of each COVERED header the record carries, in COVERED order. HMAC-SHA256.
+ * of each COVERED header the record carries, in COVERED order. HMAC-SHA256, under the namespace's
+ * key ({@link #namespaceKey}; the hub's key itself below the namespace's legacy offsets only:
+ * {@link Namespace}).
  */
 public final class TenantMac {
     public static final String KEY_ENV = "HUB_FLINK_TENANT_KEY";
     public static final String TMAC_HEADER = "__hub.tmac";
     static final String[] COVERED = {"ce_tenant", "ce_type", "ce_time"};
     static final byte[] LABEL = "hub.kafka.tenant.v1\n".getBytes(StandardCharsets.US_ASCII);
+    static final byte[] NAMESPACE_LABEL =
+            "hub.kafka.namespace.v1\n".getBytes(StandardCharsets.US_ASCII);
+    private static final java.util.regex.Pattern LEGACY =
+            java.util.regex.Pattern.compile("[0-9]{1,10}:[0-9]{1,19}(,[0-9]{1,10}:[0-9]{1,19})*");
     static final int MIN_KEY = 32; // bytes (core.tenant_mac._key)
 
     private TenantMac() {}
+
+    /**
+     * The key of namespace {@code prefix} (core.tenant_mac.namespace_key): the hub's key itself for
+     * the default namespace, else HMAC-SHA256(key, NAMESPACE_LABEL || prefix).
+     */
+    public static byte[] namespaceKey(byte[] key, String prefix) {
+        if (prefix == null || prefix.isEmpty()) {
+            return key.clone();
+        }
+        try {
+            Mac m = Mac.getInstance("HmacSHA256");
+            m.init(new SecretKeySpec(key, "HmacSHA256"));
+            m.update(NAMESPACE_LABEL);
+            return m.doFinal(prefix.getBytes(StandardCharsets.UTF_8));
+        } catch (GeneralSecurityException e) { // every JDK has HmacSHA256
+            throw new IllegalStateException("HmacSHA256 is not available in this JVM", e);
+        }
+    }
+
+    /**
+     * One topic's legacy offsets (core.tenant_mac.parse_legacy): partition to the offset below
+     * which a record may carry a tenant MAC under the hub's unbound key; text that does not parse
+     * holds none. A number too large for a long holds none either (Python's int would take it, but
+     * no offset reaches it: both then take no record below it that the other refuses).
+     */
+    public static Map<Long, Long> parseLegacy(String text) {
+        Map<Long, Long> out = new HashMap<>();
+        if (text == null || !LEGACY.matcher(text).matches()) {
+            return out;
+        }
+        try {
+            for (String part : text.split(",")) {
+                int at = part.indexOf(':');
+                out.put(Long.parseLong(part.substring(0, at)), Long.parseLong(part.substring(at + 1)));
+            }
+        } catch (NumberFormatException e) {
+            return new HashMap<>();
+        }
+        return out;
+    }
+
+    /**
+     * The checks of one namespace (the JVM twin of the Python job's hub_tenant): under the
+     * namespace's key, and under the hub's unbound key only for a record of a prefixed namespace
+     * below its legacy offset (core.tenant_mac.legacy_key_of). Not thread-safe, like Verifier.
+     */
+    public static final class Namespace {
+        private final String prefix;
+        private final Verifier bound;
+        private final Verifier unbound; // null for the default namespace
+        private final Map<String, Map<Long, Long>> legacy = new HashMap<>(); // by its text
+
+        public Namespace(byte[] hubKey, String prefix) {
+            this.prefix = prefix == null ? "" : prefix;
+            this.bound = new Verifier(namespaceKey(hubKey, this.prefix));
+            this.unbound = this.prefix.isEmpty() ? null : new Verifier(hubKey);
+        }
+
+        /** Whether the record's tenant claim is this namespace's hub's (through the memo). */
+        public boolean claimOk(
+                Memo memo,
+                String topic,
+                long partition,
+                long ts,
+                byte[] recordKey,
+                byte[] value,
+                Map<String, byte[]> headers,
+                Long offset,
+                String legacyText) {
+            if (memo.claimOk(bound, topic, partition, ts, recordKey, value, headers)) {
+                return true;
+            }
+            if (unbound == null || offset == null || offset < 0) {
+                return false;
+            }
+            String text = legacyText == null ? "" : legacyText;
+            Long below = legacy.computeIfAbsent(text, TenantMac::parseLegacy).get(partition);
+            return below != null
+                    && offset < below
+                    && memo.claimOk(unbound, topic, partition, ts, recordKey, value, headers);
+        }
+    }
 
     /** HMAC-SHA256 of one record (core.tenant_mac.tenant_mac over its covered headers). */
     public static byte[] mac(

@@ -8,9 +8,10 @@ import org.apache.flink.table.functions.FunctionContext;
 import org.apache.flink.table.functions.ScalarFunction;
 
 /**
- * {@code hub_tenant_ok(headers, record_key, value, src_partition, src_ts, topic, prefix)}: whether a
- * Kafka source row's tenant claim is the hub's (TenantMac.claimOk under the key of the hub owning
- * the namespace {@code prefix}). The pattern jobs call it in the source table's rowtime column
+ * {@code hub_tenant_ok(headers, record_key, value, src_partition, src_ts, topic, prefix, src_offset,
+ * legacy)}: whether a Kafka source row's tenant claim is the hub's (TenantMac.Namespace under the
+ * key of the hub owning the namespace {@code prefix}, bound to it; the hub's key itself below the
+ * namespace's legacy offsets only). The pattern jobs call it in the source table's rowtime column
  * (projections/flink/cep.py), so a record a broker producer forged carries no event time that
  * could move the watermark, and drop such rows before MATCH_RECOGNIZE. A JVM function because a
  * Python one there stops Flink pushing the watermark into the Kafka source (FLINK-22984): the
@@ -23,12 +24,12 @@ import org.apache.flink.table.functions.ScalarFunction;
 public class TenantOk extends ScalarFunction {
     private static final long serialVersionUID = 1L;
     private transient TenantMac.Keys keys;
-    private transient Map<String, TenantMac.Verifier> verifiers; // by namespace
+    private transient Map<String, TenantMac.Namespace> namespaces; // by prefix
 
     @Override
     public void open(FunctionContext context) {
         keys = TenantMac.Keys.parse(System.getenv(TenantMac.KEY_ENV));
-        verifiers = new HashMap<>();
+        namespaces = new HashMap<>();
     }
 
     public boolean eval(
@@ -38,22 +39,32 @@ public class TenantOk extends ScalarFunction {
             Integer partition,
             @DataTypeHint("TIMESTAMP_LTZ(3)") Instant ts,
             String topic,
-            String prefix) {
+            String prefix,
+            Long offset,
+            String legacy) {
         if (keys == null) { // a code-generated caller that did not open it
             open(null);
         }
         if (partition == null || ts == null || topic == null) {
             return false;
         }
-        TenantMac.Verifier verifier = verifiers.get(prefix);
-        if (verifier == null) {
-            verifier = verifiers.computeIfAbsent(prefix, this::verifier);
+        TenantMac.Namespace namespace = namespaces.get(prefix);
+        if (namespace == null) {
+            namespace = namespaces.computeIfAbsent(prefix, this::namespace);
         }
-        return TenantMac.Memo.thread()
-                .claimOk(verifier, topic, partition, ts.toEpochMilli(), recordKey, value, headers);
+        return namespace.claimOk(
+                TenantMac.Memo.thread(),
+                topic,
+                partition,
+                ts.toEpochMilli(),
+                recordKey,
+                value,
+                headers,
+                offset,
+                legacy);
     }
 
-    private TenantMac.Verifier verifier(String prefix) {
+    private TenantMac.Namespace namespace(String prefix) {
         byte[] key = keys.of(prefix);
         if (key == null) {
             throw new IllegalStateException(
@@ -63,6 +74,6 @@ public class TenantOk extends ScalarFunction {
                             + "': the job reads a record only where the hub's tenant MAC verifies"
                             + " (the hub's launcher sets it); without it no record would count.");
         }
-        return new TenantMac.Verifier(key);
+        return new TenantMac.Namespace(key, prefix);
     }
 }

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -573,7 +574,10 @@ def _check_vault_keys(manifest: Manifest, settings: Settings) -> dict[str, int]:
 
 
 def _move_into(staging: Path, target: Path) -> None:
-    """``target`` is an existing empty folder: move the staged contents in, then drop staging."""
+    """``target`` is an existing empty folder: make it the owner's alone (0700, as the staging
+    folder is: a mount point made by ``mkdir`` under umask 022 is 0755, and the restored log
+    holds every tenant's records), move the staged contents in, then drop staging."""
+    os.chmod(target, 0o700)
     for child in staging.iterdir():
         child.rename(target / child.name)
     staging.rmdir()

@@ -239,7 +239,14 @@ def _backup_embedded(
         chunk_bytes=chunk_bytes,
         progress=progress,
         exclude=(h.settings.objects_dir,),
+        secret_files=secret_files_of(h.settings),
     )
+
+
+def secret_files_of(settings: Settings) -> tuple[Path, ...]:
+    """The secret files the settings name (a backup seals those inside the data folder)."""
+    named = (settings.metrics_token_file, settings.alert_webhook_secret_file)
+    return tuple(Path(p).expanduser() for p in named if p is not None)
 
 
 @dataclass

@@ -8,6 +8,9 @@ records), the ledger and the views became readable by every local user, where th
 folder had been the owner's alone; the hub only warned at each start. The restore now makes
 the target 0700, as it makes the staging folder (the files inside keep the modes the hub gives
 its own files: the folder is what keeps them private, as after ``hub init``).
+
+Also here: ``hub backup kek`` refuses to write a KEK where every later use refuses to read it
+(inside the data folder or the local object folder).
 """
 
 from __future__ import annotations
@@ -92,3 +95,28 @@ def test_a_restore_into_a_new_folder_under_umask_022_is_the_owners_alone(
         os.umask(old)
     assert r.exit_code == 0, r.output
     assert mode(target) == "700"
+
+
+def test_a_kek_is_not_written_into_the_data_folder_or_the_store(tmp_path: Path) -> None:
+    """``hub backup kek`` wrote a KEK inside the data folder without objection (every later use
+    refused it, and the next backup with another KEK uploaded the stray one in plaintext)."""
+    data, objects = tmp_path / "hub", tmp_path / "store"
+    data.mkdir()
+    objects.mkdir()
+    for path in (data / "backup.kek", data / "sub" / "k.kek", objects / "k.kek"):
+        r = CliRunner().invoke(
+            main,
+            ["--data-dir", str(data), "backup", "kek", str(path)],
+            env={"HUB_OBJECT_STORE_DIR": str(objects), "HUB_OBJECT_STORE": "local"},
+        )
+        assert r.exit_code == 1, r.output
+        assert "beside what it protects" in r.output
+        assert not path.exists()
+    fine = tmp_path / "vault" / "backup.kek"
+    r = CliRunner().invoke(
+        main,
+        ["--data-dir", str(data), "backup", "kek", str(fine)],
+        env={"HUB_OBJECT_STORE_DIR": str(objects), "HUB_OBJECT_STORE": "local"},
+    )
+    assert r.exit_code == 0, r.output
+    assert fine.exists()

@@ -611,7 +611,7 @@ def _backup_portable(
     import tempfile
 
     from hub.bootstrap import open_ledger_file
-    from storage.backup import data_files, snapshot_file
+    from storage.backup import data_files, secret_rels, snapshot_file
     from storage.portable import LOG_EXPORT, copy_ledger, export_end_offsets, export_log
 
     say = progress or (lambda _msg: None)
@@ -658,6 +658,9 @@ def _backup_portable(
             chunk_bytes=chunk_bytes,
             progress=progress,
             extra_stats={"footprint": footprint},
+            secret_files=tuple(
+                snap / rel for rel in secret_rels(settings.data_dir, secret_files_of(settings))
+            ),
         )
 
 

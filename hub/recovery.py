@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -238,7 +239,14 @@ def _backup_embedded(
         chunk_bytes=chunk_bytes,
         progress=progress,
         exclude=(h.settings.objects_dir,),
+        secret_files=secret_files_of(h.settings),
     )
+
+
+def secret_files_of(settings: Settings) -> tuple[Path, ...]:
+    """The secret files the settings name (a backup seals those inside the data folder)."""
+    named = (settings.metrics_token_file, settings.alert_webhook_secret_file)
+    return tuple(Path(p).expanduser() for p in named if p is not None)
 
 
 @dataclass
@@ -573,7 +581,10 @@ def _check_vault_keys(manifest: Manifest, settings: Settings) -> dict[str, int]:
 
 
 def _move_into(staging: Path, target: Path) -> None:
-    """``target`` is an existing empty folder: move the staged contents in, then drop staging."""
+    """``target`` is an existing empty folder: make it the owner's alone (0700, as the staging
+    folder is: a mount point made by ``mkdir`` under umask 022 is 0755, and the restored log
+    holds every tenant's records), move the staged contents in, then drop staging."""
+    os.chmod(target, 0o700)
     for child in staging.iterdir():
         child.rename(target / child.name)
     staging.rmdir()
@@ -600,7 +611,7 @@ def _backup_portable(
     import tempfile
 
     from hub.bootstrap import open_ledger_file
-    from storage.backup import data_files, snapshot_file
+    from storage.backup import data_files, secret_rels, snapshot_file
     from storage.portable import LOG_EXPORT, copy_ledger, export_end_offsets, export_log
 
     say = progress or (lambda _msg: None)
@@ -647,6 +658,9 @@ def _backup_portable(
             chunk_bytes=chunk_bytes,
             progress=progress,
             extra_stats={"footprint": footprint},
+            secret_files=tuple(
+                snap / rel for rel in secret_rels(settings.data_dir, secret_files_of(settings))
+            ),
         )
 
 

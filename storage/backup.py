@@ -6,7 +6,9 @@ What a backup holds (``hub backup create``)
   serve`` goes on writing meanwhile), and every other file (witnessed checkpoints, ...);
   the projection views are not copied: they are folds of the log, rebuilt after a restore;
 - key material (``keys/`` and any ``*.key`` file: the ledger signing key, the log MAC key, the
-  API key pepper, the key ring's master key and the sealed data keys) only inside one object
+  API key pepper, the key ring's master key and the sealed data keys; also the secret files the
+  settings name when they lie in the data folder, and any small file holding nothing but a hub
+  credential, as an admin key saved under another name) only inside one object
   sealed with AES-256-GCM under a key-encryption key (KEK) that the store never holds: the
   operator keeps the KEK file elsewhere (``--kek-file``, ``HUB_BACKUP_KEK_FILE``) and a KEK
   inside the data folder or the local object folder is refused;
@@ -125,9 +127,11 @@ class Kek:
         return hashlib.sha256(b"hub-backup-kek\x00" + self.key).hexdigest()[:16]
 
 
-def create_kek_file(path: Path) -> Kek:
-    """Write a new random KEK (base64, mode 0600) to ``path``; refuses to replace a file."""
-    path = Path(path)
+def create_kek_file(path: Path, *, forbidden_under: tuple[Path, ...] = ()) -> Kek:
+    """Write a new random KEK (base64, mode 0600) to ``path``; refuses to replace a file, and
+    a place under ``forbidden_under`` (``load_kek`` would refuse it there at every use)."""
+    path = Path(path).expanduser()
+    check_kek_place(path, forbidden_under)
     key = os.urandom(KEK_BYTES)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -144,16 +148,8 @@ def create_kek_file(path: Path) -> Kek:
     return Kek(key, str(path))
 
 
-def load_kek(path: Path | None, *, forbidden_under: tuple[Path, ...] = ()) -> Kek:
-    """The KEK in ``path`` (base64 of 32 bytes); refuses one stored under ``forbidden_under``
-    (the data folder, the local object folder): a KEK kept beside what it protects protects
-    nothing."""
-    if path is None:
-        raise ConfigError(
-            "No key-encryption key: pass --kek-file FILE (or set HUB_BACKUP_KEK_FILE). Create "
-            "one with `hub backup kek FILE` and keep it away from the data folder and the store."
-        )
-    path = Path(path).expanduser()
+def check_kek_place(path: Path, forbidden_under: tuple[Path, ...]) -> None:
+    """Refuse a KEK file under one of ``forbidden_under`` (symlinks resolved)."""
     resolved = path.resolve()
     for root in forbidden_under:
         try:
@@ -164,6 +160,19 @@ def load_kek(path: Path | None, *, forbidden_under: tuple[Path, ...] = ()) -> Ke
             f"The KEK file {path} lies inside {root}, beside what it protects; keep it "
             "elsewhere (another disk, a secret manager) and pass that path."
         )
+
+
+def load_kek(path: Path | None, *, forbidden_under: tuple[Path, ...] = ()) -> Kek:
+    """The KEK in ``path`` (base64 of 32 bytes); refuses one stored under ``forbidden_under``
+    (the data folder, the local object folder): a KEK kept beside what it protects protects
+    nothing."""
+    if path is None:
+        raise ConfigError(
+            "No key-encryption key: pass --kek-file FILE (or set HUB_BACKUP_KEK_FILE). Create "
+            "one with `hub backup kek FILE` and keep it away from the data folder and the store."
+        )
+    path = Path(path).expanduser()
+    check_kek_place(path, forbidden_under)
     try:
         text = path.read_text().strip()
     except OSError as exc:
@@ -377,6 +386,34 @@ def is_key_material(rel: str) -> bool:
     return rel.startswith("keys/") or rel.endswith(".key")
 
 
+# A hub credential saved on its own under any name (``hub serve --admin-key-file``, ``hub enrol
+# --out``, ``hub keys create > FILE``): KEY_ID:SECRET or an enrolment token, alone in the file.
+_CREDENTIAL = re.compile(rb"\A\s*h[ke]_[0-9a-f]{16}[:.][A-Za-z0-9_\-.~+/=:]{8,}\s*\Z")
+CREDENTIAL_MAX_BYTES = 1024
+
+
+def holds_credential(path: Path) -> bool:
+    """True when ``path`` is a small file holding nothing but a hub credential."""
+    try:
+        if path.stat().st_size > CREDENTIAL_MAX_BYTES:
+            return False
+        return _CREDENTIAL.match(path.read_bytes()) is not None
+    except OSError:
+        return False
+
+
+def secret_rels(data_dir: Path, secret_files: tuple[Path, ...]) -> set[str]:
+    """The paths, relative to ``data_dir``, of the ``secret_files`` that lie inside it."""
+    root = Path(data_dir).resolve()
+    out = set()
+    for f in secret_files:
+        try:
+            out.add(Path(f).resolve().relative_to(root).as_posix())
+        except ValueError:
+            continue  # outside the data folder: not backed up at all
+    return out
+
+
 def data_files(data_dir: Path, exclude: tuple[Path, ...] = ()) -> list[str]:
     """The files a backup takes, relative and sorted (ledger first, see step 2); folders in
     ``exclude`` (a local object folder kept inside the data folder) are left out."""
@@ -460,8 +497,12 @@ def create_backup(
     scratch: Path | None = None,
     exclude: tuple[Path, ...] = (),
     extra_stats: dict[str, Any] | None = None,
+    secret_files: tuple[Path, ...] = (),
 ) -> Manifest:
-    """Back up ``data_dir`` into ``store`` (steps in the module docstring); the manifest."""
+    """Back up ``data_dir`` into ``store`` (steps in the module docstring); the manifest.
+    ``secret_files`` (the settings' scrape token, webhook key...) are sealed with the key
+    material when they lie in ``data_dir``, as is any small file holding a hub credential."""
+    sealed_too = secret_rels(data_dir, secret_files)
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     now_ms = time.time_ns() // 1_000_000
@@ -478,7 +519,7 @@ def create_backup(
             if not src.exists():
                 continue  # removed meanwhile (a temporary file)
             is_db = snapshot_file(src, dst)
-            if is_key_material(rel):
+            if is_key_material(rel) or rel in sealed_too or (not is_db and holds_credential(dst)):
                 keys[rel] = base64.b64encode(dst.read_bytes()).decode()
                 continue
             digest, names = hashlib.sha256(), []

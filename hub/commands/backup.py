@@ -39,14 +39,19 @@ def _settings(obj: Ctx) -> Any:
     return load_settings(obj.config, **overrides)
 
 
+def _kek_forbidden(settings: Any) -> tuple[Path, ...]:
+    """Where a KEK must not lie: the data folder and the local object folder."""
+    forbidden = [settings.data_dir]
+    if settings.object_store == "local":
+        forbidden.append(settings.objects_dir)
+    return tuple(forbidden)
+
+
 def _kek(settings: Any, kek_file: str | None) -> Any:
     from storage.backup import load_kek
 
     path = Path(kek_file) if kek_file else settings.backup_kek_file
-    forbidden = [settings.data_dir]
-    if settings.object_store == "local":
-        forbidden.append(settings.objects_dir)
-    return load_kek(path, forbidden_under=tuple(forbidden))
+    return load_kek(path, forbidden_under=_kek_forbidden(settings))
 
 
 def _progress(msg: str) -> None:
@@ -60,12 +65,14 @@ def backup() -> None:
 
 @backup.command("kek")
 @click.argument("file", type=click.Path(dir_okay=False))
-def backup_kek(file: str) -> None:
-    """Write a new random key-encryption key to FILE (0600); keep it away from the data."""
+@click.pass_obj
+def backup_kek(obj: Ctx, file: str) -> None:
+    """Write a new random key-encryption key to FILE (0600); keep it away from the data (a
+    FILE inside the data folder or the local object folder is refused)."""
     from storage.backup import create_kek_file
 
     def go() -> None:
-        kek = create_kek_file(Path(file))
+        kek = create_kek_file(Path(file), forbidden_under=_kek_forbidden(_settings(obj)))
         click.echo(f"wrote KEK {kek.id} to {file}; store it apart from the data and the backups")
 
     run_safely(go)

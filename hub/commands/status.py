@@ -62,9 +62,12 @@ def status(obj: Ctx, url: str | None) -> None:
 def _served(url: str) -> dict[str, object]:
     import httpx
 
+    from hub.logs import redact, redact_url
+
+    shown = redact_url(url)  # a proxy's basic-auth password stays out of the message
     if not url.startswith(("http://", "https://")):
         raise InvalidInput(
-            f"--url {url!r} is not an http(s) URL; give a served hub's base URL, e.g. "
+            f"--url {shown!r} is not an http(s) URL; give a served hub's base URL, e.g. "
             "http://127.0.0.1:8080."
         )
     try:
@@ -73,7 +76,7 @@ def _served(url: str) -> dict[str, object]:
         body = resp.json()
     except (httpx.HTTPError, ValueError) as exc:
         raise InvalidInput(
-            f"The hub at {url} did not answer GET /health ({exc}); check the URL and that it "
-            "serves."
+            f"The hub at {shown} did not answer GET /health ({redact(str(exc))}); check the URL "
+            "and that it serves."
         ) from exc
-    return {"url": url, **body.get("leader", {"role": "unknown"})}
+    return {"url": shown, **body.get("leader", {"role": "unknown"})}

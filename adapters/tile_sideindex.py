@@ -69,7 +69,8 @@ def encode_v1(table: pa.Table) -> bytes:
 
 
 def _unsigned(values: Any) -> tuple[int, bytes]:
-    """``values`` (uint64, non-negative) at the smallest width: (width in bytes, data)."""
+    """``values`` (a non-negative integer array: uint64, or int32 from ``_strings_of``) at the
+    smallest width: (width in bytes, data)."""
     top = int(values.max()) if len(values) else 0
     for limit, kind in _WIDTHS:
         if top <= limit:
@@ -98,8 +99,9 @@ def _strings_of(values: list[str], index: bytes) -> list[bytes]:
     words = [v.encode() for v in values]
     body = b"".join(words)
     ends = np.cumsum([len(w) for w in words], dtype=np.int64).astype("<u4").tobytes()
-    idx = np.frombuffer(index, dtype="<i4").astype(np.int64) + 1
-    width, packed = _unsigned(idx.astype(np.uint64))
+    # -1 (null) .. len(words) - 1 -> 0 .. len(words): int32 still, no widening copies
+    idx = np.frombuffer(index, dtype="<i4") + np.int32(1)
+    width, packed = _unsigned(idx)
     return [struct.pack("<II", len(words), len(body)), ends, body, bytes([width]), packed]
 
 

@@ -83,6 +83,7 @@ from core.ports.ledgerstore import (
     LeafRow,
     LedgerWrite,
     Positions,
+    StoredLeafBatch,
     column_values,
     leaf_schema,
 )
@@ -289,6 +290,30 @@ def decode_side_index(
             code="ledger_store",
         )
     return table
+
+
+def _hashes_complete(nxt: int, hashes: bytes, rows: int) -> None:
+    """HubError unless the level-0 tiles held a leaf hash for each of ``rows`` side-index rows
+    from leaf ``nxt``."""
+    if len(hashes) != rows * HASH_SIZE:
+        raise HubError(
+            f"Leaf {nxt + len(hashes) // HASH_SIZE} has a side-index row but no leaf hash in its "
+            "level-0 tile; the tile store is damaged: run `hub ledger verify --full`.",
+            code="ledger_store",
+        )
+
+
+def _encoded_batch(first: int, n: int, hashes: bytes, body: bytes) -> StoredLeafBatch:
+    """A whole version-2 batch of ``n`` rows from ``first`` (inflated ``body``) as
+    :meth:`TileLedgerStore.iter_stored_batches` hands it."""
+
+    def same(batch: LeafBatch) -> bool:
+        return sideindex.body_of(batch.columns, batch.dictionaries) == body
+
+    def load() -> LeafBatch:
+        return LeafBatch(first, hashes, sideindex.decode_body(n, body, first))
+
+    return StoredLeafBatch(first, hashes, sideindex.keys_of(n, body, first), same, load)
 
 
 def _check_digest(blob: bytes, digest: bytes, first: int) -> None:
@@ -955,14 +980,39 @@ class TileLedgerStore(SqliteLedgerFile):
         ``start`` on, with their leaf hashes from the level-0 tiles: no row per leaf."""
         for first, n, table, hashes, skip in self._stored_from(start):
             nxt = first + skip
-            if len(hashes) != (n - skip) * HASH_SIZE:
-                raise HubError(
-                    f"Leaf {nxt + len(hashes) // HASH_SIZE} has a side-index row but no leaf "
-                    "hash in its level-0 tile; the tile store is damaged: run `hub ledger "
-                    "verify --full`.",
-                    code="ledger_store",
-                )
+            _hashes_complete(nxt, hashes, n - skip)
             yield LeafBatch(nxt, hashes, table.slice(skip) if skip else table)
+
+    def iter_stored_batches(self, start: int = 0) -> Iterator[StoredLeafBatch]:
+        """The batches of :meth:`iter_leaf_batches`, each read once with its digest and MAC
+        checked; a version-2 batch read whole (not from mid-batch) has only its ``KEYS``
+        columns decoded, and a recomputed batch is the same when its version-2 body
+        (``sideindex.body_of``, deterministic) equals the stored inflated body byte for byte:
+        equal bytes decode to equal columns. Any other batch, or a body that differs, is
+        decoded in full (``load``) and compared value by value, as before."""
+        nxt = start
+        while True:
+            with self._read() as conn:
+                row = conn.execute(
+                    f"SELECT {_BATCH_COLS} FROM batches WHERE first <= ? "
+                    "ORDER BY first DESC LIMIT 1",
+                    (nxt,),
+                ).fetchone()
+                if row is None or nxt >= row[0] + row[1]:
+                    return
+                stored = _stored(row)
+                self._checked(conn, [stored])
+                first, n, blob = stored[0], stored[1], stored[4]
+                hashes = self._leaf_hashes(conn, nxt, first + n - nxt)
+            skip = nxt - first
+            _hashes_complete(nxt, hashes, n - skip)
+            got = sideindex.inflated(blob, first) if not skip else None
+            if got is None or got[0] != n:  # version 1, mid-batch, or rows to be named: decoded
+                table = decode_side_index(blob, None, first, n)
+                yield StoredLeafBatch.of(LeafBatch(nxt, hashes, table.slice(skip)))
+            else:
+                yield _encoded_batch(first, n, hashes, got[1])
+            nxt = first + n
 
     def _stored_from(self, start: int) -> Iterator[tuple[int, int, pa.Table, bytes, int]]:
         """Each stored side-index batch from leaf ``start`` on, one read each: its first leaf,

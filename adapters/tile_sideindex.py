@@ -44,6 +44,7 @@ MAX_BODY = 256 << 20  # a side-index batch of 50,000 rows is ~1-3 MiB inflated
 LEVEL = 3
 _HEAD = struct.Struct("<4sII")
 _SCHEMA = leaf_schema()
+_FIELDS = list(_SCHEMA)
 _IPC_OPTIONS = ipc.IpcWriteOptions(compression="zstd")
 _ZSTD = pa.Codec("zstd", compression_level=LEVEL)
 _INT_TYPES = {pa.int32(): np.int32, pa.int64(): np.int64}
@@ -68,7 +69,8 @@ def encode_v1(table: pa.Table) -> bytes:
 
 
 def _unsigned(values: Any) -> tuple[int, bytes]:
-    """``values`` (uint64, non-negative) at the smallest width: (width in bytes, data)."""
+    """``values`` (a non-negative integer array: uint64, or int32 from ``_strings_of``) at the
+    smallest width: (width in bytes, data)."""
     top = int(values.max()) if len(values) else 0
     for limit, kind in _WIDTHS:
         if top <= limit:
@@ -97,8 +99,9 @@ def _strings_of(values: list[str], index: bytes) -> list[bytes]:
     words = [v.encode() for v in values]
     body = b"".join(words)
     ends = np.cumsum([len(w) for w in words], dtype=np.int64).astype("<u4").tobytes()
-    idx = np.frombuffer(index, dtype="<i4").astype(np.int64) + 1
-    width, packed = _unsigned(idx.astype(np.uint64))
+    # -1 (null) .. len(words) - 1 -> 0 .. len(words): int32 still, no widening copies
+    idx = np.frombuffer(index, dtype="<i4") + np.int32(1)
+    width, packed = _unsigned(idx)
     return [struct.pack("<II", len(words), len(body)), ends, body, bytes([width]), packed]
 
 
@@ -114,9 +117,10 @@ def _integers(column: pa.ChunkedArray) -> list[bytes]:
     return [struct.pack("<q", first), bytes([width]), packed]
 
 
-def encode_v2(table: pa.Table, dictionaries: Dicts | None = None) -> bytes | None:
-    """Version 2 (module docstring); None when an integer column holds a null. A string column
-    named in ``dictionaries`` (``LeafBatch.dictionaries``) is written from its dictionary."""
+def body_of(table: pa.Table, dictionaries: Dicts | None = None) -> bytes | None:
+    """The inflated version-2 body of ``table`` (module docstring); None when an integer column
+    holds a null. A string column named in ``dictionaries`` (``LeafBatch.dictionaries``) is
+    written from its dictionary. Deterministic: the same columns give the same bytes."""
     parts: list[bytes] = []
     for name, field in zip(LEAF_COLUMNS, _SCHEMA, strict=True):
         column = table.column(name)
@@ -127,7 +131,14 @@ def encode_v2(table: pa.Table, dictionaries: Dicts | None = None) -> bytes | Non
             return None
         else:
             parts += _integers(column)
-    body = b"".join(parts)
+    return b"".join(parts)
+
+
+def encode_v2(table: pa.Table, dictionaries: Dicts | None = None) -> bytes | None:
+    """Version 2 (module docstring); None when an integer column holds a null."""
+    body = body_of(table, dictionaries)
+    if body is None:
+        return None
     packed = bytes(_ZSTD.compress(body, asbytes=True))
     return _HEAD.pack(MAGIC, table.num_rows, len(body)) + packed
 
@@ -268,19 +279,47 @@ def may_hold(blob: bytes, column: str, value: str, first: int = 0) -> bool:
     raise ValueError(f"{column!r} is not a string column of the side index")
 
 
-def decode_v2(blob: bytes, first: int) -> pa.Table:
-    rows, body = _inflate(blob, first)
-    size = len(body)
-    r = _Reader(body, first)
+def _read_columns(r: _Reader, rows: int, count: int) -> list[pa.Array]:
+    """The first ``count`` columns of the schema from ``r``."""
     arrays = []
-    for field in _SCHEMA:
+    for field in _FIELDS[:count]:
         if field.type == pa.string():
             arrays.append(_read_strings(r, rows))
         else:
             arrays.append(_read_integers(r, rows, _INT_TYPES[field.type]))
-    if r.at != size:
-        raise damaged(first, f"{size - r.at} bytes follow the last column")
+    return arrays
+
+
+def inflated(blob: bytes, first: int) -> tuple[int, bytes] | None:
+    """A version-2 batch's row count and inflated body (HubError as :func:`decode` when
+    damaged); None for a version-1 batch."""
+    return _inflate(blob, first) if blob[: len(MAGIC)] == MAGIC else None
+
+
+#: the leading columns that name each leaf's record (topic, partition, offset): what
+#: :func:`keys_of` decodes
+KEYS = LEAF_COLUMNS[:3]
+
+
+def keys_of(rows: int, body: bytes, first: int) -> pa.Table:
+    """The ``KEYS`` columns of an inflated version-2 body (the schema's first three), nothing
+    past them decoded; HubError as :func:`decode` when what it reads is damaged."""
+    arrays = _read_columns(_Reader(body, first), rows, len(KEYS))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(_FIELDS[: len(KEYS)]))
+
+
+def decode_body(rows: int, body: bytes, first: int) -> pa.Table:
+    """The columns of an inflated version-2 body of ``rows`` rows."""
+    r = _Reader(body, first)
+    arrays = _read_columns(r, rows, len(_SCHEMA))
+    if r.at != len(body):
+        raise damaged(first, f"{len(body) - r.at} bytes follow the last column")
     return pa.Table.from_arrays(arrays, schema=_SCHEMA)
+
+
+def decode_v2(blob: bytes, first: int) -> pa.Table:
+    rows, body = _inflate(blob, first)
+    return decode_body(rows, body, first)
 
 
 def decode(blob: bytes, first: int = 0) -> pa.Table:

@@ -45,10 +45,13 @@ Steps (each names the first bad entry it finds, by leaf index and (topic, partit
     10. Outside witness (``ledger.witness_log``, outside the data folder): the ledger extends
        its newest checkpoint since the last acknowledged rollback (every one, on a full run):
        an older data folder copied back, whose in-folder witness is older too, fails here.
-Step 1 runs per stored batch of leaves (``LedgerStore.iter_leaf_batches``: the tile store's
-side-index columns and level-0 hashes as they are). The usual case is checked column to column:
-the batch's runs of one partition are read from the log, their leaf hashes and query columns
-recomputed in one encoder call (the sync's) and compared whole with the stored ones. When
+Step 1 runs per stored batch of leaves (``LedgerStore.iter_stored_batches``: the tile store's
+side-index batches and level-0 hashes as they are, only the topic, partition and offset
+columns decoded). The usual case is checked column to column: the batch's runs of one
+partition are read from the log, their leaf hashes and query columns recomputed in one encoder
+call (the sync's) and compared whole with the stored ones (the tile store: the recomputed
+columns' side-index body against the stored one, byte for byte; a body that differs is decoded
+and its values compared, so one holding the same values in other bytes passes). When
 anything differs, the batch takes the row-by-row pass: the cheap per-row checks first (density,
 the log record each row names), then the leaf hashes and query columns recomputed as one batch;
 the first bad row is reported whichever check found it, with the same message either way.
@@ -79,7 +82,7 @@ from audit.note import GENESIS_PREV, VerifierKey, checkpoint_hash, open_checkpoi
 from core.errors import HubError
 from core.hashing import split
 from core.ports.eventlog import EncodedColumns, EventLog, RecordColumns, StoredRecord
-from core.ports.ledgerstore import LeafBatch, StoredCheckpoint, column_values
+from core.ports.ledgerstore import StoredCheckpoint, StoredLeafBatch, column_values
 from ledger.cuts import RecordedCuts, UnreadableCut, iter_cuts
 from ledger.leaves import LeafEncoder
 from ledger.service import Ledger
@@ -924,7 +927,7 @@ def _verify_leaves_and_tree(
                 pending[(level, chunk)] = data
         return True
 
-    leaves = store.iter_leaf_batches(start=start)
+    leaves = store.iter_stored_batches(start=start)
     while True:
         try:
             stored = next(leaves, None)
@@ -934,7 +937,7 @@ def _verify_leaves_and_tree(
         if unlocked is not None and (stored is None or stored.first + len(stored) > unlocked.size):
             unlocked.lock(tree)  # the rest, appended meanwhile, under the sync
             unlocked = None
-            leaves = store.iter_leaf_batches(start=expected)
+            leaves = store.iter_stored_batches(start=expected)
             continue
         if stored is None:
             break
@@ -950,7 +953,11 @@ def _verify_leaves_and_tree(
             report.leaves = expected - start
             continue
         # else row by row: the first problem is found and named
-        rows = stored.rows()
+        try:
+            rows = stored.load().rows()
+        except HubError as exc:  # its columns past the keys cannot be decoded
+            report.fail(Problem(exc.message, index=expected))
+            return False
         # 1. per row: density and the log record it names (cheap checks, in order) ...
         recs: list[StoredRecord] = []  # the row-by-row pass's records
         chunks: list[Chunk] | None = None  # the fast path's: chunk slices
@@ -1175,7 +1182,7 @@ def _cursor(
 
 def _same_as_log(
     ledger: Ledger,
-    stored: LeafBatch,
+    stored: StoredLeafBatch,
     expected: int,
     cursors: _Cursors,
     begins: dict[tuple[str, int], int],
@@ -1186,12 +1193,12 @@ def _same_as_log(
     ``expected``, each leaf the next record of its partition (none removed by retention), its
     hash and query columns (time, actor, action, resource, tenant, with topic, partition and
     offset) equal to those recomputed from the log in one encoder call, whole columns compared
-    at once. False, with every cursor as it was, when anything differs, cannot be read, or a
-    record carries an envelope header twice: the row-by-row pass then finds and names the
-    first problem."""
+    at once (``StoredLeafBatch.same``: the tile store compares encoded bytes). False, with
+    every cursor as it was, when anything differs, cannot be read, or a record carries an
+    envelope header twice: the row-by-row pass then finds and names the first problem."""
     import pyarrow.compute as pc
 
-    n, cols = len(stored), stored.columns
+    n, cols = len(stored), stored.keys
     if not n or stored.first != expected or cols.num_rows != n:
         return False
     topic, part = cols.column("topic").combine_chunks(), cols.column("part").combine_chunks()
@@ -1231,11 +1238,7 @@ def _same_as_log(
             ok = False
         else:
             # a record carrying an envelope header twice is named by the row pass
-            ok = (
-                not encoder.duplicates
-                and again.hashes == stored.hashes
-                and again.columns.equals(cols)
-            )
+            ok = not encoder.duplicates and again.hashes == stored.hashes and stored.same(again)
     if not ok:
         for cur, mark in reversed(marks):
             cur.reset(mark)

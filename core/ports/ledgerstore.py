@@ -122,6 +122,39 @@ class LeafBatch:
         return list(zip(range(self.first, self.first + n), *cols, hashes, strict=True))
 
 
+@dataclass(frozen=True, slots=True)
+class StoredLeafBatch:
+    """A stored batch as ``hub ledger verify`` compares it
+    (:meth:`LedgerStore.iter_stored_batches`): ``first`` and ``hashes`` as in
+    :class:`LeafBatch`; ``keys`` an Arrow table of the ``topic``, ``part`` and ``off`` columns
+    (which log records the leaves name); ``same(batch)`` whether a :class:`LeafBatch` of the
+    same leaves holds exactly the stored query columns (True only when every value is equal;
+    False may still mean equal values held in other bytes: the caller then compares
+    ``load()``'s columns); ``load()`` the batch decoded (HubError as
+    :meth:`LedgerStore.iter_leaf_batches` raises for a damaged one)."""
+
+    first: int
+    hashes: bytes
+    keys: Any  # pyarrow.Table
+    same: Callable[[LeafBatch], bool]
+    load: Callable[[], LeafBatch]
+
+    def __len__(self) -> int:
+        return len(self.hashes) // HASH_SIZE
+
+    @classmethod
+    def of(cls, batch: LeafBatch) -> StoredLeafBatch:
+        """A decoded batch as one (its columns compared value by value)."""
+        cols = batch.columns
+        return cls(
+            batch.first,
+            batch.hashes,
+            cols.select(list(LEAF_COLUMNS[:3])),
+            lambda other: bool(other.columns.equals(cols)),
+            lambda: batch,
+        )
+
+
 def column_values(column: Any) -> list[Any]:
     """An Arrow column as Python values, through NumPy (15-30x faster than ``to_pylist``; the
     same values: ``str``/``int``, None for a null string); ``to_pylist`` when a number is null."""
@@ -413,6 +446,14 @@ class LedgerStore(abc.ABC):
         row per leaf. Raises what :meth:`iter_leaves` raises for a damaged store."""
         for rows in self.iter_leaves(start, batch):
             yield LeafBatch.of_rows(rows)
+
+    def iter_stored_batches(self, start: int = 0) -> Iterator[StoredLeafBatch]:
+        """The batches of :meth:`iter_leaf_batches` as :class:`StoredLeafBatch` (``hub ledger
+        verify``'s usual case). This default wraps the decoded batches; a store holding its
+        columns encoded (tiles) decodes only the keys and compares a recomputed batch by its
+        encoded bytes, decoding the rest only when they differ."""
+        for batch in self.iter_leaf_batches(start):
+            yield StoredLeafBatch.of(batch)
 
     @abc.abstractmethod
     def find(self, where: LeafQuery, *, after: int = -1, limit: int = 100) -> list[LeafRow]:

@@ -65,14 +65,21 @@ def test_incremental_verify_decodes_only_the_new_batches(
         _append(log, old, 3 * BATCH)
         ledger.sync(force_checkpoint=True)
 
+        # a batch read: decoded whole, or (verify's usual case) its keys decoded and the rest
+        # compared as encoded bytes (``iter_stored_batches``)
         decoded: list[int] = []
-        real = tiles.decode_side_index
+        real, real_keys = tiles.decode_side_index, tiles.sideindex.keys_of
 
         def counting(blob: bytes, digest: bytes, first: int, n: int | None = None) -> Any:
             decoded.append(first)
             return real(blob, digest, first, n)
 
+        def counting_keys(rows: int, body: bytes, first: int) -> Any:
+            decoded.append(first)
+            return real_keys(rows, body, first)
+
         monkeypatch.setattr(tiles, "decode_side_index", counting)
+        monkeypatch.setattr(tiles.sideindex, "keys_of", counting_keys)
         inc = verify_ledger(ledger, since=state)
         assert inc.ok, inc.as_dict()
         assert inc.incremental_from == old and inc.leaves == 3 * BATCH

@@ -265,6 +265,13 @@ class RegoPolicyEngine(InputDocumentEngine):
         if self.cache is not None:
             self.cache.clear()
 
+    def close(self) -> None:
+        """End the idle evaluator thread (set-aside ones end with their evaluation)."""
+        with self._lock:
+            if self._worker is not None:
+                self._worker[0].stop()
+                self._worker = None
+
     def _new_worker(
         self, bundle: PolicyBundle, compiled: Any = None
     ) -> tuple[EvaluatorThread, _Evaluation]:

@@ -43,6 +43,7 @@ class EvaluatorThread:
         self._done.acquire()
         self._state = threading.Lock()  # orders "answer handed back" against "set aside"
         self._job: Any = None
+        self._stop = False
         self._answer: tuple[bool, Any] = (True, None)
         self.lost = False
         self._thread = threading.Thread(target=self._loop, name="rego-evaluator", daemon=True)
@@ -61,9 +62,16 @@ class EvaluatorThread:
         answer, self._answer, self._job = self._answer, (True, None), None
         return answer
 
+    def stop(self) -> None:
+        """End the thread once idle (call only when no ``run`` is under way)."""
+        self._stop = True
+        self._go.release()
+
     def _loop(self) -> None:
         while True:
             self._go.acquire()
+            if self._stop:
+                return
             try:
                 answer: tuple[bool, Any] = (True, self._work(self._job))
             except Exception as exc:  # handed to the caller, which fails closed

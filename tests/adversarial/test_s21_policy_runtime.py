@@ -110,3 +110,13 @@ def test_the_timing_child_has_a_memory_cap() -> None:
         check(PolicyBundle.from_files(files), [("hog", {"action": "hog"})])
     assert time.monotonic() - started < 60
     assert "256 MiB" in str(err.value) and "HUB_POLICY_EVAL_MEMORY_MB" in str(err.value), err.value
+
+
+def test_close_ends_the_idle_evaluator_thread() -> None:
+    engine = RegoPolicyEngine(PolicyBundle.from_dir(), decision_bound_ms=5_000)
+    assert engine.decide(Principal("ann", frozenset({"analyst"})), "event.read", "t").allow
+    assert engine._worker is not None
+    thread = engine._worker[0]._thread
+    engine.close()
+    thread.join(timeout=5)
+    assert not thread.is_alive()

@@ -15,6 +15,7 @@ answer is a deny whose reason says what failed, never an exception. An optional
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 from core.decisioncache import DecisionCache
 from core.errors import ConfigError
 from core.policybundle import (
+    EvaluationTimeout,
     InputDocumentEngine,
     PolicyBundle,
     PolicyError,
@@ -40,6 +42,7 @@ except ImportError as exc:  # pragma: no cover - the lock file installs it
     ) from exc
 
 ENGINE = "OPA"
+log = logging.getLogger(__name__)
 PACKAGE = "hub/authz"
 RULE = "decision"
 
@@ -55,6 +58,7 @@ class OpaPolicyEngine(InputDocumentEngine):
         timeout_s: float = 0.5,
         cache: DecisionCache | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
+        on_timeout: Callable[[], None] | None = None,
     ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -65,6 +69,8 @@ class OpaPolicyEngine(InputDocumentEngine):
         self.timeout_s = timeout_s
         self.cache = cache
         self._clock_ns = clock_ns
+        self._on_timeout = on_timeout
+        self.timeouts = 0  # decisions denied for a server past the timeout, since start
         self._host = parts.hostname
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._ssl = parts.scheme == "https"
@@ -95,8 +101,25 @@ class OpaPolicyEngine(InputDocumentEngine):
         return client
 
     def evaluate(self, doc: Mapping[str, Any]) -> Any:
-        """The raw ``result`` of the decision rule (None when undefined); raises on transport."""
-        body = self.client().query_rule(doc, PACKAGE, RULE)
+        """The raw ``result`` of the decision rule (None when undefined); raises on transport,
+        ``EvaluationTimeout`` (``policy_eval_timeout``) when the server did not answer in time
+        (the request is dropped; OPA stops an evaluation whose request was cancelled)."""
+        try:
+            body = self.client().query_rule(doc, PACKAGE, RULE)
+        except requests.Timeout as exc:
+            self.timeouts += 1
+            message = (
+                f"policy_eval_timeout: {self.url} did not decide {doc.get('action')!r} on "
+                f"{doc.get('resource')!r} within {self.timeout_s * 1000:.0f} ms "
+                "(HUB_OPA_TIMEOUT_MS): denied."
+            )
+            log.warning(
+                message,
+                extra={"event": "policy_eval_timeout", "engine": ENGINE, "url": self.url},
+            )
+            if self._on_timeout is not None:
+                self._on_timeout()
+            raise EvaluationTimeout(message) from exc
         return body.get("result") if isinstance(body, dict) else None
 
     def decide_input(self, doc: Mapping[str, Any], *, key: str | None = None) -> Decision:

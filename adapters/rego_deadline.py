@@ -12,7 +12,14 @@ and refuses the bundle, naming the case and the bound, when
   rego-cpp evaluates on the calling thread, and CPU time does not grow with the machine's load);
 - the child did not answer within the bound plus ``WALL_GRACE_S`` of wall time (an evaluation
   that never ends): the child is killed, the only way to stop a rego-cpp evaluation;
-- the child did not compile the bundle within ``START_BOUND_S`` or died.
+- the child did not compile the bundle within ``START_BOUND_S`` or died;
+- the child's resident memory passed ``HUB_POLICY_EVAL_MEMORY_MB`` (read from ``/proc`` while
+  waiting, every ``MEMORY_POLL_S``): the child is killed. An ``RLIMIT_AS``/``RLIMIT_DATA`` cap
+  cannot be used: rego-cpp's allocator (snmalloc) reserves 256 GiB of address space when it
+  loads (VmData 268,534,752 kB measured) and fails to start under either limit.
+
+This times the bundle's own cases only: an input no case has can still reach a slow branch,
+which the serving path bounds (``adapters.rego_runtime``: ``HUB_POLICY_DECISION_BOUND_MS``).
 
 The decisions' answers are not checked here (the case run in-process does that, after this
 check: by then every case is known to be fast). The OPA footprint validates proposals the same
@@ -42,8 +49,10 @@ from core.childenv import child_environment
 from core.policybundle import PolicyBundle, PolicyError
 
 SETTING = "HUB_POLICY_EVAL_BOUND_MS"
+MEMORY_SETTING = "HUB_POLICY_EVAL_MEMORY_MB"
 START_BOUND_S = 60.0  # starting Python, importing rego-cpp and compiling the bundle
 WALL_GRACE_S = 2.0  # wall time past the bound before an evaluation counts as never ending
+MEMORY_POLL_S = 0.05  # how often the child's resident memory is read while waiting
 _ROOT = Path(__file__).resolve().parents[1]  # the folder holding the adapters package
 
 
@@ -51,13 +60,21 @@ class BoundedEvaluation:
     """``check(bundle, cases)``: raise ``PolicyError`` unless every case evaluates within
     ``bound_ms`` milliseconds of CPU time; ``cases`` are (name, input document) pairs."""
 
-    def __init__(self, bound_ms: int) -> None:
+    def __init__(self, bound_ms: int, *, memory_mb: int = 1024) -> None:
         if bound_ms < 1:
             raise ValueError(f"{SETTING} must be at least 1 (got {bound_ms})")
+        if memory_mb < 64:
+            raise ValueError(f"{MEMORY_SETTING} must be at least 64 (got {memory_mb})")
         self.bound_ms = bound_ms
+        self.memory_mb = memory_mb
 
     def __call__(self, bundle: PolicyBundle, cases: Sequence[tuple[str, Any]]) -> None:
-        payload = json.dumps({"files": dict(bundle.files), "cases": [list(c) for c in cases]})
+        payload = json.dumps(
+            {
+                "files": dict(bundle.files),
+                "cases": [list(c) for c in cases],
+            }
+        )
         with tempfile.TemporaryFile() as errors:
             child = subprocess.Popen(
                 [sys.executable, "-m", "adapters.rego_deadline"],
@@ -88,7 +105,7 @@ class BoundedEvaluation:
             child.stdin.close()
         except BrokenPipeError:
             pass  # the child died: reported below as no answer
-        with _Lines(child.stdout) as lines:
+        with _Lines(child.stdout, child.pid, self.memory_mb) as lines:
             self._read(child, lines, bundle, cases, errors)
 
     def _read(
@@ -113,6 +130,17 @@ class BoundedEvaluation:
         wall_s = self.bound_ms / 1000 + WALL_GRACE_S
         for index, (case, _) in enumerate(cases):
             line = lines.next(wall_s)
+            if line is None and lines.over_memory:
+                raise PolicyError(
+                    f"{name} used more than the memory cap of {self.memory_mb} MiB "
+                    f"({MEMORY_SETTING}) deciding the policy case {case!r} (stopped): a decision "
+                    "must be small; refused."
+                )
+            if line is None and _ended(child):
+                raise PolicyError(
+                    f"{name} ended the timing child (exit {child.returncode}) while deciding the "
+                    f"policy case {case!r}: the engine crashed on it; refused."
+                )
             if line is None:
                 raise PolicyError(
                     f"{name} did not decide the policy case {case!r} within {wall_s:.1f} s of "
@@ -129,10 +157,20 @@ class BoundedEvaluation:
                 )
 
 
+def _ended(child: subprocess.Popen[bytes]) -> bool:
+    """Whether the child has exited (awaited briefly: its pipe closes just before it exits)."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        child.wait(timeout=1.0)
+    return child.returncode is not None
+
+
 class _Lines:
     """Lines of a pipe, each awaited with a deadline."""
 
-    def __init__(self, pipe: IO[bytes]) -> None:
+    def __init__(self, pipe: IO[bytes], pid: int, memory_mb: int) -> None:
+        self._status = f"/proc/{pid}/statm"
+        self._cap_pages = memory_mb * 2**20 // os.sysconf("SC_PAGE_SIZE")
+        self.over_memory = False  # the writer's resident memory passed the cap (then None)
         self._fd = pipe.fileno()
         self._buffer = b""
         self._selector = selectors.DefaultSelector()
@@ -149,14 +187,25 @@ class _Lines:
         deadline = time.monotonic() + timeout_s
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
-            if left <= 0 or not self._selector.select(left):
+            if left <= 0 or self._over_memory():
                 return None
+            if not self._selector.select(min(left, MEMORY_POLL_S)):
+                continue
             chunk = os.read(self._fd, 65536)
             if not chunk:
                 return None
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         return line.decode("utf-8")
+
+    def _over_memory(self) -> bool:
+        try:
+            with open(self._status, "rb") as f:
+                resident = int(f.read().split()[1])
+        except (OSError, ValueError, IndexError):
+            return False  # ended: the pipe says so
+        self.over_memory = resident > self._cap_pages
+        return self.over_memory
 
 
 def _child() -> None:
@@ -165,9 +214,9 @@ def _child() -> None:
     # The answers go to a copy of it, and descriptor 1 (the bundle's prints) to stderr.
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    request = json.loads(sys.stdin.buffer.read())
     from adapters.rego_policy import RegoPolicyEngine
 
-    request = json.loads(sys.stdin.buffer.read())
     engine = RegoPolicyEngine(PolicyBundle.from_files(request["files"]))
     out.write("ready\n")
     out.flush()

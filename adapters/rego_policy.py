@@ -20,16 +20,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from adapters.rego_runtime import SETTING as BOUND_SETTING
+from adapters.rego_runtime import EvaluatorThread, StuckCount
 from core.decisioncache import DecisionCache
 from core.policybundle import (
     ENTRYPOINT,
     QUERY,
     UNSAFE_TEXT,
+    EvaluationTimeout,
     InputDocumentEngine,
     PolicyBundle,
     PolicyError,
@@ -51,6 +55,7 @@ except ImportError as exc:  # pragma: no cover - the lock file installs it
     raise ImportError("The embedded policy engine needs regopy: pip install regopy==1.5.2") from exc
 
 ENGINE = "rego-cpp"
+log = logging.getLogger(__name__)
 
 
 def compile_bundle(bundle: PolicyBundle, *, with_tests: bool = False) -> Any:
@@ -181,8 +186,35 @@ def _push(handle: Any, value: Any) -> None:
         raise ValueError(f"rego-cpp refused an input value (code {code})")
 
 
+class _Evaluation:
+    """A rego-cpp interpreter and the compiled form of one bundle, used by one thread at a time
+    (a compiled bundle is never shared by two evaluators: one may still run, set aside)."""
+
+    def __init__(self, bundle: PolicyBundle, compiled: Any = None) -> None:
+        self.interp = regopy.Interpreter()
+        self.interp.strict_built_in_errors = True
+        self.version = bundle.version
+        self.compiled = compile_bundle(bundle) if compiled is None else compiled
+
+    def evaluate(self, job: tuple[PolicyBundle, Mapping[str, Any]]) -> Any:
+        """The raw answer of the entrypoint of ``bundle`` for ``doc`` (None when undefined)."""
+        bundle, doc = job
+        if bundle.version != self.version:  # ``load`` switched bundles: compile it here
+            self.compiled, self.version = compile_bundle(bundle), bundle.version
+        refuse_unsafe_text(doc)
+        self.interp.set_input(rego_input(doc))
+        return _read(*query_entrypoint(self.interp, self.compiled, ENTRYPOINT))
+
+
 class RegoPolicyEngine(InputDocumentEngine):
-    """Evaluates ``data.hub.authz.decision`` in-process. Thread-safe (one evaluation at a time)."""
+    """Evaluates ``data.hub.authz.decision`` in-process. Thread-safe (one evaluation at a time).
+
+    With ``decision_bound_ms`` (the serving path: ``HUB_POLICY_DECISION_BOUND_MS``), each
+    evaluation runs on an evaluator thread and a decision not answered within the bound is
+    denied with the reason ``policy_eval_timeout`` (``adapters.rego_runtime``); ``on_timeout``
+    is called then (a metric). Without it, the caller's own thread evaluates (the timing child
+    of ``adapters.rego_deadline``, which measures that thread's CPU time).
+    """
 
     def __init__(
         self,
@@ -190,14 +222,25 @@ class RegoPolicyEngine(InputDocumentEngine):
         *,
         cache: DecisionCache | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
+        decision_bound_ms: int | None = None,
+        stuck_max: int = 2,
+        on_timeout: Callable[[], None] | None = None,
     ) -> None:
+        if decision_bound_ms is not None and decision_bound_ms < 1:
+            raise ValueError(f"{BOUND_SETTING} must be at least 1 (got {decision_bound_ms})")
+        if stuck_max < 0:
+            raise ValueError(f"HUB_POLICY_STUCK_MAX must be at least 0 (got {stuck_max})")
         self.cache = cache
         self._clock_ns = clock_ns
         self._lock = threading.Lock()
-        self._interp = regopy.Interpreter()
-        self._interp.strict_built_in_errors = True
+        self.decision_bound_ms = decision_bound_ms
+        self.stuck_max = stuck_max
+        self.timeouts = 0  # decisions denied past the bound, since start
+        self._on_timeout = on_timeout
+        self._stuck = StuckCount()
+        self._worker: tuple[EvaluatorThread, _Evaluation] | None = None
         self._bundle: PolicyBundle
-        self._compiled: Any
+        self._inline: _Evaluation | None = None
         self.load(bundle or PolicyBundle.from_dir())
 
     @property
@@ -212,40 +255,97 @@ class RegoPolicyEngine(InputDocumentEngine):
         """Compile and switch to ``bundle`` atomically; the old one stays on a compile error."""
         compiled = compile_bundle(bundle)
         with self._lock:
-            self._bundle, self._compiled = bundle, compiled
+            self._bundle = bundle
+            if self.decision_bound_ms is None:
+                self._inline = _Evaluation(bundle, compiled)
+            elif self._worker is None:
+                self._worker = self._new_worker(bundle, compiled)
+            else:  # idle (the lock is held): it evaluates the new bundle from now on
+                self._worker[1].compiled, self._worker[1].version = compiled, bundle.version
         if self.cache is not None:
             self.cache.clear()
+
+    def close(self) -> None:
+        """End the idle evaluator thread (set-aside ones end with their evaluation)."""
+        with self._lock:
+            if self._worker is not None:
+                self._worker[0].stop()
+                self._worker = None
+
+    def _new_worker(
+        self, bundle: PolicyBundle, compiled: Any = None
+    ) -> tuple[EvaluatorThread, _Evaluation]:
+        evaluation = _Evaluation(bundle, compiled)
+        return EvaluatorThread(evaluation.evaluate, self._stuck.end), evaluation
 
     def evaluate(self, doc: Mapping[str, Any]) -> Any:
         """The raw answer of the entrypoint for an input document (None when undefined)."""
         with self._lock:
-            return self._evaluate_locked(self._compiled, doc)
+            bundle = self._bundle
+        return self._evaluate_with(bundle)(doc)
 
-    def _evaluate_locked(self, compiled: Any, doc: Mapping[str, Any]) -> Any:
-        refuse_unsafe_text(doc)
-        self._interp.set_input(rego_input(doc))
-        return _read(*query_entrypoint(self._interp, compiled, ENTRYPOINT))
-
-    def _evaluate_with(self, compiled: Any) -> Callable[[Mapping[str, Any]], Any]:
-        """An evaluator pinned to ``compiled``, whatever ``load`` switches to meanwhile."""
+    def _evaluate_with(self, bundle: PolicyBundle) -> Callable[[Mapping[str, Any]], Any]:
+        """An evaluator pinned to ``bundle``, whatever ``load`` switches to meanwhile."""
 
         def evaluate(doc: Mapping[str, Any]) -> Any:
             with self._lock:
-                return self._evaluate_locked(compiled, doc)
+                if self._inline is not None:
+                    return self._inline.evaluate((bundle, doc))
+                return self._evaluate_bounded(bundle, doc)
 
         return evaluate
+
+    def _evaluate_bounded(self, bundle: PolicyBundle, doc: Mapping[str, Any]) -> Any:
+        """``doc`` evaluated on the evaluator thread within the bound (held: ``self._lock``)."""
+        bound_ms = self.decision_bound_ms or 0
+        where = f"the bound of {bound_ms} ms ({BOUND_SETTING})"
+        if self._worker is None:
+            if self._stuck.running >= self.stuck_max:
+                raise self._timed_out(
+                    f"policy_eval_timeout: {self._stuck.running} policy evaluations past {where} "
+                    "are still running, the most this engine lets run (HUB_POLICY_STUCK_MAX); "
+                    "no evaluation starts until one ends: denied."
+                )
+            self._worker = self._new_worker(bundle)
+        answer = self._worker[0].run((bundle, doc), bound_ms / 1000)
+        if answer is None:  # set aside: it ends on its own thread
+            self._worker = None
+            self._stuck.add()
+            raise self._timed_out(
+                f"policy_eval_timeout: the policy bundle {bundle.version[:12]} did not decide "
+                f"{doc.get('action')!r} on {doc.get('resource')!r} within {where}: denied "
+                "(the policy has a branch too slow for this input; fix it and propose again)."
+            )
+        ok, value = answer
+        if not ok:
+            raise value
+        return value
+
+    def _timed_out(self, message: str) -> EvaluationTimeout:
+        self.timeouts += 1
+        log.warning(
+            message,
+            extra={
+                "event": "policy_eval_timeout",
+                "engine": ENGINE,
+                "bound_ms": self.decision_bound_ms,
+                "stuck": self._stuck.running,
+            },
+        )
+        if self._on_timeout is not None:
+            self._on_timeout()
+        return EvaluationTimeout(message)
 
     def decide_input(self, doc: Mapping[str, Any], *, key: str | None = None) -> Decision:
         """Decide on an input document as is (malformed documents are denied with a reason).
 
-        The bundle and its compiled form are read together under the lock, and the evaluation
-        uses that compiled form: a decision records exactly the version that evaluated it, even
-        when ``load`` switches bundles in between.
+        The bundle is read under the lock, and the evaluation uses it: a decision records
+        exactly the version that evaluated it, even when ``load`` switches bundles in between.
         """
         with self._lock:
-            bundle, compiled = self._bundle, self._compiled
+            bundle = self._bundle
         return decide_cached(
-            ENGINE, doc, bundle, self.cache, self._evaluate_with(compiled), _explain, key
+            ENGINE, doc, bundle, self.cache, self._evaluate_with(bundle), _explain, key
         )
 
 

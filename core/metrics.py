@@ -75,6 +75,13 @@ class Metrics:
             ["action"],
             registry=self.registry,
         )
+        self.policy_eval_timeouts = Counter(
+            "hub_policy_eval_timeouts_total",
+            "Decisions denied because the engine did not decide within "
+            "HUB_POLICY_DECISION_BOUND_MS (policy_eval_timeout), by engine.",
+            ["engine"],
+            registry=self.registry,
+        )
         # route is the route template (/v1/topics/{topic}/events), never the raw path.
         self.policy_decisions = Counter(
             "hub_policy_decisions_total",

@@ -49,6 +49,14 @@ class PolicyError(HubError):
     http_status = 422
 
 
+class EvaluationTimeout(PolicyError):
+    """A decision was not evaluated within its bound; the decision is denied with this message,
+    which starts with ``policy_eval_timeout:`` (the reason recorded with the decision)."""
+
+    code = "policy_eval_timeout"
+    http_status = 503
+
+
 def bundle_version(files: Mapping[str, str]) -> str:
     """SHA-256 (hex) over the sorted files of a bundle."""
     h = hashlib.sha256()
@@ -674,6 +682,8 @@ def _evaluated(
         return engine_failure(engine, exc.message, bundle.version)
     try:
         decision = decision_from_result(evaluate(doc), bundle.version)
+    except EvaluationTimeout as exc:  # past the bound: its own reason, never cached
+        return Decision(False, exc.message, bundle.version)
     except Exception as exc:  # the engine failed in any way: fail closed
         return engine_failure(engine, explain(exc), bundle.version)
     if cache is not None:

@@ -1530,3 +1530,6 @@ class RecordingPolicyEngine(PolicyEngine):
 
     def close(self) -> None:
         self.committer.close()
+        close_inner = getattr(self.inner, "close", None)
+        if callable(close_inner):
+            close_inner()  # the embedded engine's evaluator thread

@@ -609,6 +609,7 @@ def build_policy(
     publisher: Publisher,
     policy_store: PolicyStore,
     cases: CaseBook | None = None,
+    metrics: Metrics | None = None,
 ) -> PolicyEngine:
     """The PolicyEngine the settings name, on the active bundle (the fold of ``hub.policies``),
     recording every decision on ``hub.decisions`` unless ``policy_record_decisions`` is off.
@@ -626,13 +627,27 @@ def build_policy(
         ttl = settings.policy_cache_ttl_ms
         cache = DecisionCache(ttl) if ttl else None
         if settings.policy_engine == "rego":
-            engine = RegoPolicyEngine(bundle, cache=cache)
+            engine = RegoPolicyEngine(
+                bundle,
+                cache=cache,
+                decision_bound_ms=settings.policy_decision_bound_ms,
+                stuck_max=settings.policy_stuck_max,
+                on_timeout=None
+                if metrics is None
+                else metrics.policy_eval_timeouts.labels("rego-cpp").inc,
+            )
         else:
             from adapters.opa_policy import OpaPolicyEngine
             from core.policybundle import PolicyError
 
             opa = OpaPolicyEngine(
-                settings.opa_url, bundle, timeout_s=settings.opa_timeout_ms / 1000, cache=cache
+                settings.opa_url,
+                bundle,
+                timeout_s=settings.opa_timeout_ms / 1000,
+                cache=cache,
+                on_timeout=None
+                if metrics is None
+                else metrics.policy_eval_timeouts.labels("OPA").inc,
             )
             try:
                 if opa.loaded_version() != bundle.version:
@@ -655,7 +670,9 @@ def build_policy(
 def build_policy_timing(settings: Settings) -> BoundedEvaluation:
     """How long a proposed bundle's decisions may take (``HUB_POLICY_EVAL_BOUND_MS``): each
     case evaluated in a child process (``adapters.rego_deadline``)."""
-    return BoundedEvaluation(settings.policy_eval_bound_ms)
+    return BoundedEvaluation(
+        settings.policy_eval_bound_ms, memory_mb=settings.policy_eval_memory_mb
+    )
 
 
 def _reloadable(engine: PolicyEngine) -> Reloadable | None:
@@ -761,7 +778,7 @@ def bootstrap(
         return bool(policy_store.active_bundle().hub_data.get("two_person"))
 
     keys.use_two_person(two_person_on)
-    policy = build_policy(settings, event_log, registry, publisher, policy_store, cases)
+    policy = build_policy(settings, event_log, registry, publisher, policy_store, cases, metrics)
     ingest = build_ingest(event_log, registry, publisher, metrics, settings)
     leader = build_leader(settings)  # None unless several processes share the footprint
     ledger = build_ledger(  # verifies the hot log

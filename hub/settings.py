@@ -461,6 +461,25 @@ class Settings(BaseSettings):
         "policy cases, timed in a child process at proposal and before activation; a slower "
         "bundle is refused (rego-cpp cannot stop an evaluation once the bundle is active).",
     )
+    policy_decision_bound_ms: int = Field(
+        default=1_000,
+        ge=1,
+        description="Wall time the embedded Rego engine may take on one decision in the serving "
+        "path; past it the decision is denied with the reason policy_eval_timeout (counted in "
+        "hub_policy_eval_timeouts_total, logged) and the evaluation is set aside.",
+    )
+    policy_stuck_max: int = Field(
+        default=2,
+        ge=0,
+        description="Set-aside evaluations (past HUB_POLICY_DECISION_BOUND_MS) that may still "
+        "run; at the cap every decision is denied (policy_eval_timeout) until one ends.",
+    )
+    policy_eval_memory_mb: int = Field(
+        default=1_024,
+        ge=64,
+        description="Address-space cap (RLIMIT_AS) of the child process that times a proposed "
+        "policy bundle; a bundle whose decision needs more is refused.",
+    )
     policy_cache_ttl_ms: int = Field(
         default=1_000, ge=0, description="Decision cache lifetime (0 disables the cache)."
     )

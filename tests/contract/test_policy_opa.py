@@ -118,7 +118,30 @@ def test_a_server_that_does_not_answer_denies_within_the_timeout(silent_server: 
     started = time.perf_counter()
     d = engine.decide(Principal("root", frozenset({"admin"})), "event.read", "r")
     assert time.perf_counter() - started < 2
-    assert not d.allow and "did not answer within 0.2 s" in d.reason
+    assert not d.allow and d.reason.startswith("policy_eval_timeout:"), d.reason
+    assert "within 200 ms (HUB_OPA_TIMEOUT_MS)" in d.reason and engine.timeouts == 1
+
+
+def test_a_slow_branch_on_the_server_is_denied_at_the_timeout(opa_server: str) -> None:
+    """s21: a bundle slow only for an input no case has is cut off by HUB_OPA_TIMEOUT_MS with
+    the embedded engine's reason (policy_eval_timeout); the server then serves on."""
+    from tests.adversarial.test_s21_policy_runtime import SLOW_RESOURCE, _slow_for_a_resource
+
+    counted: list[int] = []
+    engine = OpaPolicyEngine(
+        opa_server, SHIPPED, timeout_s=0.3, on_timeout=lambda: counted.append(1)
+    )
+    engine.load(_slow_for_a_resource(SHIPPED, 3_000))
+    try:
+        who = Principal("ann", frozenset({"analyst"}))
+        started = time.perf_counter()
+        d = engine.decide(who, "event.read", SLOW_RESOURCE)
+        assert time.perf_counter() - started < 3
+        assert not d.allow and d.reason.startswith("policy_eval_timeout:"), d.reason
+        assert counted == [1]
+        assert engine.decide(who, "event.read", "topics/payments").allow
+    finally:
+        engine.load(SHIPPED)
 
 
 def test_stopped_server_denies_then_recovers(opa_server: str) -> None:

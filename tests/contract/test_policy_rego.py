@@ -27,7 +27,31 @@ class TestRegoPolicyEngine(PolicyEngineContract):
     @pytest.fixture
     def broken_engine(self) -> RegoPolicyEngine:
         engine = RegoPolicyEngine(SHIPPED)
-        engine._compiled = object()  # what a rego-cpp failure looks like to the adapter
+        assert engine._inline is not None
+        engine._inline.compiled = object()  # what a rego-cpp failure looks like to the adapter
+        return engine
+
+
+class TestBoundedRegoPolicyEngine(PolicyEngineContract):
+    """The same contract with each decision on the evaluator thread, under a bound (the
+    serving path's engine, ``HUB_POLICY_DECISION_BOUND_MS``)."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def engine(cls) -> RegoPolicyEngine:
+        return RegoPolicyEngine(SHIPPED, decision_bound_ms=5_000)
+
+    @pytest.fixture
+    def cached_engine(self) -> RegoPolicyEngine:
+        return RegoPolicyEngine(
+            SHIPPED, cache=DecisionCache(ttl_ms=60_000), decision_bound_ms=5_000
+        )
+
+    @pytest.fixture
+    def broken_engine(self) -> RegoPolicyEngine:
+        engine = RegoPolicyEngine(SHIPPED, decision_bound_ms=5_000)
+        assert engine._worker is not None
+        engine._worker[1].compiled = object()  # a rego-cpp failure, on the evaluator thread
         return engine
 
 

@@ -627,6 +627,60 @@ def test_an_event_loop_is_woken_once_per_batch_and_a_cancelled_waiter_harms_nobo
     assert len(wakeups) == 2  # one per batch, not one per waiter
 
 
+def test_decide_async_waiters_of_a_batch_share_its_answer_and_a_cancel_harms_nobody() -> None:
+    """The event loop's allows of one batch (``enqueue_awaited``): a caller cancelled while
+    its record is being stored is cancelled alone (its record is still stored; the others get
+    their allows), a late batch fails every waiter, an already stored batch answers a late
+    ``wait_async`` at once. Guards any sharing of one future among a batch's waiters: a
+    plain shared future is cancelled for all of them by one ``Task.cancel`` (tried)."""
+    sink = Sink()
+    committer = DecisionCommitter(sink, flushers=1, wait_timeout_s=0.5)
+    engine = RecordingPolicyEngine(Fixed(True), committer)
+
+    async def scenario() -> None:
+        sink.gate.clear()
+        first = asyncio.create_task(engine.decide_async(ANN, "event.read", "first"))
+        deadline = time.monotonic() + 5
+        while sink.prepared < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)  # "first" is taken; its store stalls
+        tasks = [
+            asyncio.create_task(engine.decide_async(ANN, "event.read", f"r-{k}")) for k in range(12)
+        ]
+        await asyncio.sleep(0.05)  # all twelve wait in the open batch
+        tasks[3].cancel()
+        await asyncio.sleep(0.05)
+        sink.gate.set()
+        results = await asyncio.gather(first, *tasks, return_exceptions=True)
+        assert isinstance(results[4], asyncio.CancelledError)
+        allowed = [r for k, r in enumerate(results) if k != 4]
+        assert all(isinstance(d, Decision) and d.allow for d in allowed)
+        assert [len(b) for b in sink.batches] == [1, 12]  # the cancelled one's too
+        receipt = committer.enqueue(_record(), prompt=True)
+        committer.flush()
+        await asyncio.wait_for(receipt.wait_async(), 1)  # stored before it was awaited
+
+        sink.gate.clear()  # a store that never ends: every waiter of the batch is late
+        stuck = asyncio.create_task(engine.decide_async(ANN, "event.read", "stuck"))
+        while sink.prepared < 3 and time.monotonic() < deadline + 5:
+            await asyncio.sleep(0.005)
+        late = [
+            asyncio.create_task(engine.decide_async(ANN, "event.read", f"late-{k}"))
+            for k in range(3)
+        ]
+        await asyncio.sleep(0.05)
+        late[0].cancel()
+        got = await asyncio.gather(stuck, *late, return_exceptions=True)
+        assert isinstance(got[1], asyncio.CancelledError)
+        for error in (got[0], got[2], got[3]):
+            assert isinstance(error, DecisionNotRecorded), error
+            assert "not stored within" in str(error)
+        sink.gate.set()
+
+    asyncio.run(scenario())
+    committer.close()
+    assert [r.resource for r in sink.stored][-4:] == ["stuck", "late-0", "late-1", "late-2"]
+
+
 class CompanionSink(Sink):
     """``Sink`` that also stores companion records with a batch (``store_with``), all or
     nothing; ``fail_with`` fails only that combined write."""

@@ -269,7 +269,7 @@ def test_the_dict_loop_stores_what_the_list_loop_and_the_reference_store(
         ),
         ts,
     )
-    topic = f"t{uuid.uuid4().hex[:8]}"  # the MACs bind it without the namespace prefix
+    topic = f"t{uuid.uuid4().hex[:8]}"  # one topic name, under three namespaces
     stored = []
     for loop in ("dict", "list", "reference"):
         prefix = f"c{uuid.uuid4().hex[:8]}."

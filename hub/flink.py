@@ -56,12 +56,11 @@ def tenant_legacy(log: Any) -> dict[str, dict[int, int]]:
     carry tenant MACs under the hub's unbound tenant key (written before the key was bound to
     the namespace: ``core.tenant_mac``): its marker's (``KafkaEventLog.bind_namespace``, which
     writes it on a namespace's first start); none for the default namespace."""
-    from adapters.kafka_log import KafkaEventLog
-
-    if not isinstance(log, KafkaEventLog):
+    bind = getattr(log, "bind_namespace", None)  # the Kafka log's (the composition root's)
+    if bind is None:
         return {}
     out: dict[str, dict[int, int]] = {}
-    for (topic, partition), end in log.bind_namespace().items():
+    for (topic, partition), end in bind().items():
         out.setdefault(topic, {})[partition] = end
     return out
 

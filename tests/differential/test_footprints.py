@@ -117,6 +117,8 @@ def footprints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub, 
     batches = encode(first)  # creates the data keys of the PII fields in the shared keyring
     first.close()
     shutil.copytree(embedded_dir / "keys", kafka_dir / "keys")
+    # with its anchor (kept beside keys/): a keyring without it is refused as one put back
+    shutil.copy2(embedded_dir / "keyring.anchor", kafka_dir / "keyring.anchor")
     embedded = embedded_hub()
     distributed = bootstrap(
         load_settings(

@@ -105,15 +105,23 @@ class QueryLimiter:
         self._clock = clock
         self._refused = refused  # called with the refusal's code (the metric)
         self._mutex = threading.Lock()
+        self._freed = threading.Condition(self._mutex)  # a running slot was given back
         self._running: dict[tuple[str, str], int] = {}
         self._buckets: dict[tuple[str, str], _Bucket] = {}
 
     @contextmanager
-    def admit(self, principal: str, tenant: str) -> Iterator[None]:
+    def admit(self, principal: str, tenant: str, *, wait_s: float = 0.0) -> Iterator[None]:
         """Hold a running slot of ``principal`` and of ``tenant`` while the block runs (one
-        token of each bucket taken), or raise ``QueryLimited`` without taking anything."""
+        token of each bucket taken), or raise ``QueryLimited`` without taking anything.
+        ``wait_s``: wait up to that long for a running slot (the console's pages send their
+        few queries at once, and one principal runs one at a time); a rate or query-seconds
+        limit still refuses at once."""
         p, t = ("principal", principal), ("tenant", tenant)
         with self._mutex:
+            if wait_s > 0:
+                deadline = time.monotonic() + wait_s
+                while self._busy(p, t) and (left := deadline - time.monotonic()) > 0:
+                    self._freed.wait(left)
             self._check(p, t)
             self._running[p] = self._running.get(p, 0) + 1
             self._running[t] = self._running.get(t, 0) + 1
@@ -131,6 +139,14 @@ class QueryLimiter:
                     else:
                         del self._running[k]
                 self._charge(principal, tenant, took)
+                self._freed.notify_all()
+
+    def _busy(self, p: tuple[str, str], t: tuple[str, str]) -> bool:
+        """Whether ``p`` or ``t`` runs as many queries as it may at once."""
+        lim = self.limits
+        return self._running.get(p, 0) >= lim.per_principal or (
+            self._running.get(t, 0) >= lim.per_tenant
+        )
 
     def _spent(self, key: tuple[str, str], now: float) -> _Bucket | None:
         """The seconds budget ``key`` refilled to ``now``, or None if never charged (full)."""

@@ -47,18 +47,18 @@ def query_limiter(hub: Any) -> QueryLimiter:
 
 @contextmanager
 def query_limits(
-    hub: Any, principal: Principal, sql: str, *, replays: bool = False
+    hub: Any, principal: Principal, sql: str, *, replays: bool = False, wait_s: float = 0.0
 ) -> Iterator[None]:
     """Run the block as one of ``principal``'s queries, under the per-principal and per-tenant
     rate and concurrency limits (``core.sqlguard_limits``: 429 past one). ``SHOW TABLES`` and
     ``DESCRIBE`` answer from the catalog, not the views' lock: not counted, unless the block
     ``replays`` a projection before it reads the SQL (a point-in-time query replays the log
     into a copy of the views whatever the SQL: uncounted, ``SHOW TABLES`` replayed without
-    limit)."""
+    limit). ``wait_s``: ``QueryLimiter.admit``'s wait for a running slot."""
     if metadata.statement(sql) is not None and not replays:
         yield
         return
-    with query_limiter(hub).admit(principal.id, principal.tenant):
+    with query_limiter(hub).admit(principal.id, principal.tenant, wait_s=wait_s):
         yield
 
 

@@ -92,14 +92,29 @@ def _symbol(value: str, what: str, pattern: re.Pattern[str]) -> str:
     return value
 
 
+# A page sends its few queries at once (positions, instruments, bars, the live stream) and one
+# principal runs one query at a time (HUB_QUERY_MAX_RUNNING_PER_PRINCIPAL): each waits this long
+# for a running slot before its 429 (rates and query-seconds still refuse at once).
+PAGE_WAIT_S = 10.0
+
+
 def _query(hub: Any, principal: Principal, sql: str, store: str = "analytics") -> dict[str, Any]:
     """``sql`` as ``principal``'s query, admitted as ``/v1/query``'s are (429 past the
-    principal's or the tenant's rate, concurrency or query-seconds limit): the pages' queries
-    take the same engine from the other tenants as an analyst's own SQL."""
+    principal's or the tenant's rate or query-seconds limit, or past ``PAGE_WAIT_S`` waiting
+    for a running slot): the pages' queries take the same engine from the other tenants as an
+    analyst's own SQL."""
     from hub.api.exports import query_limits
 
-    with query_limits(hub, principal, sql):
+    with query_limits(hub, principal, sql, wait_s=PAGE_WAIT_S):
         return _rows(hub.projections.query(hub.policy, principal, sql, store))
+
+
+def _admitted(hub: Any, principal: Principal) -> None:
+    """Admitted as one of ``principal``'s queries (``_query``'s limits), holding nothing."""
+    from hub.api.exports import query_limiter
+
+    with query_limiter(hub).admit(principal.id, principal.tenant, wait_s=PAGE_WAIT_S):
+        pass
 
 
 def _tenant_of(grants: Any) -> str | None:
@@ -209,7 +224,7 @@ def requery(
     from hub.api.exports import query_limiter
 
     try:
-        with query_limiter(hub).admit(principal.id, principal.tenant):
+        with query_limiter(hub).admit(principal.id, principal.tenant, wait_s=PAGE_WAIT_S):
             return snapshot(grants)
     except QueryLimited:
         return live
@@ -236,11 +251,9 @@ async def stream(
     _symbol(currency, "currency", _CURRENCY)
     hub = hub_of(request)
     # Admitted as one of the principal's queries when it opens (429 past a limit, before the
-    # stream's 200); its later snapshots too (``requery``: past a limit, they wait).
-    from hub.api.exports import query_limiter
-
-    with query_limiter(hub).admit(principal.id, principal.tenant):
-        pass
+    # stream's 200; it waits for a running slot as the page's other queries do); its later
+    # snapshots too (``requery``: past a limit, they wait).
+    await run_in_threadpool(_admitted, hub, principal)
     token = request.state.console_token
     store = sessions_of(request.scope)
     runner = hub.projections.runner("market_bars")

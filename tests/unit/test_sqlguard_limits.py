@@ -130,3 +130,42 @@ def test_query_seconds_are_charged_when_a_query_ends_and_a_spent_budget_waits() 
 def test_seconds_budgets_at_or_below_zero_are_refused(field: str) -> None:
     with pytest.raises(ValueError, match=field):
         QueryLimits(**{field: 0})
+
+
+def test_a_wait_for_a_running_slot_is_admitted_when_the_slot_is_given_back() -> None:
+    """The console's pages send their queries at once and a principal runs one at a time:
+    with ``wait_s`` the second waits for the first instead of being refused; without, or past
+    the wait, it is refused as before, and a rate limit never waits."""
+    import threading
+    import time
+
+    lim = QueryLimiter(QueryLimits(per_principal=1, principal_burst=3))
+    holding, release = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with lim.admit("ann", "acme"):
+            holding.set()
+            release.wait(5)
+
+    t = threading.Thread(target=first)
+    t.start()
+    assert holding.wait(5)
+    with pytest.raises(QueryLimited) as info, lim.admit("ann", "acme"):
+        pass
+    assert info.value.code == "query_concurrency"
+    started = time.monotonic()
+    with pytest.raises(QueryLimited) as info, lim.admit("ann", "acme", wait_s=0.2):
+        pass
+    assert info.value.code == "query_concurrency" and time.monotonic() - started >= 0.2
+    threading.Timer(0.2, release.set).start()
+    with lim.admit("ann", "acme", wait_s=5):  # admitted once the first ends
+        pass
+    t.join()
+    # the three tokens are spent (two admitted, refusals took none ... and this one): a rate
+    # refusal answers at once, whatever the wait
+    with lim.admit("ann", "acme"):
+        pass
+    started = time.monotonic()
+    with pytest.raises(QueryLimited) as info, lim.admit("ann", "acme", wait_s=5):
+        pass
+    assert info.value.code == "query_rate" and time.monotonic() - started < 1

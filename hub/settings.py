@@ -477,8 +477,9 @@ class Settings(BaseSettings):
     policy_eval_memory_mb: int = Field(
         default=1_024,
         ge=64,
-        description="Address-space cap (RLIMIT_AS) of the child process that times a proposed "
-        "policy bundle; a bundle whose decision needs more is refused.",
+        description="Resident-memory cap of the child process that times a proposed policy "
+        "bundle (read while it runs, the child killed past it; rego-cpp's start-up reservation "
+        "rules out RLIMIT_AS); a bundle whose decision needs more is refused.",
     )
     policy_cache_ttl_ms: int = Field(
         default=1_000, ge=0, description="Decision cache lifetime (0 disables the cache)."

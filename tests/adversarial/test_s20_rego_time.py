@@ -10,6 +10,7 @@ refuses the bundle, naming the case and the bound.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,26 @@ from adapters.rego_deadline import BoundedEvaluation
 from core.errors import Conflict
 from core.policybundle import PolicyBundle, PolicyError
 from core.ports.policy import Principal
-from hub.bootstrap import Hub
+from hub.bootstrap import Hub, bootstrap
+from hub.settings import load_settings
 from tests.service.test_policy_cli import run
 
 SLOW_CASE = "an unknown action is denied even to an admin"
+# The slow bundles below count millions of numbers, past 1 GiB of the timing child's memory:
+# these tests are about the time bounds, so the memory cap (its own tests: test_s21_*) is set
+# out of their way (on a quiet machine it stopped the child before the CPU-time bound did).
+MEMORY_MB = 1 << 16
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    h = bootstrap(
+        load_settings(environ={}, data_dir=tmp_path / "data", policy_eval_memory_mb=MEMORY_MB)
+    )
+    yield h
+    h.close()
+
+
 HEAD = "decision := d if {\n\td := fast\n}"
 
 
@@ -76,7 +93,7 @@ def test_a_pending_slow_bundle_is_refused_before_activation(hub: Hub) -> None:
 
 def test_an_evaluation_over_the_cpu_bound_is_named_with_its_time() -> None:
     files = _slow_files_of(PolicyBundle.from_dir(), 100_000)  # about 0.2 s of CPU time
-    check = BoundedEvaluation(20)
+    check = BoundedEvaluation(20, memory_mb=MEMORY_MB)
     with pytest.raises(PolicyError) as err:
         check(files, [("quick", None), (SLOW_CASE, {"action": "nuke.everything"})])
     message = str(err.value)
@@ -85,7 +102,7 @@ def test_an_evaluation_over_the_cpu_bound_is_named_with_its_time() -> None:
 
 
 def test_a_decision_that_does_not_end_is_stopped_at_the_wall_bound() -> None:
-    check = BoundedEvaluation(1)
+    check = BoundedEvaluation(1, memory_mb=MEMORY_MB)
     started = time.monotonic()
     with pytest.raises(PolicyError) as err:
         check(
@@ -110,7 +127,8 @@ def test_conflict_is_still_the_answer_for_the_active_bundle(hub: Hub) -> None:
         )
 
 
-def test_hub_policy_test_applies_the_bound(tmp_path: Path) -> None:
+def test_hub_policy_test_applies_the_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_POLICY_EVAL_MEMORY_MB", str(MEMORY_MB))
     folder = tmp_path / "bundle"
     for path, text in _slow_files_of(PolicyBundle.from_dir(), 3_000_000).files.items():
         (folder / path).parent.mkdir(parents=True, exist_ok=True)

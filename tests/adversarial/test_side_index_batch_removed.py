@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_keys import admin_key_file
 from tests.service.test_ledger import cli, make_hub, publish
 
 FILE = "ledger-tiles.sqlite"
@@ -32,6 +33,8 @@ def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         h.ledger.sync(force_checkpoint=True)
     finally:
         h.close()
+    admin_key_file(data)  # the CLI's admin key, made while the folder is whole (every open
+    # checks the erasures through the side index, so a tampered folder refuses to make it)
     return data
 
 

@@ -15,7 +15,7 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -109,11 +109,18 @@ def _query(hub: Any, principal: Principal, sql: str, store: str = "analytics") -
         return _rows(hub.projections.query(hub.policy, principal, sql, store))
 
 
-def _admitted(hub: Any, principal: Principal) -> None:
-    """Admitted as one of ``principal``'s queries (``_query``'s limits), holding nothing."""
+@contextlib.contextmanager
+def _page_slot(hub: Any, principal: Principal) -> Iterator[None]:
+    """The block run as one of ``principal``'s queries (``_query``'s limits and wait)."""
     from hub.api.exports import query_limiter
 
     with query_limiter(hub).admit(principal.id, principal.tenant, wait_s=PAGE_WAIT_S):
+        yield
+
+
+def _admitted(hub: Any, principal: Principal) -> None:
+    """Admitted as one of ``principal``'s queries (``_query``'s limits), holding nothing."""
+    with _page_slot(hub, principal):
         pass
 
 
@@ -221,10 +228,8 @@ def requery(
     principal's queries (a grant that masks the bars re-queries on every commit of the bars,
     which the tenant's publishers make at will). Past a limit: ``live`` as it was, still stale;
     the stream asks again at its next wake (a commit, or ``STREAM_IDLE_S``)."""
-    from hub.api.exports import query_limiter
-
     try:
-        with query_limiter(hub).admit(principal.id, principal.tenant, wait_s=PAGE_WAIT_S):
+        with _page_slot(hub, principal):
             return snapshot(grants)
     except QueryLimited:
         return live

@@ -393,3 +393,33 @@ def test_flink_covers_moved_past_the_stored_vectors_are_capped_and_named(tmp_pat
     finally:
         store.close()
         hub.close()
+
+
+@pytest.mark.parametrize("role", ["analyst", "publisher", "compliance_officer"])
+def test_only_a_model_promoter_accepts_moved_offsets(data: Path, role: str) -> None:
+    """``hub ml accept-offsets`` needs ``model.promote``: another role is refused, the move is
+    not taken (the scorer still stops on it) and nothing is recorded."""
+    hub = _hub(data)
+    try:
+        p = _busy_partition(hub, 3)
+        token = hub.keys.create([role], owner="mallory").token
+    finally:
+        hub.close()
+    _edit_group(data, p, "next_offset + 3")
+    args = admin_args(data)
+    r = CliRunner().invoke(
+        main, [*args, "ml", "accept-offsets", "payment_risk", "--reason", "x", "--key", token]
+    )
+    assert r.exit_code != 0 and "model.promote" in r.output + (r.stderr or ""), r.output
+    r = CliRunner().invoke(main, [*args, "ml", "score", "payment_risk"])
+    assert r.exit_code != 0 and "offsets_moved" in r.output + (r.stderr or ""), r.output
+    hub = _hub(data)
+    try:
+        hub.ledger.sync(force_checkpoint=True)
+        assert not [
+            r
+            for r in hub.reader.read("hub.audit", 0, 0, 10_000)
+            if r["headers"].get("hub_action") == "config.accept_offsets"
+        ]
+    finally:
+        hub.close()

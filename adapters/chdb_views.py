@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -39,10 +40,11 @@ from typing import Any
 import pyarrow as pa
 
 from adapters import chdb_reader
-from adapters.clickhouse_views import ClickHouseSqlViews, bounded, query_error, timed_out
+from adapters.clickhouse_views import DB, ClickHouseSqlViews, bounded, query_error, timed_out
+from adapters.view_setaside import set_aside
 from core.childenv import child_environment
 from core.errors import ConfigError, HubError, Retryable
-from core.ports.views import ViewGrant
+from core.ports.views import SetAside, ViewGrant
 
 _OPEN: dict[str, Any] = {}  # path -> [session, users]
 _OPEN_LOCK = threading.Lock()
@@ -133,7 +135,54 @@ def _open_error(path: str, exc: Exception, said: str) -> ConfigError:
             code="views_locked",
         )
     first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    broken = _broken_definitions(path, said)
+    if broken:
+        # chDB's message quotes the text it failed on: kept out of the reason (it goes to the
+        # log and `hub status`), since a metadata file may be a link to a file the hub can read
+        # and whoever wrote the link cannot (a key)
+        kind = _KIND.search(said)
+        what = kind[1].strip() if kind else "the definition cannot be parsed"
+        reason = f"chDB: {what} in {', '.join(broken)}"
+        return ViewsUnreadable(
+            f"chDB cannot read the definitions {', '.join(broken)} of its data folder {path}: "
+            f"{what}",
+            files=broken,
+            reason=reason,
+        )
     return ConfigError(f"chDB cannot open its data folder {path}: {first}")
+
+
+class ViewsUnreadable(ConfigError):
+    """chDB could not read a stored definition (a metadata ``.sql`` file) of its folder."""
+
+    def __init__(self, message: str, files: Sequence[str], reason: str) -> None:
+        super().__init__(message, code="views_unreadable")
+        self.files = tuple(files)
+        self.reason = reason
+
+
+# the kind of parse failure only ("Empty query", "Syntax error"), never the text it quotes
+_KIND = re.compile(r"DB::Exception: ((?:Empty query|Syntax error)) \(in file")
+_NAMED = re.compile(r"(?:in|metadata) file (\S+?\.sql)")
+
+
+def _broken_definitions(path: str, said: str) -> list[str]:
+    """The metadata files of ``path`` chDB named as unreadable in ``said`` (its own message)
+    and any other that is empty or does not hold an ``ATTACH`` statement (``path``-relative).
+    Empty when chDB named none: the failure was something else (kept as it is)."""
+    named = set(_NAMED.findall(said))
+    if not named:
+        return []
+    root = Path(path)
+    for f in [*root.glob("metadata/*.sql"), *root.glob("store/*/*/*.sql")]:
+        try:
+            with open(f, "rb") as fh:
+                head = fh.read(64).lstrip()
+        except OSError:
+            continue
+        if not head.startswith(b"ATTACH"):
+            named.add(str(f.relative_to(root)))
+    return sorted(named)
 
 
 def _status_locked(path: str) -> bool:
@@ -225,7 +274,34 @@ class ChdbViewStore(ClickHouseSqlViews):
         # file system); one left by a crash may link erased values, so it goes now
         self._snapshots = f"{self._path}.read"
         shutil.rmtree(self._snapshots, ignore_errors=True)
-        self._session = _open(self._path)
+        self.set_aside: SetAside | None = None
+        try:
+            self._session = _open(self._path)
+        except ViewsUnreadable as exc:
+            # derived state: the unreadable folder goes aside whole (its definitions, parts and
+            # positions only make sense together) and the projections fold a new one from the
+            # log; better than a hub that does not start until someone moves it by hand
+            self.set_aside = set_aside([Path(self._path)], exc.files, exc.reason)
+            Path(self._path).mkdir(parents=True, exist_ok=True)
+            self._session = _open(self._path)
+        else:
+            # asked only by the store that opened the session: another store object of this
+            # process already uses the folder (and asked when it opened it)
+            with _OPEN_LOCK:
+                first = _OPEN[self._path][1] == 1
+            broken = self._broken_parts() if first else []
+            if broken:
+                # chDB opened, but without parts it found damaged (it detaches them at start,
+                # silently): the views would answer without their rows while their positions
+                # say they are up to date. The same remedy as an unreadable definition.
+                _release(self._path)
+                reason = (
+                    f"chDB detached {len(broken)} damaged data part(s) at start (view rows "
+                    f"missing): {', '.join(broken[:5])}"
+                )
+                self.set_aside = set_aside([Path(self._path)], broken, reason)
+                Path(self._path).mkdir(parents=True, exist_ok=True)
+                self._session = _open(self._path)
         self._closed = False
         self.inline_seconds = INLINE_SECONDS
         self.readers = READERS
@@ -234,6 +310,16 @@ class ChdbViewStore(ClickHouseSqlViews):
         self._idle: list[_Reader] = []
         self._started = 0  # reader processes running, idle or busy
         self._pool = threading.Condition()
+
+    def _broken_parts(self) -> list[str]:
+        """The data parts of the views' database chDB detached as broken when it opened
+        (``store/.../detached/broken-on-start_*``: a file of the part short or unreadable)."""
+        got = self._session.query(
+            "SELECT concat(table, '/detached/', name) AS part FROM system.detached_parts "
+            f"WHERE database = '{DB}' AND startsWith(name, 'broken') ORDER BY part",
+            "CSV",
+        )
+        return [ln.strip().strip('"') for ln in got.bytes().decode().splitlines() if ln.strip()]
 
     def _query(self, sql: str, fmt: str, params: Mapping[str, Any] | None) -> Any:
         try:

@@ -423,22 +423,68 @@ class ClickHouseSqlViews(ViewStore):
                         f"{cols}, {POS_WATERMARK} Nullable(Int64)) ENGINE = MergeTree "
                         f"ORDER BY {_order([TAG, *t.key])}"
                     )
-                    # a shared table made before positions rode in it (metadata only)
-                    self._run(
-                        f"ALTER TABLE {shared} ADD COLUMN IF NOT EXISTS "
-                        f"{POS_WATERMARK} Nullable(Int64)"
-                    )
+                    # a shared table made before positions rode in it (metadata only); asked
+                    # first, because the ALTER rewrites the table's metadata file even when the
+                    # column is there, at every start: on a full disk chDB left that file empty
+                    # and the views (so `hub serve`) could no longer open
+                    if not self._has_column(shared, POS_WATERMARK):
+                        self._run(
+                            f"ALTER TABLE {shared} ADD COLUMN IF NOT EXISTS "
+                            f"{POS_WATERMARK} Nullable(Int64)"
+                        )
                     self._migrate(target, t, shared)
                     # replaced, not kept if it exists: it reads this target's shared table
-                    # (tables of two targets without a suffix have the same names)
-                    self._run(
-                        f"CREATE OR REPLACE VIEW {phys} AS SELECT * EXCEPT ({TAG}, "
-                        f"{POS_WATERMARK}) "
+                    # (tables of two targets without a suffix have the same names). Only when
+                    # it differs: a replace rewrites the view's metadata file, and one a start
+                    # on a full disk left empty kept chDB (so `hub serve`) from opening
+                    select = (
+                        f"SELECT * EXCEPT ({TAG}, {POS_WATERMARK}) "
                         f"FROM {shared} WHERE {TAG} = {_quote(t.name)}"
                     )
-                self._run(
-                    f"CREATE VIEW IF NOT EXISTS {DB}.{target.table(t.name)} AS {view_sql(t, phys)}"
-                )
+                    if not self._view_is(phys, select, shared):
+                        self._run(f"CREATE OR REPLACE VIEW {phys} AS {select}")
+                # the read view: made again when its stored query is not this code's (a
+                # definition edited in the folder, or an older layout), else left unwritten
+                read, select = f"{DB}.{target.table(t.name)}", view_sql(t, phys)
+                if not self._view_is(read, select):
+                    self._run(f"CREATE OR REPLACE VIEW {read} AS {select}")
+
+    def _has_column(self, table: str, column: str) -> bool:
+        """Whether ``table`` (``hub_views.<name>``) has ``column``."""
+        got = self._arrow(
+            "SELECT count() AS n FROM system.columns WHERE database = {d:String} "
+            "AND table = {t:String} AND name = {c:String}",
+            {"d": DB, "t": table.split(".", 1)[1], "c": column},
+        ).column("n")
+        return bool(got[0].as_py())
+
+    def _view_is(self, view: str, select: str, source: str | None = None) -> bool:
+        """Whether ``view`` exists as ``CREATE OR REPLACE VIEW view AS select`` would make it
+        now: the same query (as the server formats it) and, with ``source``, the columns
+        ``select`` gives from ``source`` today (``SELECT *`` is expanded when a view is made)."""
+        d, v = view.split(".", 1)
+        try:
+            got = self._arrow(
+                "SELECT as_select = formatQuerySingleLine({q:String}) AS same FROM system.tables "
+                "WHERE database = {d:String} AND name = {v:String} AND engine = 'View'",
+                {"d": d, "v": v, "q": select},
+            ).column("same")
+        except HubError as exc:  # a ClickHouse server older than 23.10: replaced, as before
+            if "UNKNOWN_FUNCTION" in str(exc):
+                return False
+            raise
+        if not (len(got) and got[0].as_py()):
+            return False
+        if source is None:
+            return True
+        cols = (
+            "SELECT name, type FROM system.columns WHERE database = {d:String} "
+            "AND table = {t:String} AND name NOT IN ({a:String}, {b:String}) ORDER BY position"
+        )
+        a, b = TAG, POS_WATERMARK
+        has = self._arrow(cols, {"d": d, "t": v, "a": a, "b": b}).to_pylist()
+        src = self._arrow(cols, {"d": d, "t": source.split(".", 1)[1], "a": a, "b": b})
+        return bool(has == src.to_pylist())
 
     def _engine(self, name: str) -> str | None:
         """The engine of table ``name`` of ``hub_views`` (``View`` for a view), None if absent."""

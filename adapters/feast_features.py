@@ -62,6 +62,7 @@ from typing import Any, Literal
 
 from adapters.sqlite_features import MAC_LABEL as TABLE_MAC_LABEL
 from adapters.sqlite_features import SqliteFeatureStore
+from adapters.sqlite_open import shred_freed
 from core.errors import FeatureRowRefused, HubError
 from core.ports.eventlog import TopicPartition
 from core.ports.ml import AttributeVersion, FeatureStore, SeriesPoint
@@ -273,6 +274,62 @@ class FeastFeatureStore(FeatureStore):
             for name, entities in touched.items():
                 if name in self._online:
                     self._push(name, sorted(entities))
+
+    def forget(self, entities: Sequence[str]) -> int:
+        """The port's ``forget`` (an erasure): the SQLite table's rows (``SqliteFeatureStore.
+        forget``), then each exported set's offline Parquet file written again without them,
+        and their online rows deleted (Redis: the entity's hash; SQLite: its rows of every
+        view's table)."""
+        with self._lock:
+            deleted = self._base.forget(entities)
+            exported = {p.stem for p in (self._folder / "offline").glob("*.parquet")}
+            for name in sorted(exported | set(self._fields)):
+                self._fields[name] = self._export(name)
+                self._dirty.discard(name)
+            self._delete_online(sorted(exported | set(self._fields)), entities)
+            for name in self._online:
+                for entity in entities:
+                    self._online[name].pop(entity, None)
+                    self._macs.get(name, {}).pop(entity, None)
+        return deleted
+
+    def _delete_online(self, names: Sequence[str], entities: Sequence[str]) -> None:
+        from feast.infra.key_encoding_utils import serialize_entity_key
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        keys = [
+            EntityKey(join_keys=[ENTITY], entity_values=[Value(string_val=e)]) for e in entities
+        ]
+        if self._redis_url:
+            import redis
+            from feast.infra.online_stores.helpers import _redis_key
+
+            client = redis.Redis.from_url(self._redis_url)
+            try:
+                for key in keys:
+                    client.delete(_redis_key(PROJECT, key, 3))
+            finally:
+                client.close()
+            return
+        path = self._folder / "online.sqlite"
+        if not path.exists():
+            return
+        import sqlite3
+
+        blobs = [(serialize_entity_key(k, entity_key_serialization_version=3),) for k in keys]
+        db = sqlite3.connect(path, isolation_level=None)
+        try:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            db.execute("BEGIN IMMEDIATE")
+            for name in names:
+                table = f"{PROJECT}_{name}"
+                if table in tables:
+                    db.executemany(f'DELETE FROM "{table}" WHERE entity_key = ?', blobs)
+            db.execute("COMMIT")
+            shred_freed(db)  # not in the file's free pages either
+        finally:
+            db.close()
 
     # -- online serving ---------------------------------------------------------------------------
     def _push(self, name: str, entities: Sequence[str], *, heal: bool = False) -> None:

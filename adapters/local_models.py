@@ -67,7 +67,7 @@ class LocalModelRegistry(ModelRegistry):
             )
         return StoredModel(name, version, sha, len(artifact), dict(metadata))
 
-    def get(self, name: str, version: int) -> bytes:
+    def get(self, name: str, version: int, sha256: str | None = None) -> bytes:
         with self._lock:
             row = self._db.execute(
                 "SELECT sha256 FROM versions WHERE name = ? AND version = ?", (name, version)

@@ -93,11 +93,17 @@ class MlflowModelRegistry(ModelRegistry):
             return []
         return list(self._client.search_model_versions(f"name = '{_quote(name)}'"))
 
+    def _tagged(self, name: str, version: int) -> list[Any]:
+        """The MLflow versions tagged as hub ``version``, oldest (the hub's own first) first:
+        an MLflow user can tag another version alike."""
+        found = [
+            mv for mv in self._mlflow_versions(name) if mv.tags.get(TAG_VERSION) == str(version)
+        ]
+        return sorted(found, key=lambda mv: int(mv.version))
+
     def _find(self, name: str, version: int) -> Any | None:
-        for mv in self._mlflow_versions(name):
-            if mv.tags.get(TAG_VERSION) == str(version):
-                return mv
-        return None
+        found = self._tagged(name, version)
+        return found[0] if found else None
 
     # -- the port --------------------------------------------------------------------------------
     def put(
@@ -138,17 +144,25 @@ class MlflowModelRegistry(ModelRegistry):
             self._client.create_model_version(name, source, run_id=run_id, tags=tags)
         return StoredModel(name, version, sha, len(artifact), dict(metadata))
 
-    def get(self, name: str, version: int) -> bytes:
+    def get(self, name: str, version: int, sha256: str | None = None) -> bytes:
+        """The bytes of the version tagged ``version`` that hash to ``sha256`` (a version
+        another MLflow user tagged alike is passed over), else the oldest tagged one's."""
         with self._lock:
-            mv = self._find(name, version)
-            if mv is None:
+            found = self._tagged(name, version)
+            if not found:
                 raise NotFound(
                     f"Model {name!r} has no stored version {version} in MLflow: see "
                     "`hub ml models`."
                 )
-            with tempfile.TemporaryDirectory() as tmp:
-                local = self._client.download_artifacts(mv.run_id, f"model/{ARTIFACT}", tmp)
-                return Path(local).read_bytes()
+            datas = []
+            for mv in found:
+                with tempfile.TemporaryDirectory() as tmp:
+                    local = self._client.download_artifacts(mv.run_id, f"model/{ARTIFACT}", tmp)
+                    data = Path(local).read_bytes()
+                if sha256 is None or hashlib.sha256(data).hexdigest() == sha256:
+                    return data
+                datas.append(data)
+            return datas[0]  # no candidate matches: the caller's hash check names the change
 
     def versions(self, name: str) -> list[StoredModel]:
         with self._lock:

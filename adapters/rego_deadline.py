@@ -36,24 +36,20 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import selectors
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import IO, Any
 
+from adapters.rego_runtime import ROOT, START_BOUND_S, PipeLines
 from core.childenv import child_environment
 from core.policybundle import PolicyBundle, PolicyError
 
 SETTING = "HUB_POLICY_EVAL_BOUND_MS"
 MEMORY_SETTING = "HUB_POLICY_EVAL_MEMORY_MB"
-START_BOUND_S = 60.0  # starting Python, importing rego-cpp and compiling the bundle
 WALL_GRACE_S = 2.0  # wall time past the bound before an evaluation counts as never ending
-MEMORY_POLL_S = 0.05  # how often the child's resident memory is read while waiting
-_ROOT = Path(__file__).resolve().parents[1]  # the folder holding the adapters package
 
 
 class BoundedEvaluation:
@@ -81,7 +77,7 @@ class BoundedEvaluation:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=errors,
-                cwd=_ROOT,
+                cwd=ROOT,
                 env=child_environment(),  # a proposed bundle's code: none of the hub's secrets
             )
             try:
@@ -105,13 +101,13 @@ class BoundedEvaluation:
             child.stdin.close()
         except BrokenPipeError:
             pass  # the child died: reported below as no answer
-        with _Lines(child.stdout, child.pid, self.memory_mb) as lines:
+        with PipeLines(child.stdout, child.pid, self.memory_mb) as lines:
             self._read(child, lines, bundle, cases, errors)
 
     def _read(
         self,
         child: subprocess.Popen[bytes],
-        lines: _Lines,
+        lines: PipeLines,
         bundle: PolicyBundle,
         cases: Sequence[tuple[str, Any]],
         errors: IO[bytes],
@@ -162,50 +158,6 @@ def _ended(child: subprocess.Popen[bytes]) -> bool:
     with contextlib.suppress(subprocess.TimeoutExpired):
         child.wait(timeout=1.0)
     return child.returncode is not None
-
-
-class _Lines:
-    """Lines of a pipe, each awaited with a deadline."""
-
-    def __init__(self, pipe: IO[bytes], pid: int, memory_mb: int) -> None:
-        self._status = f"/proc/{pid}/statm"
-        self._cap_pages = memory_mb * 2**20 // os.sysconf("SC_PAGE_SIZE")
-        self.over_memory = False  # the writer's resident memory passed the cap (then None)
-        self._fd = pipe.fileno()
-        self._buffer = b""
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(self._fd, selectors.EVENT_READ)
-
-    def __enter__(self) -> _Lines:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._selector.close()
-
-    def next(self, timeout_s: float) -> str | None:
-        """The next line, or None at end of file or when none came within ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        while b"\n" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0 or self._over_memory():
-                return None
-            if not self._selector.select(min(left, MEMORY_POLL_S)):
-                continue
-            chunk = os.read(self._fd, 65536)
-            if not chunk:
-                return None
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return line.decode("utf-8")
-
-    def _over_memory(self) -> bool:
-        try:
-            with open(self._status, "rb") as f:
-                resident = int(f.read().split()[1])
-        except (OSError, ValueError, IndexError):
-            return False  # ended: the pipe says so
-        self.over_memory = resident > self._cap_pages
-        return self.over_memory
 
 
 def _child() -> None:

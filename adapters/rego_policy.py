@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from adapters.rego_runtime import SETTING as BOUND_SETTING
-from adapters.rego_runtime import EvaluatorThread, StuckCount
+from adapters.rego_runtime import ChildEvaluator, EvaluatorThread, StuckCount
 from core.decisioncache import DecisionCache
 from core.policybundle import (
     ENTRYPOINT,
@@ -212,8 +212,12 @@ class RegoPolicyEngine(InputDocumentEngine):
     With ``decision_bound_ms`` (the serving path: ``HUB_POLICY_DECISION_BOUND_MS``), each
     evaluation runs on an evaluator thread and a decision not answered within the bound is
     denied with the reason ``policy_eval_timeout`` (``adapters.rego_runtime``); ``on_timeout``
-    is called then (a metric). Without it, the caller's own thread evaluates (the timing child
-    of ``adapters.rego_deadline``, which measures that thread's CPU time).
+    is called then (a metric). A bundle version that has timed out once is evaluated from then
+    on in a child process killed at the bound (``adapters.rego_runtime.ChildEvaluator``), and
+    so is every decision while ``stuck_max`` set-aside evaluations still run (every decision
+    with ``stuck_max=0``): a slow input costs the bound, not its whole work, and does not deny
+    the other decisions. Without ``decision_bound_ms``, the caller's own thread evaluates (the
+    timing child of ``adapters.rego_deadline``, which measures that thread's CPU time).
     """
 
     def __init__(
@@ -225,6 +229,7 @@ class RegoPolicyEngine(InputDocumentEngine):
         decision_bound_ms: int | None = None,
         stuck_max: int = 2,
         on_timeout: Callable[[], None] | None = None,
+        child_memory_mb: int = 1024,
     ) -> None:
         if decision_bound_ms is not None and decision_bound_ms < 1:
             raise ValueError(f"{BOUND_SETTING} must be at least 1 (got {decision_bound_ms})")
@@ -239,6 +244,9 @@ class RegoPolicyEngine(InputDocumentEngine):
         self._on_timeout = on_timeout
         self._stuck = StuckCount()
         self._worker: tuple[EvaluatorThread, _Evaluation] | None = None
+        self._child_memory_mb = child_memory_mb
+        self._child: ChildEvaluator | None = None  # the killable evaluator, once needed
+        self._timed_out_versions: set[str] = set()  # evaluated in the child from then on
         self._bundle: PolicyBundle
         self._inline: _Evaluation | None = None
         self.load(bundle or PolicyBundle.from_dir())
@@ -266,11 +274,15 @@ class RegoPolicyEngine(InputDocumentEngine):
             self.cache.clear()
 
     def close(self) -> None:
-        """End the idle evaluator thread (set-aside ones end with their evaluation)."""
+        """End the idle evaluator thread (set-aside ones end with their evaluation) and the
+        evaluation child."""
         with self._lock:
             if self._worker is not None:
                 self._worker[0].stop()
                 self._worker = None
+            if self._child is not None:
+                self._child.close()
+                self._child = None
 
     def _new_worker(
         self, bundle: PolicyBundle, compiled: Any = None
@@ -296,30 +308,50 @@ class RegoPolicyEngine(InputDocumentEngine):
         return evaluate
 
     def _evaluate_bounded(self, bundle: PolicyBundle, doc: Mapping[str, Any]) -> Any:
-        """``doc`` evaluated on the evaluator thread within the bound (held: ``self._lock``)."""
+        """``doc`` evaluated within the bound (held: ``self._lock``): on the evaluator thread,
+        or in the killable child for a version that timed out or while ``stuck_max``
+        set-aside evaluations still run."""
         bound_ms = self.decision_bound_ms or 0
         where = f"the bound of {bound_ms} ms ({BOUND_SETTING})"
+        if (
+            self.stuck_max == 0
+            or bundle.version in self._timed_out_versions
+            or (self._worker is None and self._stuck.running >= self.stuck_max)
+        ):
+            return self._evaluate_in_child(bundle, doc, where)
         if self._worker is None:
-            if self._stuck.running >= self.stuck_max:
-                raise self._timed_out(
-                    f"policy_eval_timeout: {self._stuck.running} policy evaluations past {where} "
-                    "are still running, the most this engine lets run (HUB_POLICY_STUCK_MAX); "
-                    "no evaluation starts until one ends: denied."
-                )
             self._worker = self._new_worker(bundle)
         answer = self._worker[0].run((bundle, doc), bound_ms / 1000)
         if answer is None:  # set aside: it ends on its own thread
             self._worker = None
             self._stuck.add()
-            raise self._timed_out(
-                f"policy_eval_timeout: the policy bundle {bundle.version[:12]} did not decide "
-                f"{doc.get('action')!r} on {doc.get('resource')!r} within {where}: denied "
-                "(the policy has a branch too slow for this input; fix it and propose again)."
-            )
+            self._timed_out_versions.add(bundle.version)
+            raise self._slow(bundle, doc, where)
         ok, value = answer
         if not ok:
             raise value
         return value
+
+    def _evaluate_in_child(self, bundle: PolicyBundle, doc: Mapping[str, Any], where: str) -> Any:
+        """``doc`` evaluated in the killable child of ``bundle`` (held: ``self._lock``)."""
+        if self._child is None or self._child.version != bundle.version:
+            if self._child is not None:
+                self._child.close()
+            self._child = ChildEvaluator(bundle, self._child_memory_mb)
+        answer = self._child.run(doc, (self.decision_bound_ms or 0) / 1000)
+        if answer is None:  # the child was killed: nothing keeps running
+            raise self._slow(bundle, doc, where)
+        ok, value = answer
+        if not ok:
+            raise value
+        return value
+
+    def _slow(self, bundle: PolicyBundle, doc: Mapping[str, Any], where: str) -> EvaluationTimeout:
+        return self._timed_out(
+            f"policy_eval_timeout: the policy bundle {bundle.version[:12]} did not decide "
+            f"{doc.get('action')!r} on {doc.get('resource')!r} within {where}: denied "
+            "(the policy has a branch too slow for this input; fix it and propose again)."
+        )
 
     def _timed_out(self, message: str) -> EvaluationTimeout:
         self.timeouts += 1

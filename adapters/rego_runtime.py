@@ -13,22 +13,36 @@ which releases the GIL, so the caller can wait for an evaluator thread with a de
    thread, its answer is dropped, and it ends; the decision is denied
    (``policy_eval_timeout``);
 3. the next decision gets a fresh evaluator (its own interpreter and compiled bundle: a compiled
-   bundle is never used by two threads at once), unless ``stuck_max`` set-aside evaluations are
-   still running: then no evaluation starts (denied, ``policy_eval_timeout``) until one ends, so
-   slow inputs cannot pile up threads and CPU without end.
+   bundle is never used by two threads at once); but a bundle version that has timed out, and
+   every decision while ``stuck_max`` set-aside evaluations are still running, is evaluated in
+   a child process killed at the bound (``ChildEvaluator``), so slow inputs cannot pile up
+   threads and CPU without end, nor deny the other decisions until a stuck one ends.
 
-A process pool could kill a stuck evaluation, but costs a pipe round trip and a copy of the input
-per decision (measured in the same page); the thread costs a hand-off, and the cap bounds what
-a stuck evaluation can hold.
+A process could kill a stuck evaluation, but costs a pipe round trip and a copy of the input
+per decision (measured in the same page): the thread serves a version until it has timed out,
+the child from then on.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import selectors
+import subprocess
+import sys
 import threading
-from collections.abc import Callable
-from typing import Any
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from core.childenv import child_environment
+from core.policybundle import PolicyBundle
 
 SETTING = "HUB_POLICY_DECISION_BOUND_MS"
+START_BOUND_S = 60.0  # starting Python, importing rego-cpp and compiling the bundle
+MEMORY_POLL_S = 0.05  # how often a child's resident memory is read while waiting
+ROOT = Path(__file__).resolve().parents[1]  # the folder holding the adapters package
 
 
 class EvaluatorThread:
@@ -99,3 +113,122 @@ class StuckCount:
     def end(self) -> None:
         with self._lock:
             self.running -= 1
+
+
+class PipeLines:
+    """Lines of a child's pipe, each awaited with a deadline, the child's resident memory
+    under a cap meanwhile (``adapters.rego_deadline``, ``ChildEvaluator``)."""
+
+    def __init__(self, pipe: IO[bytes], pid: int, memory_mb: int) -> None:
+        self._status = f"/proc/{pid}/statm"
+        self._cap_pages = memory_mb * 2**20 // os.sysconf("SC_PAGE_SIZE")
+        self.over_memory = False  # the writer's resident memory passed the cap (then None)
+        self._fd = pipe.fileno()
+        self._buffer = b""
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._fd, selectors.EVENT_READ)
+
+    def __enter__(self) -> PipeLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._selector.close()
+
+    def next(self, timeout_s: float) -> str | None:
+        """The next line, or None at end of file or when none came within ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._over_memory():
+                return None
+            if not self._selector.select(min(left, MEMORY_POLL_S)):
+                continue
+            chunk = os.read(self._fd, 65536)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode("utf-8")
+
+    def _over_memory(self) -> bool:
+        try:
+            with open(self._status, "rb") as f:
+                resident = int(f.read().split()[1])
+        except (OSError, ValueError, IndexError):
+            return False  # ended: the pipe says so
+        self.over_memory = resident > self._cap_pages
+        return self.over_memory
+
+
+class ChildEvaluator:
+    """Decisions of one bundle version in a child process (``run``), killed past a bound."""
+
+    def __init__(self, bundle: PolicyBundle, memory_mb: int) -> None:
+        self.version = bundle.version
+        self._files = dict(bundle.files)
+        self._memory_mb = memory_mb
+        self._child: subprocess.Popen[bytes] | None = None
+        self._lines: PipeLines | None = None
+        self.started = 0  # children started, since this evaluator was made
+
+    def run(self, doc: Mapping[str, Any], timeout_s: float) -> tuple[bool, Any] | None:
+        """(ok, value or exception) of the entrypoint for ``doc``; None when no answer came
+        within ``timeout_s`` (the child is then killed) or the child passed its memory cap."""
+        if self._child is None:
+            self._start()
+        assert self._child is not None and self._child.stdin is not None
+        assert self._lines is not None
+        try:
+            self._child.stdin.write(json.dumps(doc).encode("utf-8") + b"\n")
+            self._child.stdin.flush()
+        except BrokenPipeError:
+            self.close()
+            return False, RuntimeError("the policy evaluation child ended unexpectedly")
+        line = self._lines.next(timeout_s)
+        if line is None:
+            over = self._lines.over_memory
+            self.close()
+            if over:
+                return False, MemoryError(
+                    f"the policy evaluation passed {self._memory_mb} MiB "
+                    "(HUB_POLICY_EVAL_MEMORY_MB) and was stopped"
+                )
+            return None
+        answer = json.loads(line)
+        if answer.get("ok") is True:
+            return True, answer.get("value")
+        return False, RuntimeError(str(answer.get("error")))
+
+    def _start(self) -> None:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "adapters.rego_child"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # the bundle's print(): never among the answers
+            cwd=ROOT,
+            env=child_environment(),  # a bundle's code: none of the hub's secrets
+        )
+        assert child.stdin is not None and child.stdout is not None
+        self._child, self._lines = child, PipeLines(child.stdout, child.pid, self._memory_mb)
+        self.started += 1
+        child.stdin.write(json.dumps(self._files).encode("utf-8") + b"\n")
+        child.stdin.flush()
+        if self._lines.next(START_BOUND_S) != "ready":
+            self.close()
+            raise RuntimeError(
+                f"a policy evaluation child did not compile the bundle {self.version[:12]} "
+                f"within {START_BOUND_S:.0f} s"
+            )
+
+    def close(self) -> None:
+        """Kill the child, if any (the next ``run`` starts another)."""
+        child, lines, self._child, self._lines = self._child, self._lines, None, None
+        if lines is not None:
+            lines.__exit__()
+        if child is not None:
+            if child.poll() is None:
+                child.kill()
+            child.wait()
+            for pipe in (child.stdin, child.stdout):
+                if pipe is not None:
+                    pipe.close()

@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Context, Decimal
+from pathlib import Path
 from sys import getsizeof
 from typing import Any
 from urllib.parse import quote
@@ -35,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlglot import expressions as sg_exp
 
+from adapters.view_setaside import set_aside
 from core.errors import ConfigError, HubError, InvalidInput
 from core.leadership import Fenced, WriterFence
 from core.ports.views import (
@@ -42,6 +44,7 @@ from core.ports.views import (
     Hook,
     Keep,
     Position,
+    SetAside,
     Target,
     ViewGrant,
     ViewState,
@@ -117,6 +120,47 @@ def _insert_for(dialect: str) -> Any:
     return insert
 
 
+def _set_aside_if_unreadable(database: str | None) -> SetAside | None:
+    """Move a SQLite views file that cannot be read aside (``adapters.view_setaside``), with
+    its -wal and -shm: the store then starts empty and is folded again from the log."""
+    if not database or database == ":memory:":
+        return None
+    path = Path(database)
+    reason = _sqlite_unreadable(path)
+    if reason is None:
+        return None
+    siblings = [path.with_name(path.name + x) for x in ("-wal", "-shm", "-journal")]
+    return set_aside([path, *siblings], [path.name], reason)
+
+
+def _sqlite_unreadable(path: Path) -> str | None:
+    """Why the SQLite file at ``path`` cannot be a whole database, None when it can: not a
+    SQLite file, or shorter than its header says (truncated) while no write-ahead log holds
+    its newest pages. Reads the 100-byte header only (the file may be large)."""
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            return None  # a new, empty database
+        with open(path, "rb") as f:
+            head = f.read(100)
+        wal = path.with_name(path.name + "-wal")
+        wal_size = wal.stat().st_size if wal.exists() else 0
+    except OSError:
+        return None  # SQLite itself says what is wrong with a file it cannot open
+    if len(head) < 100 or not head.startswith(b"SQLite format 3\x00"):
+        return f"{path} is not a SQLite database (its header is missing or damaged, {size} bytes)"
+    page = int.from_bytes(head[16:18], "big")
+    page = 65536 if page == 1 else page
+    pages = int.from_bytes(head[28:32], "big")
+    valid = head[24:28] == head[92:96]  # the header's page count is current (SQLite's rule)
+    if valid and wal_size == 0 and size < pages * page:
+        return (
+            f"{path} is truncated: its header counts {pages} pages of {page} bytes "
+            f"({pages * page} bytes) but the file has {size}"
+        )
+    return None
+
+
 # Key of the PostgreSQL advisory lock that serializes the store's CREATE TABLEs across processes.
 _DDL_LOCK = 0x6875625F76696577  # "hub_view"
 
@@ -148,7 +192,9 @@ class SqlAlchemyViewStore(ViewStore):
             scheme, sep, _ = head.partition("://")
             shown = f"{scheme if sep else ''}{sep}[redacted]@{host}" if at else url
             raise ConfigError(f"Cannot use the view database URL {shown!r}: {exc}") from exc
+        self.set_aside: SetAside | None = None
         if self._engine.dialect.name == "sqlite":
+            self.set_aside = _set_aside_if_unreadable(self._engine.url.database)
             # Every connection zeroes what it frees: a rebuild's swap, a time-travel or verify
             # copy dropped, a retention cut leave the views' plaintext (an erased subject's too)
             # in free pages otherwise. SQLite's default is its build's (SQLITE_SECURE_DELETE:

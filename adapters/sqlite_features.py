@@ -45,7 +45,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from adapters.sqlite_open import open_store
+from adapters.sqlite_open import open_store, shred_freed
 from core.errors import Conflict, FeatureRowRefused, HubError
 from core.ports.eventlog import TopicPartition
 from core.ports.ml import (
@@ -239,6 +239,7 @@ class SqliteFeatureStore(FeatureStore):
         self._bases: dict[tuple[str, str], Any] = {}
         self._on_refused = on_refused
         self.refused = 0  # rows refused by this process
+        self._path = str(path)
         self._db = open_store(path, _SCHEMA, "synchronous=NORMAL")
         self._lock = threading.Lock()
         self._upgrade()
@@ -611,6 +612,61 @@ class SqliteFeatureStore(FeatureStore):
                     (kind, name, entity, n, head_mac(self._heads_key, kind, name, entity, n))
                 )
         db.executemany("INSERT OR REPLACE INTO heads VALUES (?, ?, ?, ?, ?)", rows)
+
+    def forget(self, entities: Sequence[str]) -> int:
+        """Delete the points, versions and heads of ``entities`` in one transaction (the port's
+        contract): the summary's row count goes down by the rows deleted, which must be what
+        their heads counted (else the table is reset: ``_RowsMissing``), and its reset base
+        moves up to the sequence counter, so a change token from before (an in-memory cache
+        holding the deleted rows, in any process) is below it and that cache starts afresh
+        instead of finding a gap. The feed positions stay."""
+        try:
+            return self._forget(entities)
+        except _RowsMissing as missing:
+            self._reset(missing)  # emptied: nothing of anyone is left to delete
+            return 0
+
+    def _forget(self, entities: Sequence[str]) -> int:
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                self._check_totals(db, force=True)  # nothing edited is re-sealed
+                deleted = counted = 0
+                for chunk in _chunks(list(dict.fromkeys(entities))):
+                    marks = ",".join("?" * len(chunk))
+                    for kind, name, entity, n, mac in db.execute(
+                        f"SELECT kind, name, entity, n, mac FROM heads WHERE entity IN ({marks})",
+                        chunk,
+                    ).fetchall():
+                        counted += self._head(kind, name, entity, n, mac)
+                    for table in ("series", "versions"):
+                        deleted += db.execute(
+                            f"DELETE FROM {table} WHERE entity IN ({marks})", chunk
+                        ).rowcount
+                    db.execute(f"DELETE FROM heads WHERE entity IN ({marks})", chunk)
+                if deleted != counted:
+                    raise _RowsMissing(
+                        "(table)", None, f"the erased entities had {deleted} rows, heads {counted}"
+                    )
+                if deleted:
+                    seq, total, base = self._meta(db)
+                    seq += seq > base  # as ``_empty``: a token of the old rows is below base
+                    db.executemany(
+                        "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                        [("seq", seq), ("rows", total - deleted), ("base", seq)],
+                    )
+                    self._seal(db)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            gone = set(entities)
+            for key in [k for k in self._good_heads if k[2] in gone]:
+                del self._good_heads[key]
+            if deleted and self._path != ":memory:":
+                shred_freed(db)  # not in the file's free pages either
+            return deleted
 
     def positions(self) -> dict[TopicPartition, int]:
         with self._lock:

@@ -65,7 +65,8 @@ def immediate(conn: sqlite3.Connection) -> Iterator[None]:
         yield
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite already rolled back on some errors (SQLITE_FULL)
+            conn.execute("ROLLBACK")
         raise
 
 

@@ -9,6 +9,8 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from core.errors import HubError, is_storage_full, storage_full
+
 # ``PRAGMA mmap_size`` for files read in bulk (the event log's readers, the ledger stores):
 # a page read is a copy from the mapping, not a ``pread`` per page (a 556 KB log batch spans
 # ~136 4-KiB pages, a 50k-leaf level-0 tile range ~1,600 1-KiB ones). Address space only;
@@ -56,6 +58,16 @@ def open_store(path: Path | str, schema: str, *pragmas: str) -> sqlite3.Connecti
     return db
 
 
+def shred_freed(db: sqlite3.Connection) -> None:
+    """Make rows just deleted unreadable from the file's bytes too (an erasure): SQLite leaves
+    a deleted row's bytes in free pages (and a key copy in an interior page) until they are
+    reused. ``VACUUM`` writes the file again from its live rows, and a truncating checkpoint
+    empties the write-ahead log of the old pages. Outside a transaction (autocommit); its cost
+    is a copy of the file (erasures are rare)."""
+    db.execute("VACUUM")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 @contextmanager
 def write_transaction(
     conn: sqlite3.Connection,
@@ -73,13 +85,27 @@ def write_transaction(
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise busy(exc) from exc
+        # SQLite rolls a transaction back by itself on some errors (SQLITE_FULL among them): a
+        # second ROLLBACK would fail ("no transaction is active") and hide the real error.
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error) and is_storage_full(exc):
+                raise _failure(failed, exc) from exc
             raise
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise failed(exc) from exc
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise _failure(failed, exc) from exc
+
+
+def _failure(failed: Callable[[sqlite3.Error], Exception], exc: sqlite3.Error) -> Exception:
+    """``failed(exc)``, or a ``StorageFull`` saying the same when the disk had no room."""
+    err = failed(exc)
+    if is_storage_full(exc) and isinstance(err, HubError):
+        return storage_full(err.message if err.message.endswith(".") else err.message + ".")
+    return err

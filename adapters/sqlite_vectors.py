@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from adapters.sqlite_open import open_store
+from adapters.sqlite_open import open_store, shred_freed
 from core.errors import FeatureRowRefused, HubError
 from core.ports.eventlog import TopicPartition
 from core.ports.ml import FeatureVectors
@@ -289,6 +289,10 @@ class SqliteFeatureVectors(FeatureVectors):
             topic, _, part = key.rpartition("/")
             out[TopicPartition(topic, int(part))] = int(offset)
         return out
+
+    def shred(self) -> None:
+        with self._lock:
+            shred_freed(self._db)
 
     def close(self) -> None:
         with self._lock:

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from core.errors import HubError
-from core.ports.ledgerstore import LEAF_COLUMNS, leaf_schema
+from core.ports.ledgerstore import LEAF_COLUMNS, int_array, int_values, leaf_schema
 
 MAGIC = b"HSI\x02"
 MAX_BODY = 256 << 20  # a side-index batch of 50,000 rows is ~1-3 MiB inflated
@@ -62,6 +62,8 @@ def damaged(first: int, why: str) -> HubError:
 
 def encode_v1(table: pa.Table) -> bytes:
     """Version 1: the columns as one zstd-compressed Arrow IPC stream."""
+    if not isinstance(table, pa.Table):  # columns built on read (``LeafBatch.columns``)
+        table = pa.Table.from_arrays([table.column(n) for n in LEAF_COLUMNS], schema=_SCHEMA)
     sink = pa.BufferOutputStream()
     with ipc.new_stream(sink, _SCHEMA, options=_IPC_OPTIONS) as writer:
         writer.write_table(table)
@@ -95,18 +97,22 @@ def _strings(column: pa.ChunkedArray) -> list[bytes]:
 def _strings_of(values: list[str], index: bytes) -> list[bytes]:
     """:func:`_strings` from the encoder's own dictionary (``LeafBatch.dictionaries``: distinct
     strings in order of first appearance, int32 indexes, -1 null): the dictionary
-    ``dictionary_encode`` finds again, so the same bytes without hashing every row's string."""
-    words = [v.encode() for v in values]
-    body = b"".join(words)
-    ends = np.cumsum([len(w) for w in words], dtype=np.int64).astype("<u4").tobytes()
+    ``dictionary_encode`` finds again, so the same bytes without hashing every row's string.
+    The texts are encoded as one (their byte lengths are their lengths when every one is
+    ASCII: the encoding is as long as the texts only then)."""
+    body = "".join(values).encode()
+    sizes = np.fromiter(map(len, values), np.int64, len(values))
+    if len(body) != int(sizes.sum()):  # a non-ASCII text (2-4 bytes a code point): by word
+        sizes = np.fromiter((len(v.encode()) for v in values), np.int64, len(values))
+    ends = np.cumsum(sizes, dtype=np.int64).astype("<u4").tobytes()
     # -1 (null) .. len(words) - 1 -> 0 .. len(words): int32 still, no widening copies
     idx = np.frombuffer(index, dtype="<i4") + np.int32(1)
     width, packed = _unsigned(idx)
-    return [struct.pack("<II", len(words), len(body)), ends, body, bytes([width]), packed]
+    return [struct.pack("<II", len(values), len(body)), ends, body, bytes([width]), packed]
 
 
 def _integers(column: pa.ChunkedArray) -> list[bytes]:
-    values = column.combine_chunks().to_numpy().astype(np.int64)
+    values = int_values(column.combine_chunks()).astype(np.int64)
     first = int(values[0]) if len(values) else 0
     with np.errstate(over="ignore"):
         deltas = np.diff(values).astype(np.uint64)  # modulo 2**64
@@ -120,17 +126,18 @@ def _integers(column: pa.ChunkedArray) -> list[bytes]:
 def body_of(table: pa.Table, dictionaries: Dicts | None = None) -> bytes | None:
     """The inflated version-2 body of ``table`` (module docstring); None when an integer column
     holds a null. A string column named in ``dictionaries`` (``LeafBatch.dictionaries``) is
-    written from its dictionary. Deterministic: the same columns give the same bytes."""
+    written from its dictionary (its column is not read). Deterministic: the same columns give
+    the same bytes."""
     parts: list[bytes] = []
     for name, field in zip(LEAF_COLUMNS, _SCHEMA, strict=True):
-        column = table.column(name)
         if field.type == pa.string():
             given = dictionaries.get(name) if dictionaries else None
-            parts += _strings(column) if given is None else _strings_of(*given)
-        elif column.null_count:
+            parts += _strings(table.column(name)) if given is None else _strings_of(*given)
+            continue
+        column = table.column(name)
+        if column.null_count:
             return None
-        else:
-            parts += _integers(column)
+        parts += _integers(column)
     return b"".join(parts)
 
 
@@ -208,8 +215,8 @@ def _take(words: pa.Array, idx: Any) -> pa.Array:
     """:func:`_expand` by Arrow's ``take`` (no null mask built when no index is 0)."""
     signed = idx.astype(np.int64) - 1
     if not len(idx) or int(idx.min()) >= 1:
-        return pc.take(words, pa.array(signed, type=pa.int64()))
-    return pc.take(words, pa.array(signed, mask=signed < 0, type=pa.int64()))
+        return pc.take(words, int_array(signed, pa.int64()))
+    return pc.take(words, int_array(signed, pa.int64(), mask=signed < 0))
 
 
 def _read_integers(r: _Reader, rows: int, kind: Any) -> pa.Array:
@@ -222,7 +229,7 @@ def _read_integers(r: _Reader, rows: int, kind: Any) -> pa.Array:
         ).view(np.int64)[:rows]
     if kind is np.int32 and len(values) and (values.min() < -(2**31) or values.max() >= 2**31):
         raise damaged(r.first, "an int32 column holds a value out of its range")
-    return pa.array(values.astype(kind))
+    return int_array(values.astype(kind), pa.from_numpy_dtype(kind))
 
 
 def _inflate(blob: bytes, first: int) -> tuple[int, bytes]:

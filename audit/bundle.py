@@ -65,6 +65,7 @@ from typing import Any
 
 from audit import leaf as leaf_format
 from audit.controls import MAPPING, controls_of
+from audit.csvcell import formula_safe
 from audit.errors import AuditError, NoteError
 from audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from audit.note import (
@@ -472,6 +473,12 @@ def _csv_row(e: Mapping[str, Any]) -> list[str]:
     return [*cells, str(e.get("diff") or "")]
 
 
+def population_cells(e: Mapping[str, Any]) -> list[str]:
+    """One entry's row of ``populations/<control>.csv`` as the hub writes it: text cells
+    formula-safe (``audit.csvcell``)."""
+    return [formula_safe(c) for c in _csv_row(e)]
+
+
 def _population_csv(zf: zipfile.ZipFile, control: str, listed: list[Mapping[str, Any]]) -> None:
     name = f"populations/{control}.csv"
     try:
@@ -487,8 +494,8 @@ def _population_csv(zf: zipfile.ZipFile, control: str, listed: list[Mapping[str,
             "entries (the population an auditor reads was cut or padded)."
         )
     for n, (row, e) in enumerate(zip(rows[1:], listed, strict=True), 2):
-        want = _csv_row(e)
-        if row != want:
+        want = population_cells(e)
+        if row != want and row != _csv_row(e):  # packs before s22 wrote cells as stored
             col = next((i for i, (a, b) in enumerate(zip(row, want, strict=False)) if a != b), 0)
             head = POPULATION_CSV_HEAD[col] if col < len(POPULATION_CSV_HEAD) else "?"
             raise PackError(

@@ -13,6 +13,11 @@ batches by the sync's encoder (``LeafEncoder.column_batch``). Thread CPU, best o
 ``--repeat`` per round.
 
     .venv/bin/python -m benchmarks.sideindex_compare_ab --rounds 6
+
+``--recompute`` (session 22) times verify's whole step per batch instead, the recomputation
+included: ``column_batch`` from the log's stored batches, then the encoded comparison; old =
+the recomputed batch with its string columns built (``strings=True``, before session 22), new
+= without (``strings=False``: each string column from its dictionary only when read).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.ab_common import print_ratios, thread_cpu
@@ -30,6 +36,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=50_000)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--recompute", action="store_true", help="strings=True vs strings=False")
     args = ap.parse_args()
 
     from adapters import tile_sideindex as sideindex
@@ -66,6 +73,19 @@ def main() -> None:
             return sideindex.body_of(again.columns, again.dictionaries) == body
 
         assert decoded() and encoded(), "the recomputed batch differs from the stored one"
+        if args.recompute:
+            chunks = [log.read_encoded("t", 0, 0, args.events)]
+
+            def recomputed(strings: bool) -> Callable[[], bool]:
+                def step() -> bool:
+                    b = LeafEncoder().column_batch(chunks, 0, strings=strings)
+                    sideindex.keys_of(rows, body, 0)
+                    return sideindex.body_of(b.columns, b.dictionaries) == body
+
+                return step
+
+            decoded, encoded = recomputed(True), recomputed(False)
+            assert decoded() and encoded(), "the recomputed batch differs from the stored one"
         ratios: dict[str, list[float]] = {"compare CPU": []}
         for k in range(args.rounds):
             if k % 2:
@@ -73,7 +93,8 @@ def main() -> None:
             else:
                 old, new = thread_cpu(decoded, args.repeat), thread_cpu(encoded, args.repeat)
             print(
-                f"round {k}: decoded {old * 1e3:.3f} ms, encoded {new * 1e3:.3f} ms per "
+                f"round {k}: {'strings' if args.recompute else 'decoded'} {old * 1e3:.3f} ms, "
+                f"{'none' if args.recompute else 'encoded'} {new * 1e3:.3f} ms per "
                 f"{rows:,}-row batch ({(old - new) / rows * 1e9:.1f} ns/leaf saved)"
             )
             ratios["compare CPU"].append(new / old)

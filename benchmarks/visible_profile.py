@@ -46,6 +46,33 @@ class Probe:
             self._open["marks"].append((step, time.perf_counter(), time.thread_time()))
 
 
+class _TimedLock:
+    """The log's own lock (the Kafka log's ``_lock``: appends hold it while they wait for the
+    broker's acknowledgement, reads while they fetch), forwarding every call; the follower's
+    wait to take it during a step is added to the step's calls as ``log lock wait``."""
+
+    def __init__(self, inner: Any, probe: Probe) -> None:
+        self._inner, self._probe = inner, probe
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        t0 = time.perf_counter()
+        got: bool = self._inner.acquire(blocking, timeout)
+        rec = self._probe._open
+        if rec is not None and threading.get_ident() == rec["thread"]:
+            calls = rec.setdefault("calls", {})
+            calls["log lock wait"] = calls.get("log lock wait", 0.0) + time.perf_counter() - t0
+        return got
+
+    def release(self) -> None:
+        self._inner.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 def attach(h: Any, probe: Probe) -> Callable[[], None]:
     """Wrap the market_bars runner's ``step``, its log's ``wait_for_append`` and the append
     signal's notification (``AppendSignal`` has slots: its condition is wrapped, and an append
@@ -58,6 +85,7 @@ def attach(h: Any, probe: Probe) -> Callable[[], None]:
 
     def step(bound: Any = None) -> Any:
         rec: dict[str, Any] = {"start": time.perf_counter(), "cpu_start": time.thread_time()}
+        rec["thread"] = threading.get_ident()
         rec["marks"] = []
         probe._open = rec
         try:
@@ -98,6 +126,9 @@ def attach(h: Any, probe: Probe) -> Callable[[], None]:
 
         timed[name] = wrapped
         setattr(store, name, wrapped)
+    lock0 = getattr(log, "_lock", None)
+    if lock0 is not None and hasattr(lock0, "acquire"):
+        log._lock = _TimedLock(lock0, probe)  # nobody holds it yet: publishing starts after
     runner.step = step
     log.wait_for_append = wait
     cv = signal._cv if signal is not None else None
@@ -116,6 +147,8 @@ def attach(h: Any, probe: Probe) -> Callable[[], None]:
         cv.notify_all = notify_all
 
     def undo() -> None:
+        if isinstance(getattr(log, "_lock", None), _TimedLock):
+            log._lock = lock0
         for name in timed:
             delattr(store, name)
         del runner.step
@@ -187,7 +220,8 @@ def summarize(probe: Probe, run: Any) -> dict[str, Any]:
         phases.setdefault("after mirrored", []).append((s["end"] - prev) * 1000)
         cpus.setdefault("after mirrored", []).append((s["cpu_end"] - prev_cpu) * 1000)
         for name, secs in s.get("calls", {}).items():
-            phases.setdefault(f"(in the above: chDB {name})", []).append(secs * 1000)
+            what = name if name.startswith("log ") else f"chDB {name}"
+            phases.setdefault(f"(in the above: {what})", []).append(secs * 1000)
     # collapse several rows:<table> marks of one step into one figure per step
     n = len(steps) or 1
     per_step = {

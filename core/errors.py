@@ -28,6 +28,7 @@ where there is one, the fix.
     │   └── Forbidden             authenticated, but the decision is deny
     └── Retryable                 a transient condition; the same call may succeed later
         ├── StorageBusy
+        ├── StorageFull           the disk under a store has no room (HTTP 507)
         └── BodyBudgetFull        request bodies in flight fill HUB_MAX_REQUEST_BYTES_IN_FLIGHT
 
 ``code`` is a stable machine-readable reason (shown in HTTP errors and CLI output); ``http_status``
@@ -36,6 +37,7 @@ is what the API answers with.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 
 
@@ -157,6 +159,45 @@ class Retryable(HubError):
 
 class StorageBusy(Retryable):
     code = "storage_busy"
+
+
+class StorageFull(Retryable):
+    """A store's disk (or its size limit) had no room for a write: nothing of the failed write
+    is kept, nothing stored before is lost; the same call succeeds once there is room. HTTP 507
+    Insufficient Storage (RFC 4918): the server, not the request, is short of space."""
+
+    code = "storage_full"
+    http_status = 507
+
+
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) says the disk has no room: an
+    ``OSError`` with ENOSPC, EDQUOT or EFBIG, or SQLite's ``SQLITE_FULL``."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a short cause chain; a loop in it ends here
+        if seen is None:
+            return False
+        if isinstance(seen, StorageFull):
+            return True
+        if isinstance(seen, OSError) and seen.errno in _FULL_ERRNOS:
+            return True
+        if str(getattr(seen, "sqlite_errorname", "")).startswith("SQLITE_FULL"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def storage_full(failed: str) -> StorageFull:
+    """The error for a write refused for want of room (``is_storage_full``); ``failed`` says
+    which write, naming its store (one sentence)."""
+    return StorageFull(
+        f"{failed} The disk has no room: nothing of this write was kept and nothing stored "
+        "before is lost. Free space on the data folder's disk (or raise its quota), then send "
+        "the same request again.",
+    )
 
 
 class BodyBudgetFull(Retryable):

@@ -64,6 +64,14 @@ class Metrics:
             ["limit"],
             registry=self.registry,
         )
+        self.tenant_refusals = Counter(
+            "hub_tenant_refusals_total",
+            "Requests refused by a per-tenant limit (core.tenant_quota), by tenant and limit "
+            "(ingest_records, ingest_bytes, quarantine_bytes, registry_subjects, "
+            "registry_versions).",
+            ["tenant", "limit"],
+            registry=self.registry,
+        )
         self.auth_failures = Counter(
             "hub_auth_failures_total",
             "Requests refused for missing or bad credentials.",
@@ -163,6 +171,14 @@ class Metrics:
             "feature table refused: MAC missing or wrong, or older than the row the hub last "
             "wrote; nothing was scored on them.",
             ["view", "reason"],
+            registry=self.registry,
+        )
+        self.views_set_aside = Counter(
+            "hub_views_set_aside_total",
+            "View stores found unreadable at start (an empty or damaged chDB metadata file, a "
+            "truncated SQLite views file), moved aside into a dated folder beside them and "
+            "folded again from the log, by store (analytics, transactional).",
+            ["store"],
             registry=self.registry,
         )
         self.consumer_offsets_moved = Counter(

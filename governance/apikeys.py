@@ -305,14 +305,21 @@ class ApiKeys(EnrolmentCommands):
                 log.exception("withdrawing the pending changes of revoked keys %s failed", ids)
 
     # -- the fold ---------------------------------------------------------------------------
-    def _refresh(self) -> None:
-        """Fold what was appended to the keys topic since the last catch-up.
+    def ticket(self) -> int:
+        """Taken when a request arrives, for a ``verify`` made later or in another thread:
+        that verify is served by a catch-up begun after this call (``SharedCatchUps``)."""
+        return self._catch_ups.ticket()
+
+    def _refresh(self, ticket: int | None = None) -> None:
+        """Fold what was appended to the keys topic since the last catch-up (or since
+        ``ticket`` was taken).
 
         Concurrent callers share catch-ups (``core.fold.SharedCatchUps``): a key revoked by
         another instance before the request arrived is seen; only the round trip (a ListOffsets
         on Kafka, per request verifying a key) is saved. A caller already holding the lock (a
         writer after its append) never finds one: none can run while it holds the lock."""
-        ticket = self._catch_ups.ticket()  # taken on arrival, before the wait for the lock
+        if ticket is None:
+            ticket = self._catch_ups.ticket()  # taken on arrival, before the wait for the lock
         with self._lock:
             self._catch_ups.run(ticket, self._fold.catch_up)
 
@@ -840,10 +847,11 @@ class ApiKeys(EnrolmentCommands):
         return issued
 
     # -- verifying --------------------------------------------------------------------------
-    def verify(self, key_id: str, secret: str) -> Principal:
+    def verify(self, key_id: str, secret: str, *, ticket: int | None = None) -> Principal:
         """The principal of a valid key; raises ``Unauthenticated`` (same message for any miss
-        of id or secret; a right secret of a revoked or expired key is told so)."""
-        self._refresh()  # one indexed end-offset query when nothing changed; sees revocations
+        of id or secret; a right secret of a revoked or expired key is told so). ``ticket``
+        (``ticket()`` taken when the request arrived): sees every change made before then."""
+        self._refresh(ticket)  # one indexed end-offset query when nothing changed; sees revocations
         key = self._keys.get(key_id)
         if key is not None and key.secret_hmac:
             digest, expected = self._digest(key.salt, secret), key.secret_hmac

@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 from core.avro import serde
 from core.avro.varint import varint, zigzag
-from core.errors import PayloadTooLarge, Retryable
+from core.errors import PayloadTooLarge, Retryable, is_storage_full
 from core.events import OutgoingEvent
 from core.policybundle import (
     InputDocumentEngine,
@@ -101,6 +101,14 @@ class DecisionNotRecorded(Retryable):
 
     code = "decision_not_recorded"
     http_status = 503
+
+
+class DecisionLogFull(DecisionNotRecorded):
+    """The decision could not be stored because the disk has no room (HTTP 507, like
+    ``StorageFull``); the action did not run."""
+
+    code = "storage_full"
+    http_status = 507
 
 
 _NO_ROW_FILTER: Mapping[str, str] = MappingProxyType({})
@@ -653,6 +661,11 @@ class Receipt:
 
     def _raise_failed(self, error: BaseException | None) -> None:
         if error is not None:
+            if is_storage_full(error):
+                raise DecisionLogFull(
+                    f"Decision {self.decision_id} could not be stored, so its action did not "
+                    f"run: {error}"
+                ) from error
             raise DecisionNotRecorded(
                 f"Decision {self.decision_id} could not be stored: {error!r}"
             ) from error

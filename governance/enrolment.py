@@ -2,7 +2,7 @@
 
 A person with approval rights (any role that grants a ``*.approve`` action) never receives a key
 from another person. Creating one, granting approval rights, or resetting another person's key
-returns a one-time enrolment token instead; the person redeems it (``hub enrol TOKEN``,
+returns a one-time enrolment token instead; the person redeems it (``hub enrol``, token on stdin,
 ``POST /v1/enrol``) with a secret generated on their own machine, and the hub stores only
 ``HMAC-SHA256(pepper, salt + secret)`` of it, as for any key.
 

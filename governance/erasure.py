@@ -27,8 +27,13 @@ decision point for ``subject.erase`` first):
    whose PII columns are not strings, is rebuilt instead (replay into a new table and swap, as
    ``hub projection rebuild`` does). Either way no view row still holds the subject's
    plaintext; exports are queries of the views, so they hold none either;
+   3b. deletes the subject's derived rows on the ML side (``derived``: the feature store's
+   points and versions of the erased tenants' entity, Flink's stored vectors of their events),
+   counted per store; from step 2 on the feature feed, training sets and scorer leave the
+   subject's events out (``ml.erased``), so nothing folds them back;
 4. records ``subject.erase`` on the audit ledger (actor, reason, whether a key existed, the
-   rows scrubbed per projection and table, the projections rebuilt, the officer's tenant scope,
+   rows scrubbed per projection and table, the projections rebuilt, the derived ML rows deleted,
+   the officer's tenant scope,
    the tenants whose keys were destroyed and whether the legacy key was), once per such tenant
    (so each tenant's officer and evidence see it; the eraser's tenant when none), and signs a
    checkpoint at once, so the erasure itself is provable. Views are scrubbed in the erased
@@ -50,7 +55,8 @@ is scrubbed or rebuilt there, so run ``hub erase`` against the serving hub's API
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +75,9 @@ if TYPE_CHECKING:
     from governance.retention import Governance, RetentionJob
     from ledger.service import Ledger
     from projections.service import ProjectionService
+
+
+log = logging.getLogger(__name__)
 
 
 def _binds(hold_tenant: str, named: frozenset[str]) -> bool:
@@ -166,6 +175,10 @@ class Eraser:
         index: ErasureIndex | None = None,
     ) -> None:
         self._index = index  # the ledger's erasure entries, for ``undone`` (kept up to date)
+        # step 3b: deletes the subject's derived rows beyond the views (the ML side's feature
+        # rows and stored vectors: ``ml.service.MachineLearning.forget``), given the subject and
+        # the tenants erased; returns the rows deleted per store (recorded). None: none kept.
+        self.derived: Callable[[str, Sequence[str]], Mapping[str, Any]] | None = None
         self._subject_tenants = subject_tenants
         self._retention = retention  # scans a held topic for the subject's records
         self._keystore = keystore
@@ -328,6 +341,8 @@ class Eraser:
             self._keystore.destroy(subject)
         scope = None if tenant_scope is None else keys.tenants
         rebuilt, scrubbed = self._erase_views(subject, scope)  # 3.
+        erased_in = sorted(named - {UNVERIFIED_TENANTS})
+        derived = self._erase_derived(subject, erased_in)  # 3b.
         # 4. one entry per tenant whose key was destroyed, naming it, so that each tenant's
         # officer and evidence see the erasure of its subject (none: the eraser's tenant)
         tenants = sorted(named - {UNVERIFIED_TENANTS}) or [principal.tenant]
@@ -341,6 +356,8 @@ class Eraser:
             "tenants_erased": list(keys.tenants),
             "legacy_key_destroyed": keys.legacy,
         }
+        if derived is not None:  # the ML side's rows of the subject deleted, per store
+            details["derived_rows_deleted"] = derived
         metas = [
             self._ledger.record_action(
                 principal.id, ACTION, f"subject:{subject}", details=details, tenant=tenant
@@ -362,6 +379,18 @@ class Eraser:
             checkpoint_size=synced.size,
             tenant_scope=tenant_scope,
         )
+
+    def _erase_derived(self, subject: str, tenants: list[str]) -> dict[str, Any] | None:
+        """Step 3b. The keys are destroyed by now: a failure here must not keep the erasure
+        off the ledger, so it is logged and recorded there (``failed``: what went wrong); the
+        same ``hub erase`` again deletes what is left (steps 2-4 are idempotent)."""
+        if self.derived is None:
+            return None
+        try:
+            return dict(self.derived(subject, tenants))
+        except Exception as exc:  # recorded, never swallowed silently
+            log.exception("Erasure of %r: the ML side's derived rows were not deleted", subject)
+            return {"failed": f"{type(exc).__name__}: {exc}"[:500]}
 
     def _held_scopes_shredded(
         self, subject: str, holds: set[str], tenants: frozenset[str] | None

@@ -48,6 +48,7 @@ from governance.erasure_index import ErasureIndex
 from governance.keyring_anchor import KeyringAnchor
 from governance.retention import Governance, RetentionJob, cut_expired_rows
 from governance.store import PolicyStore
+from hub.derived_secrets import derived_secret
 from hub.settings import Settings, load_settings
 from hub.tracing import configure_tracing
 from ingest.pipeline import IngestPipeline
@@ -126,18 +127,6 @@ class Hub:
         self.log.close()
 
 
-def derived_secret(settings: Settings, purpose: bytes) -> bytes:
-    """A secret for one purpose, derived (HMAC-SHA256) from the hub's local MAC key: files the
-    hub writes for itself beside derived data (e.g. the Flink result loader's memory) carry a MAC
-    under it, so that editing such a file without the key is noticed."""
-    import hashlib
-    import hmac
-
-    from adapters.local_signer import load_or_create_mac_key
-
-    return hmac.new(load_or_create_mac_key(settings.log_key_path), purpose, hashlib.sha256).digest()
-
-
 def build_event_log(settings: Settings) -> EventLog:
     """The EventLog adapter the settings name."""
     if settings.event_log == "sqlite":
@@ -202,12 +191,13 @@ def build_ingest(
     """The ingest pipeline every source uses (rules, positions and dedupe folded from the log)."""
     from datetime import timedelta
 
+    from core.tenant_quota import IngestRates
     from ingest.dedupe import Deduper
     from ingest.parquet_pool import DecoderLimits, ParquetDecoders
     from ingest.positions import PositionStore
     from ingest.rules import RulesStore
 
-    return IngestPipeline(
+    pipeline = IngestPipeline(
         event_log,
         registry,
         publisher,
@@ -229,7 +219,17 @@ def build_ingest(
                 max_files=settings.parquet_decoder_max_files,
             )
         ),
+        IngestRates(
+            records_per_s=settings.ingest_records_per_s_per_tenant,
+            records_burst=settings.ingest_records_burst_per_tenant,
+            bytes_per_s=settings.ingest_bytes_per_s_per_tenant,
+            bytes_burst=settings.ingest_bytes_burst_per_tenant,
+        ),
+        settings.quarantine_max_bytes_per_tenant,
     )
+    if pipeline.quarantine_quota.on:  # fold the quarantine now, not inside a first ingest commit
+        pipeline.quarantine_quota.held("default")
+    return pipeline
 
 
 TILE_LEDGER_FILE = "ledger-tiles.sqlite"
@@ -318,6 +318,13 @@ def process_id(settings: Settings) -> str:
     import socket
 
     return settings.leader_id or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def views_set_aside(settings: Settings) -> list[dict[str, object]]:
+    """The view stores set aside as unreadable and rebuilt from the log (``hub status``)."""
+    from adapters.view_setaside import set_asides
+
+    return set_asides(settings.data_dir / "views")
 
 
 def build_leader(settings: Settings, name: str | None = None) -> LeaderElector | None:
@@ -569,7 +576,24 @@ def build_projections(
                 folder += "-" + re.sub(r"[^A-Za-z0-9_.-]", "_", process_id(s))
             store = ChdbViewStore(s.data_dir / "views" / folder)
         store.query_memory_bytes = s.query_max_memory_bytes
+        reported("analytics", store)
         return store
+
+    def reported(kind: str, store: ViewStore) -> None:
+        """A warning and a count when ``store`` opened empty because its files were unreadable
+        and went aside (``core.ports.views.SetAside``)."""
+        moved = store.set_aside
+        if moved is not None:
+            metrics.views_set_aside.labels(kind).inc()
+            log.warning(
+                "view store unreadable at start: set aside, folding it again from the log",
+                extra={
+                    "store": kind,
+                    "files": list(moved.files),
+                    "reason": moved.reason,
+                    "moved_to": moved.folder,
+                },
+            )
 
     def transactional() -> ViewStore:
         from adapters.sqlalchemy_views import SqlAlchemyViewStore
@@ -582,6 +606,7 @@ def build_projections(
         # PostgreSQL keeps PII sealed, opened here with the subject's key (crypto-shredding)
         store = SqlAlchemyViewStore(url, unseal=sealed_reader(registry, keystore))
         store.query_memory_bytes = s.query_max_memory_bytes  # its results (SQLite, PostgreSQL)
+        reported("transactional", store)
         return store
 
     return ProjectionService(
@@ -632,6 +657,7 @@ def build_policy(
                 cache=cache,
                 decision_bound_ms=settings.policy_decision_bound_ms,
                 stuck_max=settings.policy_stuck_max,
+                child_memory_mb=settings.policy_eval_memory_mb,
                 on_timeout=None
                 if metrics is None
                 else metrics.policy_eval_timeouts.labels("rego-cpp").inc,
@@ -727,13 +753,17 @@ def bootstrap(
 
         kafka_log_of(hot_log).vouch_unsealed(ledger_vouch(ledger_store))
     event_log = build_tiered_log(settings, hot_log, ledger_store) if settings.cold_tier else hot_log
+    metrics = Metrics()
+    refused = metrics.tenant_refusals.labels
     registry = SchemaRegistry(
         event_log,
         settings.registry_compatibility,
         strict_logical_types=settings.registry_strict_logical_types,
+        max_subjects_per_tenant=settings.registry_max_subjects_per_tenant,
+        max_versions_per_tenant=settings.registry_max_versions_per_tenant,
+        refused=lambda tenant, limit: refused(tenant, limit).inc(),
     )  # 3
     adopt_owners(registry, event_log)  # subjects registered before owners were recorded (once)
-    metrics = Metrics()
     keystore = build_keystore(settings)  # PII is encrypted under it before it enters the log
     try:  # a keyring put back to an older copy of itself is refused
         KeyringAnchor(
@@ -892,6 +922,7 @@ def bootstrap(
         subject_tenants=subject_tenants,
         leader=leader,
     )
+    hub.eraser.derived = lambda subject, tenants: forget_derived(hub, subject, tenants)
     if check_erasures:
         try:
             refuse_undone_erasures(hub)
@@ -903,6 +934,17 @@ def bootstrap(
         extra={"event_log": settings.event_log, "data_dir": str(settings.data_dir)},
     )
     return hub
+
+
+def forget_derived(hub: Hub, subject: str, tenants: Sequence[str]) -> dict[str, Any]:
+    """An erasure's step 3b (``governance.erasure``): the ML side deletes the subject's derived
+    rows (``MachineLearning.forget``); nothing to do on a hub that never used it (no ``ml``
+    folder: no feature row was ever stored)."""
+    if hub.ml is None and not (hub.settings.data_dir / "ml").exists():
+        return {}
+    from hub.ml_setup import ml_of
+
+    return ml_of(hub).forget(subject, tenants)
 
 
 def erasure_index_key(settings: Settings) -> bytes:

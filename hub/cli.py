@@ -132,12 +132,29 @@ def current_principal(h: Any) -> Principal:
     return principal_of_token(h, token)
 
 
+def warn_key_argument(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Callback of every ``--key`` option: a key given on the command line is shown to other
+    local users (ps, /proc/<pid>/cmdline) and kept in the shell's history. Told to the person
+    at the terminal (scripts' stderr is often parsed: they are not told); not refused, since
+    every script written for the hub passes it so (``--key-file`` and ``HUB_API_KEY`` exist)."""
+    from_argv = ctx.get_parameter_source(param.name or "") == click.core.ParameterSource.COMMANDLINE
+    if value and from_argv and sys.stderr.isatty():
+        click.echo(
+            "warning: --key KEY_ID:SECRET on the command line shows the secret to other users "
+            "of this machine (ps) and to the shell's history; prefer --key-file FILE or "
+            "HUB_API_KEY_FILE.",
+            err=True,
+        )
+    return value
+
+
 # A command-level ``--key`` (after the command name), for governed commands that a second person
 # runs with their own key, e.g. ``hub policy approve ID --key KEY_ID:SECRET``.
 key_option = click.option(
     "--key",
     envvar="HUB_API_KEY",
     default=None,
+    callback=warn_key_argument,
     help="Act as this API key's principal (KEY_ID:SECRET); default: the hub's --key/--key-file.",
 )
 
@@ -195,7 +212,13 @@ def echo_change(change: Any, *, diff: bool = False) -> None:
 @click.group()
 @click.option("--data-dir", envvar="HUB_DATA_DIR", help="Data folder (default .hub).")
 @click.option("--config", envvar="HUB_CONFIG_FILE", help="YAML settings file.")
-@click.option("--key", envvar="HUB_API_KEY", default=None, help="Act as this KEY_ID:SECRET.")
+@click.option(
+    "--key",
+    envvar="HUB_API_KEY",
+    default=None,
+    callback=warn_key_argument,
+    help="Act as this KEY_ID:SECRET (prefer --key-file: an argument shows in ps).",
+)
 @click.option(
     "--key-file",
     envvar="HUB_API_KEY_FILE",
@@ -214,15 +237,6 @@ def main(
     from hub.logs import configure
 
     configure("WARNING", json_lines=True)  # until a command loads the settings (log_level)
-    from_argv = ctx.get_parameter_source("key") == click.core.ParameterSource.COMMANDLINE
-    if key and from_argv and sys.stderr.isatty():
-        # Other local users read a process's arguments (ps, /proc/<pid>/cmdline); told to the
-        # person at the terminal (scripts' stderr is often parsed: they are not told).
-        click.echo(
-            "warning: --key KEY_ID:SECRET on the command line shows the secret to other users "
-            "of this machine (ps); prefer --key-file FILE or HUB_API_KEY_FILE.",
-            err=True,
-        )
     ctx.obj = Ctx(data_dir, config, key, key_file)
 
 
@@ -240,7 +254,7 @@ def init_admin_key(h: Any, key_path: Path) -> str:
         raise Forbidden(
             f"This data folder already has an admin key, so {key_path} was not created: use an "
             "existing admin key (`hub --key-file FILE keys create --role admin --owner NAME` "
-            "prints an enrolment token; NAME redeems it with `hub enrol TOKEN`).",
+            "prints an enrolment token; NAME redeems it with `hub enrol`, the token on stdin).",
             code="already_initialised",
         )
     issued = h.keys.create(["admin"], owner="admin", description="first admin key (hub init)")
@@ -289,6 +303,7 @@ def serve(obj: Ctx, host: str | None, port: int | None, admin_key_file: str | No
     import uvicorn
 
     from hub.api.app import create_app
+    from hub.api.headerlimit import head_bounded
     from hub.logs import configure
 
     def go() -> None:
@@ -325,6 +340,9 @@ def serve(obj: Ctx, host: str | None, port: int | None, admin_key_file: str | No
                 create_app(h),
                 host=bind_host,
                 port=bind_port,
+                http=head_bounded(
+                    h.settings.max_request_header_bytes, h.settings.request_head_timeout_s
+                ),
                 log_level=level.lower(),
                 access_log=False,  # hub.observability writes the access log, in ECS fields
                 log_config=None,  # uvicorn's own lines go through hub.logs too
@@ -392,8 +410,8 @@ def _echo_ticket(ticket: Any) -> None:
     click.echo(
         f"enrolment {ticket.enrolment_id} for {ticket.owner} (expires "
         f"{ticket.expires_at.isoformat()}): a key that may approve is never handed over; "
-        f"give {ticket.owner} this token; {step}{ticket.owner} runs `hub enrol TOKEN` on "
-        "their own machine.",
+        f"give {ticket.owner} this token; {step}{ticket.owner} runs `hub enrol` on their "
+        "own machine, the token on its stdin (or --token-file FILE), never as an argument.",
         err=True,
     )
 
@@ -413,17 +431,124 @@ def _write_key(out: str, token: str) -> None:
     tmp.replace(path)
 
 
+def _secret_from(
+    path: str | None,
+    from_env: str | None,
+    env: str,
+    what: str,
+    *,
+    stdin: bool = False,
+    required: bool = True,
+) -> str | None:
+    """A secret from a file (``-``: stdin), else the environment variable ``env`` (its value
+    ``from_env``, read by click), else (with ``stdin``) standard input, hidden when it is a
+    terminal; never from an argument."""
+    text: str | None
+    if path is not None:
+        try:
+            text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise click.UsageError(f"Cannot read the {what} from {path}: {exc.strerror}.") from exc
+    elif from_env:
+        text = from_env
+    elif stdin and sys.stdin.isatty():
+        text = click.prompt(f"The {what}", hide_input=True, err=True)
+    elif stdin:
+        text = sys.stdin.read()
+    else:
+        text = None
+    text = text.strip() if text else None
+    if required and not text:
+        raise click.UsageError(
+            f"No {what} was given: pipe it on stdin, or pass --token-file FILE or {env}."
+        )
+    return text
+
+
+def _refuse_secret_argument(name: str, alternatives: str) -> Callable[..., Any]:
+    """A click callback refusing a secret passed as an argument (without repeating it); the
+    same parameter's environment variable is taken."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        source = ctx.get_parameter_source(param.name or "")
+        if value and source == click.core.ParameterSource.COMMANDLINE:
+            raise click.UsageError(
+                f"{name} is not taken on the command line: other users of this machine read a "
+                f"command's arguments (ps) and the shell keeps them in its history; "
+                f"{alternatives}.",
+                ctx,
+            )
+        return value
+
+    return check
+
+
 @main.command("enrol")
-@click.argument("token")
-@click.option("--second", "second", default=None, help="The approver's second half, if apart.")
+@click.argument(
+    "token",
+    required=False,
+    expose_value=False,
+    callback=_refuse_secret_argument(
+        "The enrolment token",
+        "pipe it on stdin (hub enrol < token.txt), or pass --token-file FILE or HUB_ENROL_TOKEN",
+    ),
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default=None,
+    help="A file holding the enrolment token ('-': stdin). Default: HUB_ENROL_TOKEN, else stdin.",
+)
+@click.option(
+    "--token",
+    "env_token",
+    envvar="HUB_ENROL_TOKEN",
+    hidden=True,
+    default=None,
+    callback=_refuse_secret_argument(
+        "The enrolment token",
+        "pipe it on stdin (hub enrol < token.txt), or pass --token-file FILE or HUB_ENROL_TOKEN",
+    ),
+)
+@click.option(
+    "--second",
+    "env_second",
+    envvar="HUB_ENROL_SECOND",
+    hidden=True,
+    default=None,
+    callback=_refuse_secret_argument(
+        "The approver's second half", "pass --second-file FILE or HUB_ENROL_SECOND"
+    ),
+)
+@click.option(
+    "--second-file",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default=None,
+    help="A file holding the approver's second half, if apart (or HUB_ENROL_SECOND).",
+)
 @click.option(
     "--out", type=click.Path(dir_okay=False), default=None, help="Write the key (0600) here."
 )
 @click.pass_obj
-def enrol_cmd(obj: Ctx, token: str, second: str | None, out: str | None) -> None:
-    """Redeem an enrolment TOKEN: a secret is generated here, only its salted HMAC reaches the
-    hub; prints (or writes) your new KEY_ID:SECRET. Run it yourself, without another's key."""
+def enrol_cmd(
+    obj: Ctx,
+    token_file: str | None,
+    env_token: str | None,
+    second_file: str | None,
+    env_second: str | None,
+    out: str | None,
+) -> None:
+    """Redeem an enrolment token (from stdin, --token-file or HUB_ENROL_TOKEN; never an
+    argument): a secret is generated here, only its salted HMAC reaches the hub; prints (or
+    writes) your new KEY_ID:SECRET. Run it yourself, without another's key."""
     import secrets as _secrets
+
+    second = _secret_from(
+        second_file, env_second, "HUB_ENROL_SECOND", "approver's second half", required=False
+    )
+    token = _secret_from(token_file, env_token, "HUB_ENROL_TOKEN", "enrolment token", stdin=True)
+    if token is None:  # _secret_from refused it already (required)
+        raise click.UsageError("No enrolment token was given.")
 
     def go() -> None:
         secret = _secrets.token_urlsafe(32)

@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError
 from core import tenant_mac
 from core.errors import ConfigError
 from core.projection import Windowing
-from hub.bootstrap import derived_secret
+from hub.derived_secrets import derived_secret
 from hub.flink_feature_views import feature_views
 from hub.logs import redact_url
 from hub.ml_setup import feature_vectors

@@ -4,12 +4,33 @@ commands that do not need it never import scikit-learn."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from core.metrics import Metrics
+    from core.ports.eventlog import EventLog
     from core.ports.ml import FeatureStore, FeatureVectors, ModelRegistry
-    from hub.bootstrap import Hub
+    from governance.apikeys import ApiKeys
+    from hub.settings import Settings
+    from ingest.publish import EventReader, Publisher
+    from ledger.service import Ledger
     from ml.service import MachineLearning
+    from registry.service import SchemaRegistry
+
+
+class Hub(Protocol):
+    """What the ML service is built from: the parts of ``hub.bootstrap.Hub`` it uses (named
+    here, not imported: the composition root imports this module for an erasure's ML step)."""
+
+    settings: Settings
+    log: EventLog
+    registry: SchemaRegistry
+    publisher: Publisher
+    reader: EventReader
+    keys: ApiKeys
+    metrics: Metrics
+    ledger: Ledger
+    ml: Any
 
 
 def ml_of(hub: Hub) -> MachineLearning:
@@ -59,7 +80,7 @@ def feature_store(hub: Hub) -> FeatureStore:
     if hub.settings.feature_store == "feast":
         from adapters.feast_features import ROW_KEY_LABEL, FeastFeatureStore
         from adapters.sqlite_features import MAC_LABEL
-        from hub.bootstrap import derived_secret
+        from hub.derived_secrets import derived_secret
 
         url = hub.settings.feature_redis_url
         refused = hub.metrics.feature_rows_refused
@@ -72,7 +93,7 @@ def feature_store(hub: Hub) -> FeatureStore:
             on_refused=lambda view, reason: refused.labels(view, reason).inc(),
         )
     from adapters.sqlite_features import MAC_LABEL, SqliteFeatureStore
-    from hub.bootstrap import derived_secret
+    from hub.derived_secrets import derived_secret
     from ml.series_cache import CachedFeatureStore
 
     refused = hub.metrics.feature_rows_refused
@@ -89,7 +110,7 @@ def feature_vectors(hub: Hub) -> FeatureVectors:
     """The offline vectors of the feature views computed on Flink (``hub.flink_feature_views``),
     beside the feature store: ``ml/vectors.sqlite``."""
     from adapters.sqlite_vectors import MAC_LABEL, SqliteFeatureVectors
-    from hub.bootstrap import derived_secret
+    from hub.derived_secrets import derived_secret
 
     path = hub.settings.data_dir / "ml" / "vectors.sqlite"
     return SqliteFeatureVectors(path, mac_key=derived_secret(hub.settings, MAC_LABEL))

@@ -12,7 +12,14 @@ the access log, and the dedicated scrape credential of ``/metrics``.
 - ``ObservabilityMiddleware`` (outermost ASGI layer): gives every request an id (a sane incoming
   ``X-Request-Id`` is kept, else a new one; echoed in the response), logs one access line per
   request in ECS fields (``event.dataset: hub.access``) without any header or query string, so no
-  credential reaches the log, and answers ``GET /metrics`` itself when the request carries the
+  credential reaches the log, and without the request's path: a path names data subjects,
+  accounts and events (``/v1/projections/{name}/rows/{key}/sources``), and a copy of it in the
+  log or a span would outlive ``hub erase``. The line and the span carry the matched route's
+  template (``hub.route``, ``http.route``; ``unmatched`` when none) and ``hub.path.digest``, a
+  keyed digest of the path under a key made at start-up and never written (``path_digest``):
+  requests for one path can be counted together, but no one can confirm a guessed identifier
+  against the log, and once the process ends no one can at all. Metrics are labelled with route
+  templates only. It also answers ``GET /metrics`` itself when the request carries the
   scrape token (``HUB_METRICS_TOKEN_FILE``): Prometheus then needs no API key, and scrapes are
   neither policy decisions nor ledger entries. Any other ``/metrics`` request goes through the
   API key and the ``metrics.read`` policy action as before.
@@ -20,9 +27,11 @@ the access log, and the dedicated scrape credential of ``/metrics``.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -54,6 +63,22 @@ MIN_TOKEN_CHARS = 32
 # per invented method would let an anonymous client grow the metrics without bound).
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# The key of ``path_digest``: made at start-up, never written, gone with the process.
+_PATH_KEY = secrets.token_bytes(32)
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route that served ``scope`` (``/v1/cases/{case_id}``), else
+    ``unmatched``: what a log line, a span or a metric label may say of a request's path."""
+    route = scope.get("state", {}).get("route") or getattr(scope.get("route"), "path", None)
+    return route if isinstance(route, str) and route else "unmatched"
+
+
+def path_digest(path: str) -> str:
+    """A keyed digest of a request's path (16 hex digits, ``_PATH_KEY``): equal for equal
+    paths in one process, and says nothing of the path to whoever lacks the key."""
+    data = path.encode("utf-8", "surrogateescape")
+    return hmac.new(_PATH_KEY, data, hashlib.sha256).hexdigest()[:16]
 
 
 # -- readiness -------------------------------------------------------------------------------------
@@ -347,7 +372,7 @@ class RouteMetricsMiddleware:
 
         await self.app(scope, receive, send_status)
         # The router put the matched route into this same scope (Starlette updates it in place).
-        path = getattr(scope.get("route"), "path", "unmatched")
+        path = route_template(scope)
         scope.setdefault("state", {})["route"] = path
         metrics = self.hub.metrics
         method = scope["method"] if scope["method"] in METHODS else "other"
@@ -379,7 +404,10 @@ class ObservabilityMiddleware:
             f"HTTP {scope['method']}",
             context=context,
             kind=SpanKind.SERVER,
-            attributes={"http.request.method": scope["method"], "url.path": scope["path"]},
+            attributes={
+                "http.request.method": scope["method"],
+                "hub.path.digest": path_digest(scope["path"]),
+            },
         ) as span:
             await self._serve(scope, receive, send, span)
 
@@ -406,16 +434,16 @@ class ObservabilityMiddleware:
                 and scope["path"] == "/metrics"
                 and self.scrape.matches(headers.get(b"authorization", b"").decode("latin-1"))
             )
-            if scraped:
+            if scraped:  # answered here, never routed: its route named for the log and span
+                scope.setdefault("state", {})["route"] = "/metrics"
                 await self._metrics(send_with_id)
             else:
                 await self.app(scope, receive, send_with_id)
         finally:
             if span is not None:
-                route = scope.get("state", {}).get("route")
-                if route:
-                    span.update_name(f"HTTP {scope['method']} {route}")
-                    span.set_attribute("http.route", route)
+                route = route_template(scope)
+                span.update_name(f"HTTP {scope['method']} {route}")
+                span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", status["code"])
                 span.set_attribute("http.request.id", rid)
                 if status["code"] >= 500:
@@ -469,9 +497,9 @@ def log_access(
         "http.request.method": scope["method"],
         "http.response.status_code": code,
         "http.response.body.bytes": nbytes,
-        "url.path": scope["path"],
         "client.ip": client[0],
-        "hub.route": state.get("route"),
+        "hub.route": route_template(scope),
+        "hub.path.digest": path_digest(scope["path"]),
     }
     traced = tracing.ids()
     if traced is not None:
@@ -483,4 +511,4 @@ def log_access(
         fields["user.id"] = principal.id
     elif scraped:
         fields["user.name"] = "metrics-scraper"
-    access_log.info("%s %s %d", scope["method"], scope["path"], code, extra=fields)
+    access_log.info("%s %s %d", scope["method"], fields["hub.route"], code, extra=fields)

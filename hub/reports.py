@@ -659,9 +659,13 @@ def verify_pack(data: bytes, trusted: Any = None) -> str:
 
 
 # -- signed exports ---------------------------------------------------------------------------
-def signed_export(hub: Hub, principal: Principal, sql: str, fmt: str, store: str) -> bytes:
+def signed_export(
+    hub: Hub, principal: Principal, sql: str, fmt: str, store: str, csv_cells: str = "formula-safe"
+) -> bytes:
     """``sql`` exported as CSV or Parquet inside a signed pack (query, checkpoint, row count,
-    digest of the data file); the export goes through ``export_query`` (lineage, guard)."""
+    digest of the data file: exactly the bytes delivered); the export goes through
+    ``export_query`` (lineage, guard). A CSV's query names its ``csv_cells`` (formula-safe:
+    text cells a spreadsheet would run are prefixed with ``'``; raw: as stored)."""
     from hub.api.exports import export_query
 
     if fmt not in ("csv", "parquet"):
@@ -674,7 +678,7 @@ def signed_export(hub: Hub, principal: Principal, sql: str, fmt: str, store: str
     tenants = {g.tenant for g in grants}
     tenant_scope = tenants.pop() if len(tenants) == 1 else principal.tenant
     masked = sorted(f"{g.name}.{c}" for g in grants for c in g.masked)
-    data, _ = export_query(hub, principal, sql, fmt, store)
+    data, _ = export_query(hub, principal, sql, fmt, store, csv_cells=csv_cells)
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -698,6 +702,7 @@ def signed_export(hub: Hub, principal: Principal, sql: str, fmt: str, store: str
                 "rows": rows,
                 "file": name,
                 "digest": hashlib.sha256(data).hexdigest(),
+                **({"csv_cells": csv_cells} if fmt == "csv" else {}),
             }
         ],
     }

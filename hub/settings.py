@@ -102,6 +102,32 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=32 * 1_048_576, ge=1024, description="Largest HTTP request body accepted."
     )
+    max_request_header_bytes: int = Field(
+        default=65_536,
+        ge=8192,
+        description="Most bytes of a request's line and headers (hub serve); past it the "
+        "request is answered 431 headers_too_large and the connection closed.",
+    )
+    request_head_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="Seconds from a request's first byte to the end of its headers (hub "
+        "serve); past it the answer is 408 head_timeout and the connection is closed.",
+    )
+    request_body_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a request body may take to arrive, plus one second per "
+        "HUB_REQUEST_BODY_MIN_RATE bytes received (Apache mod_reqtimeout's rule): a body "
+        "later than that is answered 408 body_timeout and the connection closed. Only time "
+        "spent waiting for the client counts.",
+    )
+    request_body_min_rate: int = Field(
+        default=16_384,
+        ge=1,
+        description="Bytes per second of a request body that extend HUB_REQUEST_BODY_TIMEOUT_S "
+        "(a 32 MiB body may take 30 s + 2048 s at the default).",
+    )
     max_request_bytes_in_flight: int = Field(
         default=256 * 1_048_576,
         ge=1024,
@@ -157,6 +183,48 @@ class Settings(BaseSettings):
     query_seconds_burst_per_tenant: float = Field(
         default=120.0, gt=0, description="Most query-seconds a tenant's budget holds."
     )
+    # Per-tenant limits (core.tenant_quota), 0: off. One tenant's keys share them, over every
+    # ingest source (HTTP, files, connectors); a refusal names its setting.
+    ingest_records_per_s_per_tenant: float = Field(
+        default=0.0,
+        ge=0,
+        description="Records a second refilled into a tenant's ingest bucket (0: no limit); a "
+        "batch past it is refused whole, 429 tenant_rate_limited with Retry-After.",
+    )
+    ingest_records_burst_per_tenant: float = Field(
+        default=0.0,
+        ge=0,
+        description="Most records a tenant's ingest bucket holds (0: one second's refill).",
+    )
+    ingest_bytes_per_s_per_tenant: float = Field(
+        default=0.0,
+        ge=0,
+        description="Bytes stored (accepted and quarantined values) a second refilled into a "
+        "tenant's ingest bucket (0: no limit); 429 tenant_rate_limited past it.",
+    )
+    ingest_bytes_burst_per_tenant: float = Field(
+        default=0.0,
+        ge=0,
+        description="Most bytes a tenant's ingest bucket holds (0: one second's refill).",
+    )
+    quarantine_max_bytes_per_tenant: int = Field(
+        default=0,
+        ge=0,
+        description="Most bytes of quarantine entries one tenant may hold (0: no limit); a batch "
+        "whose rejects would pass it is refused whole, 507 tenant_quarantine_full.",
+    )
+    registry_max_subjects_per_tenant: int = Field(
+        default=0,
+        ge=0,
+        description="Most registry subjects one tenant may own (0: no limit; -plain companions "
+        "not counted); 507 tenant_subjects_full past it.",
+    )
+    registry_max_versions_per_tenant: int = Field(
+        default=0,
+        ge=0,
+        description="Most schema versions (deleted ones included) over one tenant's subjects "
+        "(0: no limit; -plain companions not counted); 507 tenant_versions_full past it.",
+    )
     dedupe_max_keys: int = Field(
         default=1_000_000,
         ge=2,
@@ -207,6 +275,12 @@ class Settings(BaseSettings):
         default="embedded",
         description="Who runs `hub projection run`: the hub's own runner, or Flink jobs reading "
         "the Kafka topics into PostgreSQL (needs event_log=kafka and a PostgreSQL views_sql_url).",
+    )
+    allowed_hosts: str = Field(
+        default="",
+        description="Comma-separated Host names the HTTP server answers for (a port is "
+        "ignored; '*.example.com' for any subdomain; '[::1]' for an IPv6 address). Empty: "
+        "off, any Host. On, any other Host (or none) is answered 400 host_not_allowed.",
     )
     api_docs: bool = Field(
         default=False,
@@ -472,7 +546,9 @@ class Settings(BaseSettings):
         default=2,
         ge=0,
         description="Set-aside evaluations (past HUB_POLICY_DECISION_BOUND_MS) that may still "
-        "run; at the cap every decision is denied (policy_eval_timeout) until one ends.",
+        "run on their thread; a bundle version that timed out, and every decision at the cap, "
+        "is evaluated in a child process killed at the bound instead; 0: every decision in "
+        "that child (no evaluation ever runs past the bound, at a pipe round trip each).",
     )
     policy_eval_memory_mb: int = Field(
         default=1_024,
@@ -608,6 +684,14 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, v: Path) -> Path:
         return v.expanduser()
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, v: str) -> str:
+        from core.hostnames import parse_allowed
+
+        parse_allowed(v)  # raises ValueError naming the entry
+        return v
 
     @field_validator("policy_unsynced_reads")
     @classmethod

@@ -1159,6 +1159,7 @@ def _ingest_arrow(
                 ]
             accepted = new_records(kept_values, kept_keys, headers)  # type: ignore[arg-type]
         q_records = pipeline.quarantine_records(topic, source, quarantined, attempt, now, tenant)
+        charge = pipeline.limit(tenant, rb.num_rows, accepted, q_records)
 
         def finish(metas: Sequence[RecordMetadata]) -> IngestResult:
             if metas and uniform:  # for the ledger (``IngestResult.appended``); else read back
@@ -1170,6 +1171,7 @@ def _ingest_arrow(
                 (pipeline.deduper.window(topic, scope, rule.window), stored_keys)
                 for (scope, rule), stored_keys in zip(scoped, new_keys, strict=True)
             ]
+            charge()
             return pipeline.settle(source, topic, result, len(accepted), quarantined, found)
 
         stored = {scope: nk for (scope, _), nk in zip(scoped, new_keys, strict=True)}

@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from core import jsonkeys, lineage
 from core.errors import HubError, InvalidInput
 from core.pii import encrypted_schema
+from core.tenant_quota import TenantQuotaExceeded, TenantRateLimited
 from ingest.lines import Lines, batches
 from ingest.localfile import FileUnreadable as FileUnreadable
 from ingest.localfile import OpenedFile, open_dir
@@ -1052,19 +1053,29 @@ def _publish(
         return out
     resume = _Resume(path, source, producer, tenant, skip, out, on_batch)
     arrow = False
-    if columnar:
-        if fmt == "parquet":
-            arrow = _publish_arrow(pipeline, path, topic, batch_size, event_type, resume)
-        elif fmt == "avro":
-            arrow = _publish_avro_arrow(pipeline, path, topic, batch_size, event_type, resume)
-        elif fmt == "csv":
-            arrow = _publish_csv_arrow(pipeline, path, topic, batch_size, event_type, resume)
-        elif fmt == "jsonl":
-            arrow = _publish_json_arrow(pipeline, path, topic, batch_size, resume)
-    if not arrow:
-        batches = read_file(pipeline, path, topic, fmt, batch_size, event_type)
-        for batch in resume.past(batches):
-            resume.add(len(batch), pipeline.ingest(topic, batch, **resume.commit()))
+    try:
+        if columnar:
+            if fmt == "parquet":
+                arrow = _publish_arrow(pipeline, path, topic, batch_size, event_type, resume)
+            elif fmt == "avro":
+                arrow = _publish_avro_arrow(pipeline, path, topic, batch_size, event_type, resume)
+            elif fmt == "csv":
+                arrow = _publish_csv_arrow(pipeline, path, topic, batch_size, event_type, resume)
+            elif fmt == "jsonl":
+                arrow = _publish_json_arrow(pipeline, path, topic, batch_size, resume)
+        if not arrow:
+            batches = read_file(pipeline, path, topic, fmt, batch_size, event_type)
+            for batch in resume.past(batches):
+                resume.add(len(batch), pipeline.ingest(topic, batch, **resume.commit()))
+    except (TenantRateLimited, TenantQuotaExceeded) as exc:
+        # A tenant limit refused one batch whole; the batches before it are stored: say which.
+        exc.message += (
+            f" The file's first {skip + out.records} records are committed (accepted, "
+            "quarantined or duplicates, with the file's position): publishing the same file "
+            "again resumes after them."
+        )
+        exc.args = (exc.message,)
+        raise
     # Mark the file done (a position-only commit).
     position = {"file": path.name, "records": resume.consumed}
     pipeline.ingest(

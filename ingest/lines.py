@@ -161,10 +161,21 @@ class Lines:
             return self.data + b"\n"
         if not len(idx):
             return b""
-        keep = np.zeros(n, dtype=np.bool_)
-        keep[np.asarray(idx, dtype=np.int64)] = True
-        a = np.frombuffer(self.data + b"\n", dtype=np.uint8)
-        return a[np.repeat(keep, self.lengths() + 1)].tobytes()  # each line and its ``\n``
+        # Only the span from the first line asked for to the last is looked at: the columnar
+        # reader halves a refused batch down to single lines, and a mask over the whole body
+        # per call made a body of bad lines cost its size times its line count.
+        at = np.asarray(idx, dtype=np.int64)
+        first, last = int(at[0]), int(at[-1])
+        lo, hi = int(self.starts[first]), int(self.ends[last])
+        if last - first + 1 == len(at):  # consecutive lines: one slice
+            return self.data[lo:hi] + b"\n"
+        keep = np.zeros(last - first + 1, dtype=np.bool_)
+        keep[at - first] = True
+        a = np.frombuffer(self.data[lo:hi] + b"\n", dtype=np.uint8)
+        # each line and its ``\n``
+        return a[
+            np.repeat(keep, self.ends[first : last + 1] - self.starts[first : last + 1] + 1)
+        ].tobytes()
 
     @staticmethod
     def concat(parts: Sequence[Lines]) -> Lines:

@@ -62,8 +62,8 @@ from core import tracing
 from core.avro import serde
 from core.avro.compatibility import check_reader_writer
 from core.avro.schema import ParsedSchema, recursive_type
-from core.errors import HubError, SchemaNotFound, SubjectNotFound
-from core.events import refuse_internal
+from core.errors import HubError, SchemaNotFound, SubjectNotFound, TopicNotFound
+from core.events import refuse_internal, tenant_of
 from core.metrics import Metrics
 from core.pii import (
     UNATTRIBUTED,
@@ -77,6 +77,7 @@ from core.ports.eventlog import ColumnBatch, EventLog, Record, RecordColumns, Re
 from core.ports.eventlog import Headers as env_Headers
 from core.ports.keystore import DecryptionFailed, KeyDestroyed
 from core.ports.policy import HUB_TENANT
+from core.tenant_quota import IngestRateLimiter, IngestRates, QuarantineQuota
 from domain import envelope as env
 from domain.envelope import Envelope, parse_rfc3339
 from domain.quality import (
@@ -114,6 +115,26 @@ SEALED_FOR = "hub_sealed_for"  # quarantine header: the original is sealed under
 SEALED_DIGEST = "sealed:"
 QUARANTINE_TOPIC = "hub.quarantine"
 _NONE: frozenset[str] = frozenset()
+
+
+def _nothing() -> None:
+    """``IngestPipeline.limit``'s charge while the limits are off."""
+
+
+def quarantine_bytes(log: EventLog) -> dict[str, int]:
+    """Bytes of the quarantine entries the log keeps, per tenant (``QuarantineQuota``'s fold:
+    run once, on the quota's first check)."""
+    held: dict[str, int] = {}
+    try:
+        for partition, start in log.beginning_offsets(QUARANTINE_TOPIC).items():
+            for rec in log.scan(QUARANTINE_TOPIC, partition, start):
+                tenant = tenant_of(rec) or "default"
+                held[tenant] = held.get(tenant, 0) + len(rec.value or b"")
+    except TopicNotFound:
+        pass
+    return held
+
+
 JSON = "application/json"
 WIRE = "application/vnd.confluent.avro"
 Kind = Literal["json", "wire", "datum"]
@@ -450,6 +471,8 @@ class IngestPipeline:
         deduper: Deduper,
         max_record_bytes: int,
         parquet: ParquetDecoders | None = None,
+        rates: IngestRates | None = None,
+        quarantine_max_bytes: int = 0,
     ) -> None:
         self.log = log
         self.registry = registry
@@ -474,6 +497,16 @@ class IngestPipeline:
         self._committers: dict[str, TopicCommitter] = {}  # group commit per topic
         # bounds the keys of unattributed quarantine entries (ingest.unattributed)
         self.unattributed = UnattributedKeys(log, QUARANTINE_TOPIC, SEALED_FOR)
+        # per-tenant limits (core.tenant_quota), off unless set; refusals counted per tenant
+        refused = metrics.tenant_refusals.labels
+        self.rates = IngestRateLimiter(
+            rates or IngestRates(), refused=lambda t, limit: refused(t, limit).inc()
+        )
+        self.quarantine_quota = QuarantineQuota(
+            quarantine_max_bytes,
+            partial(quarantine_bytes, log),
+            refused=lambda t, limit: refused(t, limit).inc(),
+        )
 
     @contextmanager
     def deduping(self, topic: str) -> Iterator[None]:
@@ -918,6 +951,7 @@ class IngestPipeline:
                 )
             accepted = self._accepted(rows, producer, tenant, now)
             q_records = self.quarantine_records(topic, source, quarantined, attempt, now, tenant)
+            charge = self.limit(tenant, len(records), accepted, q_records)
             outcomes = None
             if marks is not None:
                 dup_at, q_at = result.duplicate_indexes, [i for i, *_ in quarantined]
@@ -943,6 +977,7 @@ class IngestPipeline:
                     for t in targets.values()
                     for rule in t.rules.unique
                 ]
+                charge()
                 return self.settle(source, topic, result, len(accepted), quarantined, found)
 
             keys: dict[str, Sequence[str]] = {ids_scope: list(batch_ids)}
@@ -977,6 +1012,35 @@ class IngestPipeline:
                 middle = (middle[0], (h_time, stamp), middle[2])
             headers.append((*first, (h_id, eid), *middle, (h_corr, eid), *last, *nks))
         return new_records([r[1] for r in rows], [r[2] for r in rows], headers)
+
+    def limit(
+        self,
+        tenant: str,
+        records: int,
+        accepted: Sequence[Record] | ColumnBatch,
+        quarantined: Sequence[Record],
+    ) -> Callable[[], None]:
+        """Refuse a decided batch of ``records`` (both ingest paths, in ``decide``: before
+        anything of it is written) past ``tenant``'s ingest rate or quarantine quota
+        (``core.tenant_quota``); the function to call once it is stored, which counts it. The
+        bytes are the values stored, accepted and quarantined (the same on both paths and for
+        every source). Nothing is summed while the limits are off."""
+        rates, quota = self.rates, self.quarantine_quota
+        if not (rates.on or quota.on):
+            return _nothing
+        q_bytes = sum(len(r.value or b"") for r in quarantined)
+        values = (
+            accepted.values if isinstance(accepted, ColumnBatch) else [r.value for r in accepted]
+        )
+        nbytes = q_bytes + sum(len(v) for v in values if v)
+        rates.check(tenant, records, nbytes)
+        quota.check(tenant, q_bytes)
+
+        def charge() -> None:
+            rates.charge(tenant, records, nbytes)
+            quota.add(tenant, q_bytes)
+
+        return charge
 
     def quarantine_records(
         self,

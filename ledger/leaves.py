@@ -57,7 +57,7 @@ from core.ports.eventlog import (
     StoredRecord,
     duplicated_envelope_rows,
 )
-from core.ports.ledgerstore import AMBIGUOUS_TENANT, LeafBatch, leaf_schema
+from core.ports.ledgerstore import AMBIGUOUS_TENANT, LeafBatch, int_array, leaf_schema
 from domain.envelope import (
     H_ACTION,
     H_SOURCE,
@@ -286,7 +286,11 @@ class LeafEncoder:
         return self._from_native(got, first)
 
     def column_batch(
-        self, chunks: Sequence[RecordColumns | EncodedColumns], first: int
+        self,
+        chunks: Sequence[RecordColumns | EncodedColumns],
+        first: int,
+        *,
+        strings: bool = True,
     ) -> LeafBatch:
         """What :meth:`leaf_batch` returns for the records of ``chunks`` in order, read from
         the log's columns (``EventLog.read_columns``) without a ``StoredRecord`` per record:
@@ -298,7 +302,12 @@ class LeafEncoder:
         is one, one native call over the stored bodies (``stored_leaf_batch``, no Python object
         per record); else, or when it declines (an unusual batch), each is decoded by its log
         (``EncodedColumns.columns``) and takes the column path above, which is its reference
-        (``tests/unit/test_ledger_stored_leaves.py``)."""
+        (``tests/unit/test_ledger_stored_leaves.py``).
+
+        ``strings=False`` (``hub ledger verify``, for a store comparing through the
+        dictionaries): the stored-batch call builds no Arrow string buffers and each string
+        column of ``columns`` is built from its dictionary only when read (:class:`_Columns`);
+        the same values either way."""
         self.duplicates = []
         encoded = [c for c in chunks if isinstance(c, EncodedColumns)]
         if chunks and len(encoded) == len(chunks):
@@ -323,9 +332,10 @@ class LeafEncoder:
                         for b in c.batches
                     ],
                     self.threads,
+                    strings,
                 )
             if got is not None:
-                return self._from_native(got, first)
+                return self._from_native(got, first, strings)
         cols = [c.columns() if isinstance(c, EncodedColumns) else c for c in chunks]
         return self._column_batch(cols, first)
 
@@ -338,20 +348,20 @@ class LeafEncoder:
         return self.leaf_batch(list(chain.from_iterable(c.records() for c in chunks)), first)
 
     @staticmethod
-    def _from_native(got: tuple[Any, ...], first: int) -> LeafBatch:
+    def _from_native(got: tuple[Any, ...], first: int, strings: bool = True) -> LeafBatch:
         hashes, topics, parts, offs, times, actors, actions, resources, tenants = got
         texts = {"topic": topics, "actor": actors, "action": actions}
         texts |= {"resource": resources, "tenant": tenants}
+        ints = {
+            "part": _int_column(parts, "<i4"),
+            "off": _int_column(offs, "<i8"),
+            "ts_ms": _int_column(times, "<i8"),
+        }
+        columns = _Columns(len(hashes) // 32, texts, ints)
         return LeafBatch(
             first,
             hashes,
-            _table(
-                _dict_column(*topics),
-                _int_column(parts, "<i4"),
-                _int_column(offs, "<i8"),
-                _int_column(times, "<i8"),
-                *map(_dict_column_of, (actors, actions, resources, tenants)),
-            ),
+            columns.table() if strings else columns,
             # handed on only where each string is there once (two byte strings may decode to
             # one text: a key and a subject, or U+FFFD replacements)
             {k: (t[0], t[1]) for k, t in texts.items() if len(set(t[0])) == len(t[0])},
@@ -721,24 +731,72 @@ def _dict_column(values: list[str], index: bytes, arrow: Any = None) -> Any:
         buffers = [valid, pa.py_buffer(offsets), pa.py_buffer(data)]
         return pa.Array.from_buffers(pa.string(), len(index) // 4, buffers)
     idx = np.frombuffer(index, dtype="<i4")
-    mask = idx < 0
-    indices = pa.array(idx, mask=mask) if mask.any() else pa.array(idx)
+    indices = int_array(idx, pa.int32(), mask=idx < 0)
     return pa.DictionaryArray.from_arrays(
         indices, pa.array(values, pa.string())
     ).dictionary_decode()
 
 
-def _dict_column_of(got: tuple[Any, ...]) -> Any:
-    return _dict_column(*got)
+class _Columns:
+    """The side-index table of a native batch (``_from_native``), each column built on its
+    first ``column(name)``: an integer column over its packed bytes, a string column from the
+    native pass's Arrow buffers or, without them (``column_batch(strings=False)``), from its
+    dictionary (:func:`_dict_column`). ``schema`` is the side index's (:func:`leaf_schema`,
+    what the table has). Any other use builds the whole table (:meth:`table`, what ``_table``
+    returns) and is answered by it, so a reader sees an Arrow table; one that reads only the
+    integer columns and the dictionaries (the tile store's encoded comparison and its append)
+    builds no string column."""
+
+    def __init__(self, rows: int, texts: dict[str, tuple[Any, ...]], ints: dict[str, Any]) -> None:
+        self.num_rows = rows
+        self._texts, self._ints = texts, ints
+        self._built: dict[str, Any] = {}
+        self._whole: Any = None
+
+    def _array(self, name: str) -> Any:
+        got = self._built.get(name)
+        if got is None:
+            if name in self._ints:
+                got = int_array(self._ints[name], leaf_schema().field(name).type)
+            else:
+                got = _dict_column(*self._texts[name])
+            self._built[name] = got
+        return got
+
+    @property
+    def schema(self) -> Any:
+        return leaf_schema()
+
+    def column(self, name: str) -> Any:
+        import pyarrow as pa
+
+        if self._whole is not None:
+            return self._whole.column(name)
+        return pa.chunked_array([self._array(name)])
+
+    def table(self) -> Any:
+        if self._whole is None:
+            self._whole = _table(*map(self._array, leaf_schema().names))
+        return self._whole
+
+    def __getattr__(self, name: str) -> Any:  # only for names not set above
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.table(), name)
 
 
 def _table(*columns: Any) -> Any:
     """The side-index columns (``core.ports.ledgerstore.LEAF_COLUMNS``) as an Arrow table."""
+    import numpy as np
     import pyarrow as pa
 
     schema = leaf_schema()
     arrays = [
-        c if isinstance(c, pa.Array) else pa.array(c, type=f.type)
+        c
+        if isinstance(c, pa.Array)
+        else int_array(c, f.type)
+        if isinstance(c, np.ndarray) and pa.from_numpy_dtype(c.dtype) == f.type
+        else pa.array(c, type=f.type)
         for c, f in zip(columns, schema, strict=True)
     ]
     return pa.Table.from_arrays(arrays, schema=schema)

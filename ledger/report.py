@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-from audit.bundle import POPULATION_CSV_FIELDS, POPULATION_CSV_HEAD
+from audit.bundle import POPULATION_CSV_HEAD, population_cells
 from ledger.controls import CONTROLS
 
 _CSS = """
@@ -87,16 +87,13 @@ def checkpoints_csv(checkpoints: Sequence[Mapping[str, Any]]) -> str:
 
 
 def population_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    """One control's whole population, one row per ledger entry (``populations/<id>.csv``)."""
+    """One control's whole population, one row per ledger entry (``populations/<id>.csv``);
+    text cells formula-safe (``audit.csvcell``: an auditor opens it in a spreadsheet)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(POPULATION_CSV_HEAD)
     for r in rows:
-        w.writerow(
-            [r["index"], r["time"]]
-            + ["" if r.get(k) is None else str(r[k]) for k in POPULATION_CSV_FIELDS]
-            + [r["topic"], r["partition"], r["offset"], r["checkpoint"], r.get("diff") or ""]
-        )
+        w.writerow(population_cells(r))
     return buf.getvalue()
 
 

@@ -418,7 +418,7 @@ class Ledger:
         with self._sync_lock:
             if self.witness is not None:
                 self._copy_to_witness_logged()  # intents an earlier failure or crash left
-            ends = {t.name: self.log.end_offsets(t.name) for t in self.log.topics()}
+            ends = self.log.all_end_offsets()
             given = _Given(handed)
             result = SyncResult()
             done = False
@@ -552,7 +552,9 @@ class Ledger:
                 break
         if not count:
             return 0
-        batch = self._encoder.column_batch(chunks, size)  # hashes + side-index columns
+        # hashes + side-index columns (string columns built only when read where the store
+        # appends through the dictionaries)
+        batch = self._encoder.column_batch(chunks, size, strings=not conn.appends_dictionaries)
         nodes = TreeBuilder(size, conn.chunk, threads=self.config.hash_threads).append(batch.hashes)
         # 3. leaves and nodes; 4. positions
         conn.append_batch(batch, nodes)
@@ -716,7 +718,7 @@ class Ledger:
 
     def _await_leader(self, force_checkpoint: bool) -> SyncResult:
         """A follower's ``sync``: wait for the leader to cover the log's end as of now."""
-        ends = {t.name: self.log.end_offsets(t.name) for t in self.log.topics()}
+        ends = self.log.all_end_offsets()
         deadline = time.monotonic() + self.cover_wait_s
         while True:
             positions = self.store.positions()

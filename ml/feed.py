@@ -6,7 +6,9 @@ Steps of ``catch_up`` per batch: 1. read decoded records of every source partiti
 stored position (PII masked: no feature reads it); 2. turn the records of the view's series and
 attribute event types into points and versions (others are skipped), each under its record's
 tenant and entity (``ml.features.entity_key``: the ``ce_tenant`` header, ``default`` without
-one), so an entity id present in two tenants keeps two separate histories; 3. ``FeatureStore.apply``
+one), so an entity id present in two tenants keeps two separate histories; an entity whose
+data subject its tenant erased is left out (``ml.erased``: the erasure deleted its rows, and a
+table folded again from the log start does not bring them back); 3. ``FeatureStore.apply``
 with the partitions' next offsets.
 """
 
@@ -21,6 +23,7 @@ from core.errors import Conflict, TopicNotFound
 from core.ports.eventlog import EventLog, TopicPartition
 from core.ports.ml import AttributeVersion, FeatureStore, SeriesPoint
 from domain.features import FeatureView
+from ml.erased import Erased, none_erased
 from ml.features import DEFAULT_TENANT, entity_key, to_us
 
 
@@ -40,6 +43,9 @@ def _number(value: Any) -> float | None:
 
 
 class FeatureFeed:
+    # the default for a feed made without ``__init__`` (``ml.flink_features`` calls ``extract``)
+    _erased: Erased = staticmethod(none_erased)
+
     def __init__(
         self,
         view: FeatureView,
@@ -48,8 +54,10 @@ class FeatureFeed:
         store: FeatureStore,
         *,
         batch: int = 2000,
+        erased: Erased = none_erased,
     ) -> None:
         self.view = view
+        self._erased = erased
         self._log = log
         self._reader = reader
         self.store = store
@@ -101,6 +109,15 @@ class FeatureFeed:
     ) -> tuple[list[SeriesPoint], list[AttributeVersion]]:
         points: list[SeriesPoint] = []
         versions: list[AttributeVersion] = []
+        named_by = {s.entity_field for s in self.view.series}
+        named_by |= {a.entity_field for a in self.view.attributes}
+        named = [
+            (rec["headers"].get("ce_tenant", DEFAULT_TENANT), rec["value"].get(f))
+            for rec in records
+            if isinstance(rec.get("value"), dict)
+            for f in named_by
+        ]
+        erased = self._erased((t, e) for t, e in named if isinstance(e, str))
         for rec in records:
             value = rec.get("value")
             if not isinstance(value, dict):
@@ -114,6 +131,8 @@ class FeatureFeed:
                 entity = value.get(s.entity_field)
                 if number is None or not isinstance(entity, str) or not value.get(s.time_field):
                     continue
+                if (tenant, entity) in erased:
+                    continue
                 key = entity_key(tenant, entity)
                 points.append(SeriesPoint(s.name, key, to_us(value[s.time_field]), number))
             for a in self.view.attributes:
@@ -121,7 +140,7 @@ class FeatureFeed:
                     continue
                 entity = value.get(a.entity_field)
                 at = next((value[f] for f in a.time_fields if value.get(f)), None)
-                if not isinstance(entity, str) or at is None:
+                if not isinstance(entity, str) or at is None or (tenant, entity) in erased:
                     continue
                 fields = {f: (None if value.get(f) is None else str(value[f])) for f in a.fields}
                 key = entity_key(tenant, entity)

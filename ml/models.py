@@ -268,7 +268,7 @@ class Models:
             if loaded is not None:
                 return loaded
             info = self.version(name, version)
-            data = self.store.get(name, version)
+            data = self.store.get(name, version, info.artifact_sha256)
             sha = hashlib.sha256(data).hexdigest()
             if sha != info.artifact_sha256:
                 raise Conflict(

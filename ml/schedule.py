@@ -7,7 +7,10 @@ the entity keys; promotion stays a human, two-person decision)::
     {"every": "7d", "on_drift": true, "share": 0.1}
 
 ``every`` is a period (``30m``, ``12h``, ``7d``; at least 10 minutes) or absent; ``on_drift``
-retrains once per ``ModelDriftDetected`` event recorded after the model's newest version;
+retrains once per ``ModelDriftDetected`` event of every tenant's predictions (``tenant`` null:
+``hub ml drift --all-tenants``) recorded after the model's newest version (a check of one
+tenant's predictions is recorded but retrains nothing: a tenant's key would otherwise change the
+challenger that scores every tenant's accounts);
 ``None`` (null) stops scheduled retraining. The value changes only through the config-change flow
 (``ModelChanges``: propose, and approve by a second person when the active policy bundle's
 ``two_person`` list names the resource, e.g. ``ml.retrain:*``).
@@ -244,7 +247,13 @@ class RetrainScheduler:
             versions = list(state.versions.values())
             newest = max(_when(v.registered_at) for v in versions)
             if sched.on_drift:
-                drifted = [d for d in state.drift if _when(str(d["detected_at"])) > newest]
+                # a drift of every tenant's predictions only: one tenant's check (a tenant's
+                # ml engineer may run it) must not retrain the model all tenants are scored with
+                drifted = [
+                    d
+                    for d in state.drift
+                    if d.get("tenant") is None and _when(str(d["detected_at"])) > newest
+                ]
                 if drifted:
                     names = ", ".join(drifted[-1].get("drifted") or ["the score"])
                     out.append((sched, f"drift in {names} ({drifted[-1]['detected_at']})"))

@@ -30,6 +30,7 @@ from ingest.positions import TOPIC as POSITIONS_TOPIC
 from ingest.positions import PositionStore
 from ingest.publish import Publisher
 from ml.ab import CHALLENGER, variant
+from ml.erased import Erased, none_erased
 from ml.features import DEFAULT_TENANT, FeatureEngine
 from ml.feed import FeatureFeed, Reader
 from ml.models import Loaded, Models
@@ -210,9 +211,11 @@ class ScoringConsumer:
         on_staged: Callable[[], None] | None = None,
         vectors: StoredVectors | None = None,
         metrics: Metrics | None = None,
+        erased: Erased = none_erased,
     ) -> None:
         """``positions``: the store of the scorer's own positions (producer ``ml.scoring``,
-        ``ml.offsets.PRODUCER``)."""
+        ``ml.offsets.PRODUCER``); ``erased``: events of an erased subject are not scored."""
+        self._erased = erased
         self._log = log
         self.vectors = vectors  # None: the feed and the engine compute the vectors
         self._reader = reader
@@ -268,6 +271,7 @@ class ScoringConsumer:
                 for r in records
                 if r["headers"].get("ce_type") == view.event_type and isinstance(r["value"], dict)
             ]
+            chosen = self._not_erased(chosen)
             staged = []
             if chosen:
                 features = self._stored(partition, [r["offset"] for r in chosen])
@@ -290,6 +294,19 @@ class ScoringConsumer:
             self.positions.committed(partition, next_offset)
             consumed += len(records)
         return consumed
+
+    def _not_erased(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``records`` but those whose entity's data subject their tenant erased: an event on
+        the log before the erasure, read by a scorer lagging it, records nothing new of it
+        (as ``MachineLearning.predict`` refuses); its offset is consumed all the same."""
+        field = self.scorer.engine.view.entity_field
+        pairs = [
+            (r["headers"].get("ce_tenant", DEFAULT_TENANT), r["value"].get(field)) for r in records
+        ]
+        erased = self._erased((t, e) for t, e in pairs if isinstance(e, str))
+        if not erased:
+            return records
+        return [r for r, pair in zip(records, pairs, strict=True) if pair not in erased]
 
     def _stored(self, partition: int, offsets: list[int]) -> Features | None:
         """The stored vectors of the events at ``offsets`` (None: the engine computes them)."""

@@ -87,6 +87,13 @@ class CachedFeatureStore(FeatureStore):
     def change_token(self) -> int | None:
         return self.store.change_token()
 
+    def forget(self, entities: Sequence[str]) -> int:
+        """The store's ``forget``; every entry is dropped (none keeps a deleted row)."""
+        with self._lock:
+            deleted = self.store.forget(entities)
+            self._clear(self.store.change_token())
+            return deleted
+
     def close(self) -> None:
         with self._lock:
             self._entries.clear()

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from core.errors import InvalidInput, TopicNotFound
 from core.metrics import Metrics
 from core.ports.eventlog import EventLog
+from core.ports.keystore import KeyDestroyed
 from core.ports.ml import FeatureStore, FeatureVectors, ModelRegistry
 from core.ports.policy import Principal
 from domain.features import VIEWS, FeatureView
@@ -22,7 +23,8 @@ from ingest.positions import PositionStore
 from ingest.publish import EventReader, Publisher
 from ml import ab, drift, training
 from ml.ab import check_share
-from ml.features import DEFAULT_TENANT, FeatureEngine
+from ml.erased import erased_in
+from ml.features import DEFAULT_TENANT, FeatureEngine, entity_key
 from ml.feed import FeatureFeed
 from ml.models import ModelChanges, ModelNotFound, Models, ModelVersion
 from ml.offsets import PRODUCER as POSITIONS_PRODUCER
@@ -34,6 +36,9 @@ from ml.trainingset import Checkpoint, TrainingSet, TrainingSets
 from registry.service import SchemaRegistry
 
 DEFAULT_FAMILY = "sklearn-lr"
+
+
+REQUEST = "request:"  # the source of a prediction made on request (``predict``)
 
 
 class Family(Protocol):
@@ -64,6 +69,10 @@ def view_named(name: str) -> FeatureView:
             f"There is no feature view {name!r}: known views are {', '.join(sorted(VIEWS))}."
         )
     return view
+
+
+# the views whose entity can be a data subject (an account; an instrument is none)
+_PERSON_VIEWS = frozenset(name for name, view in VIEWS.items() if view.entity == "account")
 
 
 class MachineLearning:
@@ -102,7 +111,11 @@ class MachineLearning:
         self.changes = ModelChanges(
             self.models, log, registry, reader, publisher, ledger=ledger, identities=identities
         )
-        self.training_sets = TrainingSets(log, reader, checkpoint, in_memory_store=memory_store)
+        # an erased data subject's events: folded, cut into training sets and scored no more
+        self.erased = erased_in(None if publisher.pii is None else publisher.pii.keystore)
+        self.training_sets = TrainingSets(
+            log, reader, checkpoint, in_memory_store=memory_store, erased=self.erased
+        )
         self._feeds: dict[str, FeatureFeed] = {}
         self._scorers: dict[str, Scorer] = {}
 
@@ -112,12 +125,63 @@ class MachineLearning:
         if self.vectors is not None:
             self.vectors.close()
 
+    # -- erasure -------------------------------------------------------------------------------
+    def forget(self, subject: str, tenants: Sequence[str]) -> dict[str, Any]:
+        """Delete the derived rows of data subject ``subject`` (an entity id) of ``tenants``
+        (``governance.erasure`` calls it after destroying their keys): its points and versions
+        in the feature store, and the stored vectors (Flink's) of the events of those tenants
+        naming it. Returns the rows deleted per store. From the destruction on, the feed, the
+        training sets and the scorer leave its events out (``self.erased``), so nothing folds
+        them back. Past predictions on ``hub.predictions`` stay (the log is append-only; their
+        PII is none, docs/benchmarks/s22-ml-erasure22.md)."""
+        keys = [entity_key(t, subject) for t in tenants]
+        done: dict[str, Any] = {"feature_rows": self.features.forget(keys)}
+        if self.vectors is not None:
+            done["stored_vectors"] = sum(
+                self._forget_vectors(view, subject, set(tenants)) for view in VIEWS.values()
+            )
+        # A model already trained keeps what it learnt (a known limit): the versions whose
+        # training set was cut before now from a view keyed by such an entity are named, so
+        # the ledger says which may have been trained on the subject's data; `hub ml
+        # trainingset verify` of one tells (its digest differs now if the subject was in it).
+        trained = {
+            name: sorted(
+                n
+                for n, v in self.models.state(name).versions.items()
+                if v.manifest.get("view") in _PERSON_VIEWS
+            )
+            for name in self.models.names()
+        }
+        done["models_trained_before"] = {name: vs for name, vs in trained.items() if vs}
+        return done
+
+    def _forget_vectors(self, view: FeatureView, subject: str, tenants: set[str]) -> int:
+        """Delete the stored vectors of ``view`` whose event names ``subject`` in one of
+        ``tenants`` (the event's tenant is its record's, read from the log)."""
+        vectors = self.vectors
+        assert vectors is not None
+        named = [
+            (r["partition"], r["offset"]) for r in vectors.rows(view.name) if r["entity"] == subject
+        ]
+        gone = []
+        for partition, offset in named:
+            got = self._reader.read(view.event_topic, partition, offset, 1, mask_pii=True)
+            rec = got[0] if got and got[0]["offset"] == offset else None
+            if rec is None or rec["headers"].get("ce_tenant", DEFAULT_TENANT) in tenants:
+                gone.append((partition, offset))  # an event gone from the log: kept no longer
+        if gone:
+            vectors.apply(
+                view.name, [], gone, vectors.position(view.name), vectors.covers(view.name)
+            )
+            vectors.shred()
+        return len(gone)
+
     # -- features --------------------------------------------------------------------------------
     def feed(self, view: FeatureView) -> FeatureFeed:
         feed = self._feeds.get(view.name)
         if feed is None:
             feed = self._feeds[view.name] = FeatureFeed(
-                view, self._log, self._reader, self.features
+                view, self._log, self._reader, self.features, erased=self.erased
             )
         return feed
 
@@ -223,6 +287,7 @@ class MachineLearning:
             positions=self.positions,
             vectors=stored,
             metrics=self._metrics,
+            erased=self.erased,
             **kwargs,
         )
 
@@ -273,25 +338,40 @@ class MachineLearning:
         whatever ``vectors``: the event is not on the log, so no engine beside the hub has
         seen it."""
         scorer = self.scorer(name)
+        # one tenant's facts only: an account id of another tenant is another entity
+        tenants = tenant or principal.tenant
+        self._refuse_erased(scorer.engine.entity_time(event)[0], tenants)
         scorer.serving()  # loads the versions in force once; not part of a request's latency
         started = time.perf_counter_ns()
         self.feed(scorer.engine.view).catch_up()
-        # one tenant's facts only: an account id of another tenant is another entity
-        tenants = tenant or principal.tenant
-        (pred,) = scorer.score([dict(event)], [f"request:{principal.id}"], tenants)
+        (pred,) = scorer.score([dict(event)], [REQUEST + principal.id], tenants)
         latency = (time.perf_counter_ns() - started) // 1000
         pred = Prediction(**{**pred.as_dict(), "latency_us": int(latency)})
         if record:  # in the tenant whose facts scored it, so a tenant's report counts it
             self._publisher.publish(PREDICTIONS_TOPIC, [pred.event()], principal.id, tenants)
         return pred
 
+    def _refuse_erased(self, entity: str, tenant: str) -> None:
+        """``KeyDestroyed`` when ``tenant`` erased the data subject ``entity`` (an account): as a
+        late event naming it is refused at ingest, no prediction reads its features or records
+        a new fact about it."""
+        if self._publisher.pii is not None and self._publisher.pii.keystore.for_tenant(
+            tenant
+        ).erased(entity):
+            raise KeyDestroyed(
+                f"Data subject {entity!r} was erased in tenant {tenant!r}: nothing is scored "
+                "or recorded for it any more."
+            )
+
     # -- monitoring ------------------------------------------------------------------------------
     def predictions(
         self, name: str, version: int | None = None, tenant: str | None = None
     ) -> list[dict[str, Any]]:
         """The model's recorded predictions (of ``version`` if given), oldest first; with
-        ``tenant``, only those of events of that tenant (a prediction's ``ce_tenant``)."""
-        out = []
+        ``tenant``, only those of events of that tenant (a prediction's ``ce_tenant``). Those of
+        an entity whose data subject its tenant erased are left out (``self.erased``): the log
+        keeps them (append-only), but no A/B report or drift window reads their facts."""
+        out: list[tuple[str, dict[str, Any]]] = []
         offset = 0
         try:
             end = self._log.end_offsets(PREDICTIONS_TOPIC).get(0, 0)
@@ -311,9 +391,10 @@ class MachineLearning:
                         tenant is None or rec["headers"].get("ce_tenant", DEFAULT_TENANT) == tenant
                     )
                 ):
-                    out.append(v)
+                    out.append((rec["headers"].get("ce_tenant", DEFAULT_TENANT), v))
             offset = got[-1]["offset"] + 1
-        return out
+        erased = self.erased((t, v["entity"]) for t, v in out if isinstance(v.get("entity"), str))
+        return [v for t, v in out if (t, v.get("entity")) not in erased]
 
     def labels(self, view: FeatureView, tenant: str | None = None) -> dict[str, int]:
         """Labels known now: 1 positive (confirmed fraud, confirmed anomaly), 0 negative (settled,
@@ -382,12 +463,17 @@ class MachineLearning:
         append ``ModelDriftDetected`` when a feature (or the score) drifted. With ``tenant``,
         of that tenant's predictions only (as ``ab_report``): the report's figures describe the
         scored events' inputs, so a tenant's operator must not read another tenant's; None,
-        every tenant's (callers allowed ``tenant.all`` only)."""
+        every tenant's (callers allowed ``tenant.all`` only), of scored events only: predictions
+        made on request (``predict``: any caller's probes, source ``request:``) are left out of
+        the window whose drift a schedule answers by retraining for every tenant."""
         state = self.models.state(name)
         if state.champion is None:
             raise InvalidInput(f"Model {name!r} has no champion to check for drift.")
         loaded = self.models.load(name, state.champion)
-        preds = self.predictions(name, state.champion, tenant=tenant)[-window:]
+        preds = self.predictions(name, state.champion, tenant=tenant)
+        if tenant is None:  # what may retrain every tenant's model: the log's traffic only
+            preds = [p for p in preds if not str(p.get("source", "")).startswith(REQUEST)]
+        preds = preds[-window:]
         if len(preds) < thresholds.min_window:
             return {
                 "model": name,
@@ -417,7 +503,12 @@ class MachineLearning:
         if drifted:
             from ml.models import now_iso
 
-            self.models.publish_drift(
-                {**out, "report": json.dumps(report, sort_keys=True), "detected_at": now_iso()}
+            self.models.publish_drift(  # naming whose predictions: a tenant's retrains nothing
+                {
+                    **out,
+                    "report": json.dumps(report, sort_keys=True),
+                    "detected_at": now_iso(),
+                    "tenant": tenant,
+                }
             )
         return {**out, "tenant": tenant}

@@ -35,6 +35,7 @@ from core.errors import Conflict, InvalidInput, TopicNotFound
 from core.ports.eventlog import EventLog, TopicPartition
 from core.ports.ml import FeatureVectors
 from domain.features import VIEWS, FeatureView
+from ml.erased import Erased, none_erased
 from ml.features import DEFAULT_TENANT, FeatureEngine, canonical, to_us
 from ml.feed import FeatureFeed, Reader
 
@@ -72,8 +73,17 @@ def _parse_key(text: str) -> TopicPartition:
 
 class TrainingSets:
     def __init__(
-        self, log: EventLog, reader: Reader, checkpoint: Checkpoint, *, in_memory_store: Any
+        self,
+        log: EventLog,
+        reader: Reader,
+        checkpoint: Checkpoint,
+        *,
+        in_memory_store: Any,
+        erased: Erased = none_erased,
     ) -> None:
+        """``erased``: an erased data subject's events and facts are left out (``ml.erased``),
+        so a training set cut (or rebuilt) after an erasure has no row of it."""
+        self._erased = erased
         self._log = log
         self._reader = reader
         self._checkpoint = checkpoint
@@ -127,7 +137,8 @@ class TrainingSets:
         if stored is None:
             store = self._new_store()
             try:
-                FeatureFeed(view, self._log, self._reader, store).catch_up(positions)  # 3.
+                feed = FeatureFeed(view, self._log, self._reader, store, erased=self._erased)
+                feed.catch_up(positions)  # 3.
                 found, labels = self._events_and_labels(view, positions)  # 4.
                 kept = [(e, t) for _, e, t in found if (t, e[view.subject_field]) in labels]
                 labelled = [e for e, _ in kept]
@@ -208,6 +219,13 @@ class TrainingSets:
                         fraud.add((tenant, subject))
                 offset = got[-1]["offset"] + 1
         labels.update(dict.fromkeys(fraud, 1))
+        erased = self._erased(
+            (t, e[view.entity_field])
+            for _, e, t in events
+            if isinstance(e.get(view.entity_field), str)
+        )
+        if erased:
+            events = [x for x in events if (x[2], x[1].get(view.entity_field)) not in erased]
         return events, labels
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from audit.csvcell import FORMULA_FIRST, PLAIN_NUMBER, formula_safe
 from core.errors import InvalidInput
 from core.projection import Column, Table
 
@@ -120,10 +121,11 @@ def canonical(table: pa.Table) -> pa.Table:
     return pa.table(dict(zip(table.column_names, cols, strict=True)))
 
 
-def _text(table: pa.Table) -> pa.Table:
+def _text(table: pa.Table, formula_safe_cells: bool = True) -> pa.Table:
     """Timestamps as ISO-8601 text and decimals as plain digits (for CSV: Arrow would write a
-    zero of scale 12 as ``0.E-12``); text cells neutralised as formulas (``spreadsheet_safe``);
-    the rest unchanged."""
+    zero of scale 12 as ``0.E-12``); nested cells as JSON text; text cells neutralised as
+    formulas (``spreadsheet_safe``) and the column names too, unless not
+    ``formula_safe_cells``; the rest unchanged."""
     cols = []
     for col in table.columns:
         if pa.types.is_timestamp(col.type):
@@ -132,14 +134,35 @@ def _text(table: pa.Table) -> pa.Table:
             col = pa.array(
                 [None if v is None else format(v, "f") for v in col.to_pylist()], pa.string()
             )
-        elif pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        elif pa.types.is_nested(col.type):  # lists, tuples (``src_offsets``): Arrow's CSV
+            # writer has none; each cell as its JSON answer's text (``json_value``)
+            text = [
+                None if v is None else json.dumps(v, default=json_value) for v in col.to_pylist()
+            ]
+            col = pa.array(text, pa.string())
+            if formula_safe_cells:
+                col = spreadsheet_safe(col)
+        elif not formula_safe_cells:
+            pass
+        elif pa.types.is_dictionary(col.type) and _is_text(col.type.value_type):
+            col = spreadsheet_safe(col.cast(col.type.value_type))  # LowCardinality(String)
+        elif _is_text(col.type):
             col = spreadsheet_safe(col)
         cols.append(col)
-    return pa.table(dict(zip(table.column_names, cols, strict=True)))
+    # the header too: a column's name is the SQL's alias, and a saved query is another's SQL
+    names = [formula_safe(n) if formula_safe_cells else n for n in table.column_names]
+    return pa.table(dict(zip(names, cols, strict=True)))
 
 
-_FORMULA_FIRST = pa.array(["=", "+", "-", "@", "\t", "\r"])
-_PLAIN_NUMBER = r"^[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$"
+def _is_text(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
+@cache
+def _formula_first() -> pa.Array:
+    # built on first use: ``pa.array`` of a list imports pandas (0.25-0.3 CPU s), which a
+    # process that never exports (``hub ledger verify``) should not pay at import
+    return pa.array(FORMULA_FIRST, pa.string())
 
 
 def spreadsheet_safe(col: Any) -> Any:
@@ -151,11 +174,12 @@ def spreadsheet_safe(col: Any) -> Any:
     open an export. A plain number (``-12.50``) is left as it is. The prefix shows in the cell;
     the value as stored is unchanged (JSON and Parquet exports carry it as sent)."""
     first = pc.utf8_slice_codeunits(col, 0, 1)
-    starts = pc.is_in(first, value_set=_FORMULA_FIRST).fill_null(False)
+    starts = pc.is_in(first, value_set=_formula_first()).fill_null(False)
     if not pc.any(starts).as_py():  # the common case: one cheap pass
         return col
-    danger = pc.and_not(starts, pc.match_substring_regex(col, _PLAIN_NUMBER).fill_null(False))
-    return pc.if_else(danger, pc.binary_join_element_wise("'", col, ""), col)
+    danger = pc.and_not(starts, pc.match_substring_regex(col, PLAIN_NUMBER).fill_null(False))
+    quote, empty = pa.scalar("'", col.type), pa.scalar("", col.type)  # large_string too
+    return pc.if_else(danger, pc.binary_join_element_wise(quote, col, empty), col)
 
 
 def json_value(v: Any) -> Any:
@@ -169,8 +193,15 @@ def json_value(v: Any) -> Any:
     return str(v)
 
 
-def render(table: pa.Table, fmt: str) -> tuple[bytes, str]:
-    """A (canonical) query result as Parquet, CSV or JSON: bytes and media type."""
+CSV_CELLS = ("formula-safe", "raw")
+"""How text cells are written in a CSV export: ``formula-safe`` (the default: a cell a
+spreadsheet would run as a formula is prefixed with ``'``, ``spreadsheet_safe``) or ``raw`` (as
+stored, for a program that reads the CSV; never open it in a spreadsheet)."""
+
+
+def render(table: pa.Table, fmt: str, csv_cells: str = "formula-safe") -> tuple[bytes, str]:
+    """A (canonical) query result as Parquet, CSV or JSON: bytes and media type. ``csv_cells``
+    (one of ``CSV_CELLS``) applies to CSV only; Parquet and JSON carry values as stored."""
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -180,8 +211,10 @@ def render(table: pa.Table, fmt: str) -> tuple[bytes, str]:
     if fmt == "csv":
         import pyarrow.csv as pcsv
 
+        if csv_cells not in CSV_CELLS:
+            raise InvalidInput(f"csv_cells={csv_cells!r} is invalid: use formula-safe or raw.")
         buf = io.BytesIO()
-        pcsv.write_csv(_text(table), buf)
+        pcsv.write_csv(_text(table, formula_safe_cells=csv_cells == "formula-safe"), buf)
         return buf.getvalue(), "text/csv"
     if fmt == "json":
         body = {"columns": table.column_names, "rows": table.to_pylist()}

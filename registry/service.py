@@ -62,6 +62,7 @@ from core.errors import (
 from core.fold import TopicFold
 from core.ports.eventlog import EventLog, Record
 from core.ports.policy import HUB_TENANT
+from core.tenant_quota import TenantQuotaExceeded
 from registry.internal import is_internal_subject
 from registry.plain import SUFFIX, falsely_sealed, log_form, plain_subject, unsealed
 from registry.standalone import inline_references
@@ -220,8 +221,15 @@ class SchemaRegistry:
         default_compatibility: str = "BACKWARD",
         *,
         strict_logical_types: bool = False,
+        max_subjects_per_tenant: int = 0,
+        max_versions_per_tenant: int = 0,
+        refused: Callable[[str, str], None] = lambda tenant, limit: None,
     ) -> None:
         self._log = log
+        # per-tenant caps (``_refuse_over_caps``; 0: off) and their refusals' metric
+        self.max_subjects_per_tenant = max_subjects_per_tenant
+        self.max_versions_per_tenant = max_versions_per_tenant
+        self._refused = refused
         self._default = CompatibilityLevel(default_compatibility)
         # False: logical types are ignored in compatibility checks, as Confluent (Avro Java) does.
         self.strict_logical_types = strict_logical_types
@@ -988,6 +996,7 @@ class SchemaRegistry:
                     )
                 if not importing:
                     self._refuse_incompatible(subject, parsed)  # 4
+                    self._refuse_over_caps(subject, tenant)
                 new_version = version or max(versions, default=0) + 1  # 5
                 if new_version in versions:
                     # IMPORT must not rewrite history: the version's readers (and every
@@ -1021,6 +1030,42 @@ class SchemaRegistry:
                 plain_subject(subject), text, append=append, seal=False, tenant=writer
             )
         return self._store_reserved(sv, parsed, identity if took else None, append)
+
+    def _refuse_over_caps(self, subject: str, tenant: str | None) -> None:
+        """Refuse a new version (``TenantQuotaExceeded``) that would pass its tenant's caps on
+        subjects or versions (``max_subjects_per_tenant``, ``max_versions_per_tenant``; 0 is
+        off). Counted from the folded state, so a restart keeps them. A ``-plain`` companion
+        (one per subject, kept beside it) is not a subject of the count, but its versions are
+        versions (a PII schema's version counts twice, its log form and its plain form): a
+        tenant registering under ``<its subject>-plain`` directly adds versions too. The hub's
+        own tenant is not capped. Registrations in flight are not counted: concurrent ones of
+        several subjects may pass a cap by as many as run at once. Under the lock."""
+        caps = self.max_subjects_per_tenant, self.max_versions_per_tenant
+        if tenant is None or tenant == HUB_TENANT or not any(caps):
+            return
+        st = self._state
+        owned = [s for s, owner in st.owners.items() if owner == tenant]
+        mine = [s for s in owned if not s.endswith(SUFFIX)]
+        new_subject = subject not in st.subjects and not subject.endswith(SUFFIX)
+        if caps[0] and new_subject and len(mine) >= caps[0]:
+            self._refused(tenant, "registry_subjects")
+            raise TenantQuotaExceeded(
+                f"Subject {subject!r} refused: tenant {tenant!r} owns {len(mine)} subjects, "
+                f"its cap (HUB_REGISTRY_MAX_SUBJECTS_PER_TENANT={caps[0]}). Nothing was "
+                "registered: add a version to a subject of your own, or ask the operator to "
+                "raise the cap.",
+                code="tenant_subjects_full",
+            )
+        versions = sum(len(st.subjects.get(s, {})) for s in owned)
+        if caps[1] and versions >= caps[1]:
+            self._refused(tenant, "registry_versions")
+            raise TenantQuotaExceeded(
+                f"Schema under subject {subject!r} refused: tenant {tenant!r}'s subjects hold "
+                f"{versions} schema versions (deleted ones included), its cap "
+                f"(HUB_REGISTRY_MAX_VERSIONS_PER_TENANT={caps[1]}). Nothing was registered: "
+                "ask the operator to raise the cap.",
+                code="tenant_versions_full",
+            )
 
     def _refuse_falsely_sealed(self, subject: str, parsed: ParsedSchema, schema_type: str) -> None:
         """Refuse a schema marking a field ``hub.encrypted`` that is not ciphertext

@@ -543,6 +543,7 @@ class TieredEventLog(EventLog):
     def __init__(self, hot: EventLog, cold: ColdTier) -> None:
         self.hot = hot
         self.cold = cold
+        self.remote = hot.remote  # its ends are the hot log's
 
     # -- the tiered part ------------------------------------------------------------------------
     def read(
@@ -613,6 +614,9 @@ class TieredEventLog(EventLog):
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         return self.hot.end_offsets(topic)
+
+    def all_end_offsets(self) -> dict[str, dict[int, int]]:
+        return self.hot.all_end_offsets()
 
     def stable_offsets(self, topic: str) -> dict[int, int]:
         return self.hot.stable_offsets(topic)

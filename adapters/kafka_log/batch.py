@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat
+from operator import itemgetter
 from typing import Any, Final, cast
 
 from confluent_kafka import (
@@ -320,11 +321,22 @@ def _metadata_py(
     return [RecordMetadata(topic, partition, first + i, ts) for i, ts in enumerate(stamps)]
 
 
+_HEADER_VALUE: Final = itemgetter(1)
+_BYTES_ONLY: Final = frozenset({bytes})
+
+
 def stored_record(topic: str, partition: int, offset: int, msg: Message) -> StoredRecord:
     raw: list[tuple[str, bytes | str | None]] = msg.headers() or []  # type: ignore[assignment]
-    headers: Headers = tuple(
-        (k, b"" if v is None else v if isinstance(v, bytes) else v.encode()) for k, v in raw
-    )
+    headers: Headers
+    if _BYTES_ONLY.issuperset(map(type, map(_HEADER_VALUE, raw))):
+        # every value is bytes already (what a consumer gets, unless a header has no value):
+        # the pairs are checked and taken as they are, in C, not converted one by one in
+        # Python (that conversion was about a third of a live projection step's Kafka read)
+        headers = tuple(raw)  # type: ignore[arg-type]
+    else:
+        headers = tuple(
+            (k, b"" if v is None else v if isinstance(v, bytes) else v.encode()) for k, v in raw
+        )
     key = msg.key()
     value = msg.value()
     return StoredRecord(

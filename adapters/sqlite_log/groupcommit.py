@@ -154,6 +154,8 @@ def _savepoint(
     try:
         yield
     except Exception as exc:
+        if not conn.in_transaction:  # SQLite rolled the whole group back (SQLITE_FULL, ...)
+            raise  # every batch of the group fails with this error (the caller's handler)
         conn.execute("ROLLBACK TO grouped")
         conn.execute("RELEASE grouped")
         p.error = translate(exc, doing) if isinstance(exc, sqlite3.Error) else exc

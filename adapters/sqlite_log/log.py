@@ -120,6 +120,8 @@ from core.errors import (
     StorageBusy,
     TopicExists,
     TopicNotFound,
+    is_storage_full,
+    storage_full,
 )
 from core.partitioner import default_partition
 from core.ports.eventlog import (
@@ -661,6 +663,8 @@ class SqliteEventLog(EventLog):
                 f"The event log {self._path} stayed locked by another writer for "
                 f"{self._busy_timeout} s while {doing}; retry, or raise busy_timeout_s."
             )
+        if is_storage_full(exc):
+            return storage_full(f"SQLite failed while {doing} on the event log {self._path}.")
         return HubError(
             f"SQLite failed while {doing} on the event log {self._path}: {exc}.",
             code="storage_error",

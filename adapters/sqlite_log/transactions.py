@@ -11,7 +11,7 @@ from typing import Protocol
 
 from adapters.sqlite_log.batch import PreparedAppend
 from adapters.sqlite_log.handoff import Noted, StoredHandoff
-from core.errors import HubError
+from core.errors import HubError, is_storage_full, storage_full
 from core.ports.eventlog import (
     AppendedMetadata,
     AppendSignal,
@@ -62,6 +62,7 @@ class SqliteTransaction(Transaction):
         self._written: set[tuple[int, int]] = set()  # partitions that get a commit marker
         self._topics_written: set[str] = set()  # their topics (wakes their followers)
         self._noted: list[Noted | None] = []  # the stored rows (``handoff``)
+        self._lost: HubError | None = None  # set once SQLite rolled the transaction back
         log._check_usable()
         log._acquire(f"beginning transaction {transactional_id!r}")
         try:
@@ -81,16 +82,30 @@ class SqliteTransaction(Transaction):
                     f"Transaction {self._id!r} is already {self._state}; start a new one.",
                     code="transaction_closed",
                 )
+            if self._lost is not None:
+                raise self._lost
             conn = self._log._writer
             conn.execute("SAVEPOINT staged")
             try:
                 yield conn
                 conn.execute("RELEASE staged")
             except BaseException as exc:
-                conn.execute("ROLLBACK TO staged")
-                conn.execute("RELEASE staged")
-                if isinstance(exc, sqlite3.Error):
-                    raise self._log._translate(exc, doing) from exc
+                error = self._log._translate(exc, doing) if isinstance(exc, sqlite3.Error) else exc
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK TO staged")
+                    conn.execute("RELEASE staged")
+                else:
+                    # SQLite rolled the whole transaction back (SQLITE_FULL, an I/O error):
+                    # what was staged before is gone, so nothing more may be staged (it would
+                    # be written outside any transaction) and the commit fails.
+                    lost = f"Transaction {self._id!r} was rolled back by SQLite after: {error}"
+                    self._lost = (
+                        storage_full(lost)
+                        if is_storage_full(exc)
+                        else HubError(lost, code="storage_error")
+                    )
+                if error is not exc:
+                    raise error from exc
                 raise
 
     @property
@@ -146,6 +161,9 @@ class SqliteTransaction(Transaction):
                 )
             log = self._log
             try:
+                if statement == "COMMIT" and self._lost is not None:
+                    state = "aborted"
+                    raise self._lost
                 if statement == "COMMIT" and self._written:
                     # Kafka's commit marker takes one offset in each partition written.
                     log._writer.executemany(
@@ -155,7 +173,8 @@ class SqliteTransaction(Transaction):
                     )
                     for tid, part in sorted(self._written):
                         log._reseal(log._writer, tid, part)
-                log._writer.execute(statement)
+                if statement == "COMMIT" or log._writer.in_transaction:
+                    log._writer.execute(statement)  # (a ROLLBACK SQLite already did is done)
                 if statement == "COMMIT" and self._written:
                     log._appended.bump(self._topics_written)
             except sqlite3.Error as exc:

@@ -707,6 +707,12 @@ class AppendSignal:
 class EventLog(abc.ABC):
     """A Kafka-shaped, append-only, partitioned log."""
 
+    # Whether the log lives in a server, so that every ``end_offsets`` (a fold's catch-up) is a
+    # network round trip: an event loop then asks it from the thread pool, shared by the
+    # requests waiting (``hub.api.auth.KeyChecks``); a local log is asked in place (a hop to
+    # the pool would cost more than the read).
+    remote: bool = False
+
     # -- topics -------------------------------------------------------------------------------
     @abc.abstractmethod
     def create_topic(
@@ -795,6 +801,13 @@ class EventLog(abc.ABC):
     @abc.abstractmethod
     def end_offsets(self, topic: str) -> dict[int, int]:
         """Per partition, the offset the next appended record will get (the high watermark)."""
+
+    def all_end_offsets(self) -> dict[str, dict[int, int]]:
+        """``end_offsets`` of every topic ``topics()`` lists, by name (what a ledger sync
+        covers). This default asks topic by topic; an adapter whose ``topics()`` also fetches
+        configs, or that can ask for many partitions at once, overrides it (one answer for all,
+        nothing a caller does not use)."""
+        return {t.name: self.end_offsets(t.name) for t in self.topics()}
 
     def stable_offsets(self, topic: str) -> dict[int, int]:
         """Per partition, the offset below which everything is committed (Kafka's LSO)."""

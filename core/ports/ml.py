@@ -198,6 +198,14 @@ class FeatureStore(abc.ABC):
         """Every version of ``entities`` in attribute set ``name``, with the token (as above)."""
         raise NotImplementedError
 
+    def forget(self, entities: Sequence[str]) -> int:
+        """Delete every point and version of ``entities`` (entity keys, ``ml.features.
+        entity_key``), with their bookkeeping, in one transaction: an erased data subject's
+        derived facts (``governance.erasure``); returns the rows deleted. The feed positions
+        stay (the feed leaves an erased subject out of what it folds later). A store that
+        cannot delete raises ``NotImplementedError``, and the erasure says so."""
+        raise NotImplementedError
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
 
@@ -253,6 +261,10 @@ class FeatureVectors(abc.ABC):
     def covers(self, view: str) -> dict[TopicPartition, int]:
         """The source positions the stored vectors are complete through."""
 
+    def shred(self) -> None:  # noqa: B027 - optional hook
+        """Make rows deleted by ``apply`` unreadable from the store's files too (an erasure
+        deleted them): a store whose deletes leave no bytes behind does nothing."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
 
@@ -276,8 +288,11 @@ class ModelRegistry(abc.ABC):
         """Store a version; ``Conflict`` when it exists with other bytes."""
 
     @abc.abstractmethod
-    def get(self, name: str, version: int) -> bytes:
-        """The artifact bytes; ``NotFound`` for an unknown version."""
+    def get(self, name: str, version: int, sha256: str | None = None) -> bytes:
+        """The artifact bytes; ``NotFound`` for an unknown version. With ``sha256`` (the
+        ledgered hash), a registry that may hold several candidates for one version (MLflow:
+        versions tagged alike by its users) returns the one whose bytes hash to it, if any;
+        the caller checks the hash either way."""
 
     @abc.abstractmethod
     def versions(self, name: str) -> list[StoredModel]:

@@ -185,6 +185,18 @@ class ViewState:
     computed_at_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """A view store found unreadable when it opened and moved aside, never deleted: views are
+    derived state, so the store opened empty in its place and the projections fold it again
+    from the log. ``files`` are the ones found broken; ``folder`` holds everything moved."""
+
+    folder: str
+    files: tuple[str, ...]
+    reason: str
+    at: str  # UTC, ISO 8601
+
+
 class ViewStore(abc.ABC):
     """Projection view rows plus their committed positions, in one store."""
 
@@ -198,6 +210,9 @@ class ViewStore(abc.ABC):
     # ciphertext, never the plaintext, ``load`` returns it sealed, and ``rows``/``query`` open it.
     # Destroying the subject's key erases every copy (the store's WAL, dead rows, backups).
     seals_pii: bool = False
+    # Set when the store's files could not be opened at start and were moved aside: the store
+    # opened empty and is folded again from the log (the composition root logs and counts it)
+    set_aside: SetAside | None = None
 
     @abc.abstractmethod
     def ensure(self, target: Target, tables: Sequence[Table]) -> None:

@@ -32,6 +32,8 @@ from core.errors import (
     NotFound,
     PayloadTooLarge,
     VerifyRunning,
+    is_storage_full,
+    storage_full,
 )
 from core.events import (
     KEY_FIELD_CONFIG,
@@ -44,9 +46,10 @@ from core.events import (
 from core.ports.policy import Principal
 from core.roles import ROLES
 from core.sqlguard_limits import QueryLimited
+from core.tenant_quota import TenantRateLimited
 from governance.apikeys import parse_duration
 from governance.enrolment import TENANT_PATTERN, EnrolmentTicket
-from hub.api.auth import AuthMiddleware
+from hub.api.auth import AuthMiddleware, KeyChecks
 from hub.api.bodylimit import (
     RETRY_AFTER_S,
     BodyBudget,
@@ -67,6 +70,8 @@ from hub.api.deps import (
     route_actions,
     route_of,
 )
+from hub.api.headers import ApiHeadersMiddleware
+from hub.api.hosts import AllowedHostsMiddleware
 from hub.api.models import (
     ERROR_STATUSES,
     RAW_BODY_MODELS,
@@ -277,6 +282,7 @@ async def publish(
     "occurred_at": "...", "correlation_id": "...", "causation_id": "..."}]}``.
     """
     hub = hub_of(request)
+    hub.ingest.rates.check(principal.tenant, 1, 1)  # an empty bucket: refused before the parse
     payload = await read_json(request)  # a repeated member name: 422 duplicate_key
     items = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(items, list) or not items:
@@ -318,9 +324,15 @@ async def publish(
                 headers={str(k): str(v) for k, v in (item.get("headers") or {}).items()},
             )
         )
+    # The tenant's ingest rate (core.tenant_quota) covers this route too: the batch whole, its
+    # bytes the request body's (the records are encoded inside the publisher).
+    rates = hub.ingest.rates
+    nbytes = len(await request.body()) if rates.on else 0
+    rates.check(principal.tenant, len(events), nbytes)
     meta = hub.publisher.publish(
         topic, events, producer=principal.id, tenant=principal.tenant, origin="external"
     )
+    rates.charge(principal.tenant, len(events), nbytes)
     return {
         "topic": topic,
         "count": len(meta),
@@ -522,7 +534,7 @@ def create_app(hub: Hub) -> FastAPI:
         # A body refused mid-stream by the in-flight budget (hub.api.bodylimit): come back.
         busy = isinstance(exc, BodyBudgetFull | VerifyRunning | DecodersBusy)
         retry = {"Retry-After": str(RETRY_AFTER_S)} if busy else None
-        if isinstance(exc, QueryLimited):  # a query's rate or concurrency limit: come back
+        if isinstance(exc, QueryLimited | TenantRateLimited):  # a rate limit: come back later
             retry = {"Retry-After": str(exc.retry_after)}
         return JSONResponse(error_body(exc), status_code=exc.http_status, headers=retry)
 
@@ -563,9 +575,18 @@ def create_app(hub: Hub) -> FastAPI:
         if isinstance(exc, ClientDisconnect):
             # The client hung up before its body arrived: nothing failed here, and no answer
             # can reach it. Logged as what it is, not as a bug.
-            log.info("client disconnected", extra={"path": request.url.path})
+            log.info("client disconnected", extra={"hub.route": route_of(request)})
             return JSONResponse({}, status_code=499)
-        log.exception("unexpected failure", extra={"path": request.url.path})
+        if is_storage_full(exc):  # a write no adapter translated found the disk full
+            log.error(
+                "disk full serving %s", route_of(request), extra={"hub.route": route_of(request)}
+            )
+            full = storage_full(
+                f"The hub could not write while serving {request.method} {request.url.path} "
+                f"({type(exc).__name__}: {exc})."
+            )
+            return JSONResponse(error_body(full), status_code=full.http_status)
+        log.exception("unexpected failure", extra={"hub.route": route_of(request)})
         body = {
             "error_code": 50001,
             "reason": "internal_error",
@@ -615,7 +636,8 @@ def create_app(hub: Hub) -> FastAPI:
             hub.settings.max_request_bytes_in_flight, hub.settings.max_request_bytes, hub.metrics
         ),
     )
-    app.add_middleware(AuthMiddleware, hub=hub)
+    checks = KeyChecks(hub)  # one batcher of key checks for both layers that verify keys
+    app.add_middleware(AuthMiddleware, hub=hub, checks=checks)
     # Outermost: request ids, the access log, token scrapes of /metrics (hub.observability).
     readiness = ReadinessCache(hub)
     app.state.readiness = readiness
@@ -626,14 +648,23 @@ def create_app(hub: Hub) -> FastAPI:
     )
     # Outside even that: the registry's schema-by-id reads, answered without FastAPI's stack
     # (the same steps, in the same order: hub.api.registry_fast).
-    app.add_middleware(RegistryFastPath, hub=hub)
+    app.add_middleware(RegistryFastPath, hub=hub, checks=checks)
     # Outermost: no body over HUB_MAX_REQUEST_BYTES is read by anything (hub.api.bodylimit).
-    # It also holds all bodies together to HUB_MAX_REQUEST_BYTES_IN_FLIGHT (503 past it).
+    # It also holds all bodies together to HUB_MAX_REQUEST_BYTES_IN_FLIGHT (503 past it), and
+    # each body to HUB_REQUEST_BODY_TIMEOUT_S (+ 1 s per HUB_REQUEST_BODY_MIN_RATE bytes; 408).
     app.add_middleware(
         BodyLimitMiddleware,
         limit=hub.settings.max_request_bytes,
         budget=BodyBudget(hub.settings.max_request_bytes_in_flight, hub.metrics),
+        timeout_s=hub.settings.request_body_timeout_s,
+        min_rate=hub.settings.request_body_min_rate,
     )
+    # Outside all but the headers: a Host not on HUB_ALLOWED_HOSTS is refused (hub.api.hosts).
+    if hub.settings.allowed_hosts:
+        app.add_middleware(AllowedHostsMiddleware, allowed=hub.settings.allowed_hosts)
+    # Outside everything: security headers and no caching on every answer but the console's
+    # (its gate sets its own), refusals included (hub.api.headers).
+    app.add_middleware(ApiHeadersMiddleware)
     warm_routes(app.router.routes)
     return app
 

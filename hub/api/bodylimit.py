@@ -27,6 +27,14 @@ A body is read as sent: the hub undoes no ``Content-Encoding``, so a request nam
 NDJSON body was split at the compressed stream's 0x0a bytes and quarantined in pieces no replay
 could join, and a plain body labelled gzip was ingested, read otherwise by whatever sat between).
 
+A body is bounded in time too (``HUB_REQUEST_BODY_TIMEOUT_S`` plus one second per
+``HUB_REQUEST_BODY_MIN_RATE`` bytes received, Apache ``mod_reqtimeout``'s rule; uvicorn has no
+body timeout): a chunked body declared large and trickled a byte a second held its connection,
+and its share of the budget, for as long as the client liked. Only the time spent waiting in
+``receive`` counts (a slow route or a busy server is not charged to the client); a late body is
+answered 408 ``body_timeout`` with ``Connection: close``. At the defaults (30 s, 16 KiB/s) a
+largest body (32 MiB) may take 30 min; a client on an ordinary link never meets the bound.
+
 503, not 429: the budget is the process's, shared by every client; the one refused has not sent
 too much itself (429 says it has), and another client's request would be refused the same way.
 503 with ``Retry-After`` is HTTP's "overloaded for now, come back".
@@ -36,7 +44,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import BodyBudgetFull, HubError, PayloadTooLarge
@@ -50,6 +60,22 @@ class UnsupportedEncoding(HubError):
 
     code = "unsupported_encoding"
     http_status = 415
+
+
+class BodyTimeout(HubError):
+    """A request body that arrived later than its time bound (see the module docstring)."""
+
+    code = "body_timeout"
+    http_status = 408
+
+
+def _too_slow(received: int, waited: float, timeout_s: float, min_rate: int) -> BodyTimeout:
+    return BodyTimeout(
+        f"The request body arrived too slowly: {received} bytes in {waited:.1f} s, past "
+        f"HUB_REQUEST_BODY_TIMEOUT_S ({timeout_s:g} s) plus one second per "
+        f"HUB_REQUEST_BODY_MIN_RATE ({min_rate}) bytes received: send the body at once, or "
+        "raise the settings."
+    )
 
 
 def _encoding_refused(value: bytes) -> UnsupportedEncoding | None:
@@ -142,10 +168,19 @@ class BodyLimitMiddleware:
     """Refuse request bodies over ``limit`` bytes, and bodies that would pass ``budget`` (see
     the module docstring)."""
 
-    def __init__(self, app: ASGIApp, limit: int, budget: BodyBudget | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        budget: BodyBudget | None = None,
+        timeout_s: float | None = None,
+        min_rate: int = 1,
+    ) -> None:
         self.app = app
         self.limit = limit
         self.budget = budget
+        self.timeout_s = timeout_s  # None: no time bound (the inner, per-tenant layer)
+        self.min_rate = min_rate
 
     def budget_for(self, scope: Scope) -> BodyBudget | None:
         """The budget ``scope``'s body is counted against."""
@@ -160,27 +195,42 @@ class BodyLimitMiddleware:
             if name == b"content-encoding":
                 refused = _encoding_refused(value)
                 if refused is not None:
-                    await _answer(send, refused)
+                    await answer_error(send, refused)
                     return
             if name == b"content-length" and value.isdigit():
                 declared = int(value)
                 if declared > self.limit:
-                    await _answer(send, _too_large(value.decode("ascii"), self.limit))
+                    await answer_error(send, _too_large(value.decode("ascii"), self.limit))
                     return
         budget = self.budget_for(scope)
         taken = 0  # bytes counted against the budget for this request
         if budget is not None and declared:
             if not budget.take(declared):
-                await _answer(send, _budget_full(declared, budget))
+                await answer_error(send, _budget_full(declared, budget))
                 return
             taken = declared
         seen = 0
         started = False
+        waited = 0.0  # seconds spent waiting in receive() for the body
+        whole = self.timeout_s is None  # True once the body's last piece has arrived
+
+        async def timed() -> Message:
+            nonlocal waited
+            assert self.timeout_s is not None
+            allowed = self.timeout_s + seen / self.min_rate - waited
+            began = time.monotonic()
+            with anyio.move_on_after(max(allowed, 0.0)) as timer:
+                message = await receive()
+            waited += time.monotonic() - began
+            if timer.cancelled_caught:
+                raise _too_slow(seen, waited, self.timeout_s, self.min_rate)
+            return message
 
         async def capped() -> Message:
-            nonlocal seen, taken
-            message = await receive()
+            nonlocal seen, taken, whole
+            message = await (receive() if whole else timed())
             if message["type"] == "http.request":
+                whole = whole or not message.get("more_body", False)
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
                     raise _too_large(f"more than {self.limit}", self.limit)
@@ -197,10 +247,10 @@ class BodyLimitMiddleware:
 
         try:
             await self.app(scope, capped, watched)
-        except (PayloadTooLarge, BodyBudgetFull) as exc:
+        except (PayloadTooLarge, BodyBudgetFull, BodyTimeout) as exc:
             if started:  # an answer is under way: nothing else can be sent
                 raise
-            await _answer(send, exc)
+            await answer_error(send, exc)
         finally:
             if taken and budget is not None:
                 budget.give_back(taken)
@@ -225,7 +275,9 @@ class TenantShareMiddleware(BodyLimitMiddleware):
         return self.shares.of(f"tenant {tenant!r}" if tenant is not None else ANONYMOUS)
 
 
-async def _answer(send: Send, exc: HubError) -> None:
+async def answer_error(send: Send, exc: HubError) -> None:
+    """Answer ``exc`` as the hub's JSON error body, closing the connection (nothing of the
+    request reached a route)."""
     body = json.dumps(
         {"error_code": exc.http_status * 100 + 1, "reason": exc.code, "message": exc.message}
     ).encode()

@@ -30,6 +30,7 @@ from core.errors import (
 from core.ports.policy import HUB_TENANT, Decision, Principal
 from governance.decisions import HeldDecision, RecordingPolicyEngine
 from hub.api.models import MAX_INT64 as MAX_INT64  # the routes import it from here
+from hub.observability import route_template
 
 if TYPE_CHECKING:
     from hub.bootstrap import Hub
@@ -169,8 +170,9 @@ def principal_of(request: Request) -> Principal:
 
 
 def route_of(request: Request) -> str:
-    """The matched route's template (``/schemas/ids/{schema_id}``), the label of its metrics."""
-    return getattr(request.scope.get("route"), "path", "unmatched")
+    """The matched route's template (``/schemas/ids/{schema_id}``), the label of its metrics
+    and what a log line names (``hub.observability.route_template``)."""
+    return route_template(request.scope)
 
 
 def path_resource(path: str) -> str:

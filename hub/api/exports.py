@@ -62,12 +62,23 @@ def query_limits(
         yield
 
 
-def export(table: pa.Table, fmt: str) -> tuple[bytes, str]:
+def export(table: pa.Table, fmt: str, csv_cells: str = "formula-safe") -> tuple[bytes, str]:
     """A query result as CSV, Parquet or JSON in the canonical representations of
-    ``projections.types`` (decimals exact, timestamps ISO-8601 UTC in text formats)."""
+    ``projections.types`` (decimals exact, timestamps ISO-8601 UTC in text formats; CSV text
+    cells formula-safe unless ``csv_cells="raw"``)."""
     from projections.types import render
 
-    return render(table, fmt)
+    return render(table, fmt, csv_cells)
+
+
+CSV_CELLS_HEADER = "X-Hub-CSV-Cells"
+"""The answer header naming how a CSV export's text cells were written (``formula-safe``:
+cells a spreadsheet would run prefixed with ``'``; ``raw``: as stored)."""
+
+
+def export_headers(fmt: str, csv_cells: str) -> dict[str, str]:
+    """The headers an export answer carries: ``X-Hub-CSV-Cells`` for CSV."""
+    return {CSV_CELLS_HEADER: csv_cells} if fmt == "csv" else {}
 
 
 def query_inputs(sql: str, store: str) -> list[lineage.Dataset]:
@@ -96,14 +107,16 @@ def export_query(
     fmt: str,
     store: str,
     context: Mapping[str, Any] | None = None,
+    csv_cells: str = "formula-safe",
 ) -> tuple[bytes, str]:
     """Run ``sql`` and render the result as ``fmt`` (bytes, media type): one lineage run of
     ``export.query``. ``context`` (the request's purpose of use) goes with every decision the
-    query takes, so an open investigation case unmasks PII here as on the event routes."""
+    query takes, so an open investigation case unmasks PII here as on the event routes.
+    ``csv_cells``: ``projections.types.CSV_CELLS``."""
     if fmt not in ("csv", "parquet", "json"):
         raise InvalidInput(f"format={fmt!r} is invalid: use csv, parquet or json.")
     if metadata.statement(sql) is not None:  # catalog metadata only: no data leaves
-        return export(hub.projections.query(hub.policy, principal, sql, store), fmt)
+        return export(hub.projections.query(hub.policy, principal, sql, store), fmt, csv_cells)
     with lineage.run(
         hub,
         "export.query",
@@ -116,4 +129,4 @@ def export_query(
 
         policy = WithContext(hub.policy, context) if context else hub.policy
         table = hub.projections.query(policy, principal, sql, store)
-        return export(table, fmt)
+        return export(table, fmt, csv_cells)

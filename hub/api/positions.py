@@ -127,7 +127,7 @@ def codec_of(hub: Any) -> PositionCodec:
     key = str(hub.settings.log_key_path)
     codec = _CODECS.get(key)
     if codec is None:
-        from hub.bootstrap import derived_secret
+        from hub.derived_secrets import derived_secret
 
         codec = PositionCodec(derived_secret(hub.settings, b"hub reader positions"))
         _CODECS[key] = codec

@@ -25,8 +25,9 @@ and through the same functions:
 
 1. the request id (``X-Request-Id``: a sane incoming one is kept) and, at the end, one access
    line (``hub.observability.request_id_of``, ``log_access``);
-2. the API key (``hub.keys.verify``, which sees revocations: it catches up with the keys
-   topic first);
+2. the API key (``hub.keys.verify`` through ``hub.api.auth.KeyChecks``: it sees revocations
+   made before the request arrived, catching up with the keys topic in the thread pool, one
+   catch-up shared by the requests that arrived before it began);
 3. the ``schema.read`` decision for the request path,
    with the method, purpose and case of the request, recorded on ``hub.decisions`` and counted
    (``hub.api.deps.decide_async``: a synced decision awaits its durable record in the event
@@ -63,7 +64,7 @@ from core import tracing
 from core.errors import Retryable
 from core.ports.policy import HUB_TENANT, Principal
 from governance.decisions import HeldDecision, RecordingPolicyEngine
-from hub.api.auth import credentials
+from hub.api.auth import KeyChecks, credentials
 from hub.api.deps import context_of, count_decision, decide_async, engine_failed, path_resource
 from hub.api.routers.registry import (
     MEDIA_TYPE,
@@ -77,6 +78,7 @@ from hub.api.routers.registry import (
     schema_fields,
     scope_for,
 )
+from hub.api.sameorigin import foreign_subresource
 from hub.logs import request_id
 from hub.observability import log_access, request_id_of
 from hub.registry_scope import RegistryScope, open_id
@@ -137,9 +139,10 @@ class RegistryFastPath:
     """Pure ASGI middleware: the registry's hot requests answered before FastAPI (module
     docstring)."""
 
-    def __init__(self, app: ASGIApp, hub: Hub) -> None:
+    def __init__(self, app: ASGIApp, hub: Hub, checks: KeyChecks | None = None) -> None:
         self.app = app
         self.hub = hub
+        self.checks = checks or KeyChecks(hub)
         self._encoded: dict[int, _Encoded] = {}
         self._requests: dict[tuple[str, str, int], Counter] = {}
         self._seconds: dict[tuple[str, str], Histogram] = {}
@@ -156,10 +159,10 @@ class RegistryFastPath:
                     auth = value
                 elif name == b"accept" and accept is None:
                     accept = value
-            if found is None or auth is None:
-                raise LookupError
+            if found is None or auth is None or foreign_subresource(scope) is not None:
+                raise LookupError  # another site's subresource: the full stack refuses it
             check_accept(None if accept is None else accept.decode("latin-1"))
-            principal = self.hub.keys.verify(*credentials(auth.decode("latin-1")))
+            principal = await self.checks.verify(*credentials(auth.decode("latin-1")))
         except Exception:  # LookupError, 406 or 401: the full stack answers (nothing done yet)
             await self.app(scope, receive, send)
             return

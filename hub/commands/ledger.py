@@ -102,7 +102,7 @@ def ledger_verify(obj: Ctx, public_key: tuple[str, ...], full: bool) -> None:
                 trusted=trusted,
             )
             report, since = run.report, run.since
-            from hub.api.routers.ledger import record_verification
+            from ledger.verify import record_verification
 
             record_verification(h.ledger, principal, report.as_dict())  # CC7 evidence
             first = report.first

@@ -82,7 +82,9 @@ def ml_train(
         from hub.ml_setup import feature_vectors, ml_of
 
         with obj.hub() as h:
-            principal = authorize(h, "model.train", f"model:{name}", principal_for(h, key))
+            # hub-wide, as retrain: the training set is every tenant's labelled events and the
+            # version one of the model every tenant is scored with
+            principal = authorize_hub_wide(h, "model.train", f"model:{name}", principal_for(h, key))
             stored = feature_vectors(h) if vectors == "flink" else None
             try:
                 mv = ml_of(h).train(principal, name, view, family, stored)
@@ -467,19 +469,32 @@ def ml_predict(obj: Ctx, name: str, event: str, key: str | None) -> None:
     run_safely(go)
 
 
+def _tenant_scope(h: Any, principal: Any, action: str, name: str) -> str | None:
+    """The tenant ``principal`` may read NAME's predictions of once ``action`` is allowed on
+    the model (None: every tenant, a key the policy allows ``tenant.all`` on models): what
+    ``GET /v1/models/{name}/ab`` cuts its report to (``hub.reports.reader_scope``)."""
+    from hub.reports import reader_scope
+
+    decision = decided(h, action, f"model:{name}", principal)
+    return reader_scope(h, principal, decision.row_filter, {"channel": "cli"}, "models")
+
+
 @ml.command("ab")
 @click.argument("name")
 @key_option
 @click.pass_obj
 def ml_ab(obj: Ctx, name: str, key: str | None) -> None:
-    """The A/B report: per variant predictions, alert rate, latency, precision and recall."""
+    """The A/B report: per variant predictions, alert rate, latency, precision and recall, of
+    the key's tenant's predictions and labels (every tenant's for a key allowed tenant.all)."""
 
     def go() -> None:
         from hub.ml_setup import ml_of
 
         with obj.hub() as h:
-            authorize(h, "model.read", f"model:{name}", principal_for(h, key))
-            _json(ml_of(h).ab_report(name))
+            principal = principal_for(h, key)
+            # the key's tenant only unless the policy allows tenant.all, as GET .../ab
+            scope = _tenant_scope(h, principal, "model.read", name)
+            _json(ml_of(h).ab_report(name, scope))
 
     run_safely(go)
 
@@ -505,13 +520,11 @@ def ml_drift(
 
     def go() -> None:
         from hub.ml_setup import ml_of
-        from hub.reports import reader_scope
 
         with obj.hub() as h:
             principal = principal_for(h, key)
-            decision = decided(h, "model.train", f"model:{name}", principal)
             # the key's tenant, as the A/B report: never another tenant's inputs by default
-            scope = reader_scope(h, principal, decision.row_filter, {"channel": "cli"}, "models")
+            scope = _tenant_scope(h, principal, "model.train", name)
             if all_tenants and scope is not None:
                 raise Forbidden(
                     f"--all-tenants reads every tenant's predictions: this key is limited to "

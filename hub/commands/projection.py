@@ -312,8 +312,16 @@ def projection_sources(obj: Ctx, name: str, key: str, table: str | None) -> None
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "json"]), default="csv")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write to FILE.")
 @click.option("--store", type=click.Choice(["analytics", "transactional"]), default="analytics")
+@click.option(
+    "--csv-cells",
+    type=click.Choice(["formula-safe", "raw"]),
+    default="formula-safe",
+    show_default=True,
+    help="CSV only: formula-safe prefixes a text cell a spreadsheet would run as a formula "
+    "with '; raw writes text as stored (for programs, never for a spreadsheet).",
+)
 @click.pass_obj
-def query(obj: Ctx, sql: str, fmt: str, out: str | None, store: str) -> None:
+def query(obj: Ctx, sql: str, fmt: str, out: str | None, store: str, csv_cells: str) -> None:
     """Run a read-only SELECT over the projection views (policy-checked; one lineage run of
     ``export.query``, see ``hub.api.routers.projections``)."""
     from hub.api.exports import export_query
@@ -321,7 +329,7 @@ def query(obj: Ctx, sql: str, fmt: str, out: str | None, store: str) -> None:
     def go() -> None:
         with obj.hub() as h:
             principal = authorize(h, "query.run", "query")
-            data, _ = export_query(h, principal, sql, fmt, store)
+            data, _ = export_query(h, principal, sql, fmt, store, csv_cells=csv_cells)
             if out:
                 write_private(out, data)
             else:

@@ -4,7 +4,9 @@ Without ``--url`` it reads the leader lease from PostgreSQL (``HUB_LEADER_ELECTI
 the process holding it, its epoch and how long the lease still runs. With ``--url`` it asks one
 served process's ``GET /health`` for its own role (leader, follower, or single without leader
 election). Like ``GET /health`` it needs no API key: it shows who leads, nothing else, and it
-opens only the lease (no event log, no ledger), so it answers in about a second.
+opens only the lease (no event log, no ledger), so it answers in about a second. Without
+``--url`` it also lists the view stores a start found unreadable and set aside
+(``views_set_aside``: folder, broken files, reason, time; ``adapters.view_setaside``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def status(obj: Ctx, url: str | None) -> None:
             return
         from pathlib import Path
 
-        from hub.bootstrap import build_leader
+        from hub.bootstrap import build_leader, views_set_aside
         from hub.settings import load_settings
 
         overrides: dict[str, Any] = {"data_dir": Path(obj.data_dir)} if obj.data_dir else {}
@@ -54,6 +56,9 @@ def status(obj: Ctx, url: str | None) -> None:
                 "epoch": None if held is None else held.epoch,
                 "expires_in_s": None if held is None else round(held.expires_in_s, 3),
             }
+        # view stores found unreadable at a start and set aside (each folded again from the
+        # log by the process that found it; `hub projection status` shows how far)
+        out["views_set_aside"] = views_set_aside(settings)
         click.echo(json.dumps(out, indent=2))
 
     run_safely(go)

@@ -386,8 +386,7 @@ class AlertEngine:
     def _verify_ledger(self, rule: AlertRule) -> Decimal:
         """The number of problems an incremental verify finds; at most one run per
         ``window_s`` (the last result in between)."""
-        from hub.api.routers.ledger import record_verification
-        from ledger.verify import load_verified, save_verified, verify_ledger
+        from ledger.verify import load_verified, record_verification, save_verified, verify_ledger
 
         now = self.clock()
         last = self._verified.get(rule.name)

@@ -67,6 +67,11 @@ class QueryIn(BaseModel):
     signed: bool = Field(
         default=False, description="CSV/Parquet only: a zip with a signed manifest (hub-export/v1)."
     )
+    csv_cells: str = Field(
+        default="formula-safe",
+        pattern="^(formula-safe|raw)$",
+        description="CSV only, as POST /v1/query's csv_cells (the signed manifest names it).",
+    )
 
 
 class ApproveIn(BaseModel):
@@ -611,7 +616,7 @@ def query(
 
 
 def _run_query(hub: Any, principal: Principal, body: QueryIn, started: float) -> Response:
-    from hub.api.exports import export_query
+    from hub.api.exports import export_headers, export_query
 
     if body.signed:
         from hub.reports import signed_export
@@ -621,15 +626,20 @@ def _run_query(hub: Any, principal: Principal, body: QueryIn, started: float) ->
                 "signed=true needs format csv or parquet (a signed export is a file).",
                 code="invalid_parameter",
             )
-        data = signed_export(hub, principal, body.sql, body.format, body.store)
+        data = signed_export(hub, principal, body.sql, body.format, body.store, body.csv_cells)
         name = f"query-{body.format}-signed.zip"
         return Response(
             data,
             media_type="application/zip",
             headers={"content-disposition": f'attachment; filename="{name}"'},
         )
-    data, media = export_query(hub, principal, body.sql, body.format, body.store)
-    headers = {"x-hub-elapsed-ms": f"{(time.perf_counter() - started) * 1000:.1f}"}
+    data, media = export_query(
+        hub, principal, body.sql, body.format, body.store, csv_cells=body.csv_cells
+    )
+    headers = {
+        "x-hub-elapsed-ms": f"{(time.perf_counter() - started) * 1000:.1f}",
+        **export_headers(body.format, body.csv_cells),
+    }
     if body.format != "json":
         headers["content-disposition"] = f'attachment; filename="query.{body.format}"'
     return Response(data, media_type=media, headers=headers)

@@ -10,7 +10,8 @@ instead of asking for an API key header. The gate:
    its API key, re-read on every request (a revoked or expired key ends the session); with none,
    a page answers a redirect to the login page and a data call (``/ui/api/...``) 401;
 3. refuses a state-changing request (anything but GET/HEAD) unless its ``X-CSRF-Token`` header
-   equals the session's token and its ``Origin``, when sent, is this host: 403 ``csrf``;
+   equals the session's token and it is not from another site (``hub.api.sameorigin``: its
+   ``Origin``, when sent, is this host; ``Sec-Fetch-Site`` not cross-site): 403 ``csrf``;
 4. puts the principal where ``authorize(...)`` finds it, so every page and data call is then
    decided by the PolicyEngine (and recorded) like any API route;
 5. adds security headers to every console answer (no framing, a CSP allowing only this
@@ -30,6 +31,7 @@ from urllib.parse import quote
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import NotFound
+from hub.api.sameorigin import foreign_origin, header
 from hub.console.sessions import COOKIE, Session, SessionStore, same_token
 
 if TYPE_CHECKING:
@@ -55,15 +57,8 @@ def is_console_path(path: str) -> bool:
     return path == "/" or path == "/ui" or path.startswith("/ui/")
 
 
-def _header(scope: Scope, name: bytes) -> str:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return str(value.decode("latin-1"))
-    return ""
-
-
 def cookie_value(scope: Scope, name: str) -> str:
-    raw = _header(scope, b"cookie")
+    raw = header(scope, b"cookie")
     if not raw:
         return ""
     jar: SimpleCookie = SimpleCookie()
@@ -141,14 +136,11 @@ async def console_gate(hub: Hub, app: ASGIApp, scope: Scope, receive: Receive, s
     session, principal = found
     # 3. CSRF on anything that may change state
     if method not in ("GET", "HEAD"):
-        origin = _header(scope, b"origin")
-        host = _header(scope, b"host")
-        if origin and origin.split("://", 1)[-1] != host:
-            await _refuse(
-                scope, send, 403, "csrf", f"Origin {origin!r} is not this console ({host})."
-            )
+        foreign = foreign_origin(scope)  # the state-changing half (reads need the cookie)
+        if foreign is not None:
+            await _refuse(scope, send, 403, "csrf", foreign)
             return
-        if not same_token(_header(scope, b"x-csrf-token"), session.csrf):
+        if not same_token(header(scope, b"x-csrf-token"), session.csrf):
             await _refuse(
                 scope,
                 send,

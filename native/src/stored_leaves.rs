@@ -474,11 +474,12 @@ fn side_index(
 /// each thread hashes a contiguous range of the output, so the bytes do not depend on the
 /// split (`tests/unit/test_ledger_stored_leaves.py` compares every split with the reference).
 #[pyfunction]
-#[pyo3(signature = (pieces, threads = 1))]
+#[pyo3(signature = (pieces, threads = 1, strings = true))]
 fn stored_leaf_batch<'py>(
     py: Python<'py>,
     pieces: &Bound<'py, PyList>,
     threads: usize,
+    strings: bool,
 ) -> PyResult<Option<Bound<'py, PyTuple>>> {
     let mut tuples = Vec::with_capacity(pieces.len());
     let mut bodies = Vec::with_capacity(pieces.len());
@@ -536,7 +537,7 @@ fn stored_leaf_batch<'py>(
         side_index(py, &mut out, &mut keys, pc, &kd)?;
     }
     // finish's first item is `out.hashes` (empty here): this call's hashes replace it
-    let mut items: Vec<Bound<'py, PyAny>> = out.finish(py)?.iter().collect();
+    let mut items: Vec<Bound<'py, PyAny>> = out.finish_with(py, strings)?.iter().collect();
     items[0] = hashes.into_any();
     Ok(Some(PyTuple::new(py, items)?))
 }

@@ -21,7 +21,18 @@ from hub.bootstrap import bootstrap
 from hub.settings import load_settings
 
 
-def test_a_key_on_the_command_line_is_warned_about_at_a_terminal(tmp_path: Path) -> None:
+# The hub's --key, and a command's own --key (a second person's, e.g. ``principals approve``;
+# session 22: it was not warned about).
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--key", "k1:not-a-real-secret", "keys", "list"],
+        ["principals", "approve", "he_0000", "--key", "k1:not-a-real-secret"],
+    ],
+)
+def test_a_key_on_the_command_line_is_warned_about_at_a_terminal(
+    tmp_path: Path, args: list[str]
+) -> None:
     main, sub = pty.openpty()
     try:
         proc = subprocess.run(
@@ -31,10 +42,7 @@ def test_a_key_on_the_command_line_is_warned_about_at_a_terminal(tmp_path: Path)
                 "hub.cli",
                 "--data-dir",
                 str(tmp_path / "d"),
-                "--key",
-                "k1:not-a-real-secret",
-                "keys",
-                "list",
+                *args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -32,6 +32,7 @@ from hub.api.app import create_app
 from hub.bootstrap import Hub, bootstrap
 from hub.cli import main
 from hub.settings import load_settings
+from tests.adversarial._api import start_api
 from tests.adversarial._people import enrolled, witness
 from tests.cli_keys import admin_args, admin_key_file
 
@@ -78,6 +79,26 @@ def client(hub: Hub) -> Iterator[TestClient]:
 @pytest.fixture
 def admin(hub: Hub) -> dict[str, str]:
     return auth(hub.keys.create(["admin"], owner="root").token)
+
+
+@pytest.fixture(scope="module")
+def refusing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Hub]]:
+    """One hub and its client for the tests that only check refusals (19 of them): nothing
+    refused is stored, and the keys they issue have owners of their own, so they cannot see each
+    other. Its projections and its app's background tasks do not start (``start_api``, no
+    lifespan), so it never opens the process's one chDB session, which the other tests' hubs open
+    (as ``shared_api``)."""
+    h, c = start_api(tmp_path_factory.mktemp("hub") / "data")
+    try:
+        yield c, h
+    finally:
+        c.close()
+        h.close()
+
+
+@pytest.fixture(scope="module")
+def refusing_admin(refusing: tuple[TestClient, Hub]) -> dict[str, str]:
+    return auth(refusing[1].keys.create(["admin"], owner="root").token)
 
 
 def forged_key_value(secret: str) -> dict[str, Any]:
@@ -145,8 +166,9 @@ def test_forging_an_admin_key_through_publish_and_ingest_fails(
 
 @pytest.mark.parametrize("name", INTERNAL_NAMES)
 def test_internal_name_variants_are_refused_on_every_write_path(
-    client: TestClient, admin: dict[str, str], name: str
+    refusing: tuple[TestClient, Hub], refusing_admin: dict[str, str], name: str
 ) -> None:
+    (client, _), admin = refusing, refusing_admin
     assert is_internal_topic(name)
     path = name.replace("/", "%2F")
     body = {"events": [{"value": TRADE}]}
@@ -159,8 +181,9 @@ def test_internal_name_variants_are_refused_on_every_write_path(
 
 
 def test_percent_encoded_internal_topic_is_refused(
-    client: TestClient, admin: dict[str, str]
+    refusing: tuple[TestClient, Hub], refusing_admin: dict[str, str]
 ) -> None:
+    (client, _), admin = refusing, refusing_admin
     r = client.post(
         "/v1/topics/hub%2Eprincipals/events", headers=admin, json={"events": [{"value": TRADE}]}
     )
@@ -186,9 +209,10 @@ def _all_routes(routes: list[Any]) -> list[Any]:
 
 
 def test_every_write_route_taking_a_topic_refuses_internal_topics(
-    client: TestClient, admin: dict[str, str]
+    refusing: tuple[TestClient, Hub], refusing_admin: dict[str, str]
 ) -> None:
     """A new route with ``{topic}`` that writes cannot forget the guard: this test finds it."""
+    (client, _), admin = refusing, refusing_admin
     checked = 0
     for route in _all_routes(client.app.routes):  # type: ignore[attr-defined]
         if not isinstance(route, APIRoute) or "{topic}" not in route.path:
@@ -236,8 +260,9 @@ def test_cli_publish_and_watch_refuse_internal_topics(tmp_path: Path) -> None:
     "role", ["analyst", "publisher", "compliance_officer", "security_admin", "ml_engineer"]
 )
 def test_business_roles_cannot_read_internal_topics(
-    client: TestClient, hub: Hub, role: str
+    refusing: tuple[TestClient, Hub], role: str
 ) -> None:
+    client, hub = refusing
     who = auth(hub.keys.create([role], owner=f"p-{role}").token)
     for topic in ("hub.principals", "hub.quarantine", "_schemas", "hub.policies"):
         r = client.get(f"/v1/topics/{topic}/events", headers=who)
@@ -686,7 +711,7 @@ def test_cli_issuance_revoke_and_rotate(tmp_path: Path) -> None:
         main, [*admin, "keys", "create", "--role", "security_admin", "--owner", "sam"]
     )
     assert r.exit_code == 0 and "hub enrol" in r.stderr, r.output  # a token, not a key
-    r = CliRunner().invoke(main, ["--data-dir", str(data), "enrol", r.stdout.strip()])
+    r = CliRunner().invoke(main, ["--data-dir", str(data), "enrol"], input=r.stdout)
     assert r.exit_code == 0, r.output
     sam = r.stdout.strip()
     base = ["--data-dir", str(data), "--key", sam]

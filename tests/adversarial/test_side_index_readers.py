@@ -20,7 +20,8 @@ from fastapi.testclient import TestClient
 
 from adapters.tile_ledgerstore import batch_mac, decode_side_index, encode_side_index
 from hub.api.app import create_app
-from hub.bootstrap import SIDE_INDEX_PURPOSE, derived_secret
+from hub.bootstrap import SIDE_INDEX_PURPOSE
+from hub.derived_secrets import derived_secret
 from hub.settings import load_settings
 from tests.adversarial._api import basic
 from tests.service.test_ledger import cli, make_hub, publish

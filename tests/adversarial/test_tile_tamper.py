@@ -85,7 +85,8 @@ def test_a_side_index_batch_rewritten_with_a_fresh_digest(synced: Path) -> None:
     import hashlib
 
     from adapters.tile_ledgerstore import batch_mac, decode_side_index, encode_side_index
-    from hub.bootstrap import SIDE_INDEX_PURPOSE, derived_secret
+    from hub.bootstrap import SIDE_INDEX_PURPOSE
+    from hub.derived_secrets import derived_secret
     from hub.settings import load_settings
 
     key = derived_secret(load_settings(environ={}, data_dir=synced), SIDE_INDEX_PURPOSE)

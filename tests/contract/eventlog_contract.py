@@ -167,6 +167,21 @@ class EventLogContract:
         assert {a, b} <= set(names)
         assert names == sorted(names)
 
+    def test_all_end_offsets_are_each_topics_end_offsets(self, log: EventLog) -> None:
+        """``all_end_offsets`` (one call for a ledger sync) answers what ``end_offsets`` of
+        each listed topic answers, partitions and offsets alike, every listed topic in it."""
+        a, b = unique(), unique()
+        log.create_topic(a, 3)
+        log.create_topic(b, 1)
+        log.append(a, [Record(b"x", key=str(i).encode()) for i in range(7)])
+        log.append(b, [Record(b"y")])
+        ends = log.all_end_offsets()
+        assert {a, b} <= set(ends)
+        assert list(ends) == sorted(ends)
+        assert ends[a] == log.end_offsets(a) and len(ends[a]) == 3 and sum(ends[a].values()) >= 7
+        assert ends[b] == log.end_offsets(b) == {0: 1}
+        assert {a, b} <= {t.name for t in log.topics()}
+
     def test_unknown_topic_raises_topic_not_found(self, log: EventLog) -> None:
         name = unique("missing")
         with pytest.raises(TopicNotFound, match=name):

@@ -33,8 +33,8 @@ class _Prefixed(ModelRegistry):
         stored = self._inner.put(self._prefix + name, version, artifact, metadata)
         return StoredModel(name, stored.version, stored.sha256, stored.size, stored.metadata)
 
-    def get(self, name: str, version: int) -> bytes:
-        return self._inner.get(self._prefix + name, version)
+    def get(self, name: str, version: int, sha256: str | None = None) -> bytes:
+        return self._inner.get(self._prefix + name, version, sha256)
 
     def versions(self, name: str) -> list[StoredModel]:
         return [

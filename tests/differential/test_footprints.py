@@ -95,6 +95,9 @@ class EventSetTopics:
     def topics(self) -> list[Any]:
         return [t for t in self._log.topics() if t.name in TOPICS]
 
+    def all_end_offsets(self) -> dict[str, dict[int, int]]:  # what a ledger sync covers
+        return {t: ends for t, ends in self._log.all_end_offsets().items() if t in TOPICS}
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._log, name)
 

@@ -9,6 +9,7 @@ import os
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -46,6 +47,12 @@ def _query(base: str, expr: str) -> list[dict[str, object]]:
     return result
 
 
+def _scrape_lines(output: Path) -> list[dict[str, Any]]:
+    """The access log's lines of ``/metrics`` requests (logged by route template)."""
+    lines = [json.loads(line) for line in output.read_text().splitlines() if "{" in line[:1]]
+    return [x for x in lines if x.get("hub", {}).get("route") == "/metrics"]
+
+
 def test_prometheus_from_infra_scrapes_the_hub(tmp_path: Path) -> None:
     tool("promtool")  # the prometheus package (skips loudly, or fails under CI, when missing)
     with serve(tmp_path) as hub:
@@ -72,6 +79,10 @@ def test_prometheus_from_infra_scrapes_the_hub(tmp_path: Path) -> None:
                     break
                 time.sleep(1)
             assert up and up[0]["value"][1] == "1", f"the hub was never scraped: {up}"  # type: ignore[index]
+            # ``up`` may be a sample a previous run left in this slot's store (same instance):
+            # wait for this hub's own scrape in its access log too
+            while time.monotonic() < deadline and not _scrape_lines(hub.output):
+                time.sleep(0.5)
             ready = _query(base, 'hub_component_ready{component="event_log"}')
             assert ready and ready[0]["metric"]["adapter"] == "sqlite"  # type: ignore[index]
             assert _query(base, "hub_ledger_tree_size")
@@ -86,9 +97,6 @@ def test_prometheus_from_infra_scrapes_the_hub(tmp_path: Path) -> None:
             if not was_running:
                 run("bash", str(SCRIPT), "stop")
         # Scrapes carried the token, not an API key: the access log names the scraper.
-        lines = [
-            json.loads(line) for line in hub.output.read_text().splitlines() if "{" in line[:1]
-        ]
-        scrapes = [x for x in lines if x.get("url", {}).get("path") == "/metrics"]
+        scrapes = _scrape_lines(hub.output)
         assert scrapes and all(x["http"]["response"]["status_code"] == 200 for x in scrapes)
         assert scrapes[0]["user"]["name"] == "metrics-scraper"

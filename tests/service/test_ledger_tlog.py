@@ -118,8 +118,8 @@ def test_full_tiles_are_immutable_and_partial_ones_are_not_cached(
     size = hub.ledger.store.tree_size()
     full = client.get("/v1/ledger/tlog/tile/0/000")
     assert full.status_code == 200 and len(full.content) == 256 * 32
-    assert full.headers["cache-control"] == "public, max-age=31536000, immutable"
-    entries = client.get("/v1/ledger/tlog/tile/entries/000")  # its headers: the reader's cache only
+    assert full.headers["cache-control"] == "private, max-age=31536000, immutable"
+    entries = client.get("/v1/ledger/tlog/tile/entries/000")  # the reader's cache only, as tiles
     assert entries.headers["cache-control"] == "private, max-age=31536000, immutable"
     w = size % 256
     part = client.get(f"/v1/ledger/tlog/tile/0/00{size // 256}.p/{w}")

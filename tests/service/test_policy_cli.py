@@ -22,8 +22,8 @@ CREATE = ("keys", "create", "--role")
 
 def enrol(data: Path, token: str, second: str | None = None) -> str:
     """The person redeems their token (``hub enrol``): their own KEY_ID:SECRET."""
-    extra = ["--second", second] if second else []
-    r = CliRunner().invoke(main, ["--data-dir", str(data), "enrol", token.strip(), *extra])
+    env = {"HUB_ENROL_SECOND": second} if second else {}
+    r = CliRunner().invoke(main, ["--data-dir", str(data), "enrol"], input=token, env=env)
     assert r.exit_code == 0, r.output
     return r.stdout.strip()
 
@@ -56,7 +56,7 @@ def test_policy_change_flow(tmp_path: Path) -> None:
     # A person the admin creates now gets half a token: useless without a second approver.
     code, half, err = run(data, *CREATE, "compliance_officer", "--owner", "p")
     assert code == 0 and "second approver" in err
-    r = CliRunner().invoke(main, ["--data-dir", str(data), "enrol", half.strip()])
+    r = CliRunner().invoke(main, ["--data-dir", str(data), "enrol"], input=half)
     assert r.exit_code == 1 and "waits for a second approver" in r.stderr
     # c requests e, d approves and hands e the second half: e is nobody's puppet.
     as_c1 = ["--data-dir", str(data), "--key", c1]

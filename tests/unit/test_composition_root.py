@@ -160,6 +160,8 @@ def test_no_route_or_command_constructs_a_service_or_an_adapter() -> None:
 OTHER_BUILDERS = {
     ROOT / "hub" / "bootstrap.py": "the composition root",
     ROOT / "hub" / "ml_setup.py": "builds the ML service on first use",
+    ROOT / "hub" / "derived_secrets.py": "the composition root's secrets derived from the local "
+    "MAC key file, apart so that the ML setup uses them without importing the root",
     ROOT / "hub" / "flink_features.py": "the root of Flink's Python workers for the ML feature "
     "views: an in-memory feature store per scored event",
     ROOT / "ml" / "models.py": "ModelChanges builds its PolicyStore and ConfigChangeStore (#14)",

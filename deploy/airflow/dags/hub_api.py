@@ -10,7 +10,8 @@ Settings (environment of the Airflow workers):
   HUB_API_KEY_FILE   a file holding KEY_ID:SECRET (required; mount it from Vault)
   HUB_ML_API_KEY_FILE  the key of the ML retraining DAG (role ml_engineer, enrolled: ``hub keys
                      create --role ml_engineer --owner ml-ops`` prints a token, ``hub enrol
-                     TOKEN --out FILE`` redeems it); the batch key does not train models
+                     --token-file TOKEN_FILE --out FILE`` redeems it); the batch key does not
+                     train models
   HUB_BATCH_OUTPUT   where packs and reports are written (default /var/lib/hub-batch)
   HUB_VERIFY_SCRIPT  the hub's audit/verify.py (stdlib + cryptography), used to check each
                      evidence pack independently of the hub that produced it

@@ -201,10 +201,12 @@ def public_key(
 
 
 # -- the ledger in the C2SP tlog-tiles layout (c2sp.org/tlog-tiles) ----------------------------
-_IMMUTABLE = "public, max-age=31536000, immutable"  # full hash tiles never change
-# An entry bundle carries its entries' envelope headers and is answered by tenant scope: only the
-# reader's own cache may keep it (a shared cache would hand one reader's bundle to another).
-_IMMUTABLE_PRIVATE = "private, max-age=31536000, immutable"
+# Full tiles never change (cached a year), but the routes need ``ledger.read`` and an entry
+# bundle is answered by tenant scope: only the reader's own cache may keep a tile (``private``: a
+# shared cache would hand it to a client with no key), and only for the key it was fetched
+# with (``Vary: Authorization``: one browser used under two keys asks again for the second).
+_IMMUTABLE = "private, max-age=31536000, immutable"
+_PER_KEY = {"Vary": "Authorization"}
 
 
 @router.get("/v1/ledger/tlog/checkpoint", response_class=PlainTextResponse, responses=text())
@@ -218,7 +220,7 @@ def tlog_checkpoint(
     return PlainTextResponse(
         cp.note.decode(),
         media_type="text/plain; charset=utf-8",
-        headers={"Cache-Control": "no-cache"},
+        headers={"Cache-Control": "no-cache", **_PER_KEY},
     )
 
 
@@ -242,10 +244,10 @@ def tlog_tile(
         data = tlog.entry_bundle(ledger, tile.index, tile.width, tenant_scope=tenant_scope(request))
     else:
         data = tlog.hash_tile(ledger, tile.level, tile.index, tile.width)
-    cache = (
-        "no-cache" if tile.partial else _IMMUTABLE if tile.level is not None else _IMMUTABLE_PRIVATE
+    cache = "no-cache" if tile.partial else _IMMUTABLE
+    return Response(
+        data, media_type="application/octet-stream", headers={"Cache-Control": cache, **_PER_KEY}
     )
-    return Response(data, media_type="application/octet-stream", headers={"Cache-Control": cache})
 
 
 @router.post("/v1/ledger/verify", response_model=Verification)
@@ -273,7 +275,7 @@ def verify(
     tenant's records re-read); a key of one tenant verifies incrementally, and is refused
     (``first_verify_hub_wide``) while there is no verified checkpoint to start from: else each
     of its requests would be a full verification."""
-    from ledger.verify import load_verified, verify_remembered
+    from ledger.verify import load_verified, record_verification, verify_remembered
 
     h = hub_of(request)
     # decided as the hub's own tenant's: one tenant's key needs tenant.all
@@ -328,20 +330,6 @@ def verify(
     outcome = "ok" if result.get("ok") else "failed"
     h.metrics.ledger_verifications.labels(outcome).inc()
     return result
-
-
-def record_verification(ledger: Any, actor: Principal, result: dict[str, Any]) -> None:
-    """A verification run is monitoring evidence (CC7): the ``ledger.verify`` audit action,
-    recorded under the verifier's tenant (its auditor sees it, other tenants do not)."""
-    ok = bool(result.get("ok", result.get("valid", False)))
-    ledger.record_action(
-        actor.id,
-        "ledger.verify",
-        "ledger",
-        tenant=actor.tenant,
-        outcome="ok" if ok else "failed",
-        details={k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))},
-    )
 
 
 @router.post("/v1/evidence", response_class=Response, responses=binary("application/zip"))

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from core.ports.policy import Principal
 from hub.api.deps import MAX_INT64, authorize, decision_context, hub_of
-from hub.api.exports import export, export_query, query_limits
+from hub.api.exports import export, export_headers, export_query, query_limits
 from hub.api.models import ProjectionAt, ProjectionStatus, Rebuilt, RowSources
 
 router = APIRouter(tags=["projections"])
@@ -124,12 +124,24 @@ QUERY_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+# one definition for both query bodies (a Field is a default value: pydantic copies it per model)
+CSV_CELLS_FIELD: str = Field(
+    default="formula-safe",
+    pattern="^(formula-safe|raw)$",
+    description="CSV only: formula-safe (default) prefixes a text cell a spreadsheet would "
+    "run as a formula (= + - @ tab CR first) with ', numbers untouched; raw writes text as "
+    "stored (for programs; never open it in a spreadsheet). The answer names it in "
+    "X-Hub-CSV-Cells.",
+)
+
+
 class AtQueryBody(BaseModel):
     sql: str = Field(min_length=1, max_length=100_000)
     format: str = Field(default="json", pattern="^(json|csv|parquet)$")
     offset: int | None = Field(default=None, ge=0, le=MAX_INT64)
     time_ms: int | None = Field(default=None, ge=0, le=MAX_INT64)
     event_time: str | None = Field(default=None, max_length=64)
+    csv_cells: str = CSV_CELLS_FIELD
 
 
 @router.post(
@@ -158,8 +170,8 @@ def at_query(
             time_ms=body.time_ms,
             event_time_us=event_us,
         )
-    data, media = export(table, body.format)
-    return Response(data, media_type=media)
+    data, media = export(table, body.format, body.csv_cells)
+    return Response(data, media_type=media, headers=export_headers(body.format, body.csv_cells))
 
 
 @router.get("/v1/projections/{name}/rows/{key}/sources", response_model=RowSources)
@@ -190,6 +202,7 @@ class QueryBody(BaseModel):
     sql: str = Field(min_length=1, max_length=100_000)
     format: str = Field(default="json", pattern="^(json|csv|parquet)$")
     store: str = Field(default="analytics", pattern="^(analytics|transactional)$")
+    csv_cells: str = CSV_CELLS_FIELD
 
 
 @router.post(
@@ -204,6 +217,12 @@ def run_query(
     hub = hub_of(request)
     with query_limits(hub, principal, body.sql):  # 429 past a rate or concurrency limit
         data, media = export_query(
-            hub, principal, body.sql, body.format, body.store, purpose_context(request.headers)
+            hub,
+            principal,
+            body.sql,
+            body.format,
+            body.store,
+            purpose_context(request.headers),
+            body.csv_cells,
         )
-    return Response(data, media_type=media)
+    return Response(data, media_type=media, headers=export_headers(body.format, body.csv_cells))

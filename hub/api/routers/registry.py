@@ -57,6 +57,8 @@ from core.errors import (
     InvalidSchema,
     NotFound,
     SubjectNotFound,
+    is_storage_full,
+    storage_full,
 )
 from core.ports.policy import Principal
 from governance.decisions import HeldDecision
@@ -153,6 +155,9 @@ CONFLUENT_ERRORS: Mapping[str, tuple[int, int]] = {
     "subject_owned": (403, 40301),
     "internal_subject": (403, 40301),
     "storage_busy": (500, 50001),
+    "storage_full": (507, 50001),  # the disk under the registry's store has no room
+    # a tenant at its cap of subjects or versions (core.tenant_quota): its share is full
+    "tenant_quota_exceeded": (507, 507),
     "retryable": (500, 50001),
     "hub_error": (500, 50001),
 }
@@ -198,8 +203,12 @@ def registry_error_handler(request: Request, exc: Exception) -> Response:
             "message": f"The request is invalid: {problems}.",
             "reason": "invalid_input",
         }
+    elif is_storage_full(exc):  # an unexpected write that found the disk full
+        err = storage_full(f"A registry write failed ({type(exc).__name__}: {exc}).")
+        status, error_code = confluent_status(err)
+        body = {"error_code": error_code, "message": err.message, "reason": err.code}
     else:
-        log.exception("registry request failed", extra={"path": request.url.path})
+        log.exception("registry request failed", extra={"hub.route": route_of(request)})
         status, error_code = _STORE_ERROR
         body = {
             "error_code": error_code,

@@ -1,0 +1,87 @@
+"""Session 22 micro A/B of the Kafka log's read as a projection step does it (``read_columns``
+of 500 records, MACs checked), on this checkout's broker: the record builder ``stored_record``
+taking a message's header pairs as they are (new) against the per-header conversion it did
+before (old, ``tests.unit.test_s22_stored_record.reference``), alternated in one process, thread
+CPU (``time.thread_time``) per read, best of ``--repeat``, ``--rounds`` rounds. The read is the
+largest phase of a live step on Kafka, and the ledger's follower reads the same way.
+
+Run (broker up: ``make infra-kafka-up``):
+``.venv/bin/python -m benchmarks.kafka_read_ab --kafka 127.0.0.1:PORT [--rounds 7]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa  # noqa: F401 - before chDB (STACK-NOTES)
+
+from adapters.kafka_log import log as kafka_log
+from benchmarks.ab_common import print_ratios, thread_cpu
+from benchmarks.e2e_common import ACCOUNTS, trade
+from core.events import OutgoingEvent
+from tests.unit.test_s22_stored_record import reference
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--kafka", required=True, help="the broker's address")
+    ap.add_argument("--records", type=int, default=500, help="records per read (a live step)")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=9)
+    args = ap.parse_args(argv)
+
+    from hub.bootstrap import bootstrap
+    from hub.settings import load_settings
+    from tests.service.accounts import open_accounts
+
+    with tempfile.TemporaryDirectory(prefix="kafka-read-ab-") as tmp:
+        h = bootstrap(
+            load_settings(
+                environ={},
+                data_dir=Path(tmp),
+                projection_autostart=False,
+                event_log="kafka",
+                kafka_bootstrap_servers=args.kafka,
+                kafka_topic_prefix=f"rab{uuid.uuid4().hex[:8]}.",
+                default_partitions=1,
+            )
+        )
+        try:
+            open_accounts(h, [f"ACC-{i}" for i in range(ACCOUNTS)])
+            for b in range(0, args.records, 100):
+                events = [OutgoingEvent(value=trade(i)) for i in range(b, b + 100)]
+                h.publisher.publish("trades", events, "bench")
+            log = h.log
+            first = log.read("trades", 0, 0, 1)[0].offset
+            new = kafka_log.stored_record
+
+            def read() -> None:
+                got = log.read_columns("trades", 0, first, args.records)
+                assert len(got) == args.records, len(got)
+
+            ratios: dict[str, list[float]] = {"read_columns CPU": []}
+            for r in range(args.rounds):
+                cpu = {}
+                for side in ("old", "new") if r % 2 == 0 else ("new", "old"):
+                    kafka_log.stored_record = reference if side == "old" else new  # type: ignore[assignment]
+                    try:
+                        cpu[side] = thread_cpu(read, args.repeat)
+                    finally:
+                        kafka_log.stored_record = new
+                ratios["read_columns CPU"].append(cpu["new"] / cpu["old"])
+                print(
+                    f"round {r}: old {1e6 * cpu['old'] / args.records:.2f} µs/record, "
+                    f"new {1e6 * cpu['new'] / args.records:.2f} µs/record"
+                )
+            print_ratios(ratios)
+        finally:
+            h.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

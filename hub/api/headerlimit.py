@@ -1,0 +1,119 @@
+"""A bound on the bytes of a request's head (request line and headers), before any route runs.
+
+Uvicorn's httptools protocol accumulates a header value however long it grows: a client with no
+key sent one 64 MiB header line to ``GET /health`` and the server held it (+130 MB resident)
+and answered 200; a few connections doing so exhaust the host's memory. ``HeadBoundedProtocol``
+counts the bytes received while a request's head is being parsed and, past
+``HUB_MAX_REQUEST_HEADER_BYTES``, answers **431** ``headers_too_large`` (RFC 6585) in the hub's
+error shape and closes the connection, having held at most the bound plus one read.
+
+The head is bounded in time as well (``HUB_REQUEST_HEAD_TIMEOUT_S``, from the request's first
+byte to the end of its headers): uvicorn bounds neither (its keep-alive timer stops at the first
+byte), so a client sending one header line every few seconds held a connection indefinitely.
+Past the bound the answer is **408** ``head_timeout`` and the connection is closed. An idle
+keep-alive connection is not timed here (uvicorn's keep-alive timeout closes it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+LINGER_S = 2.0  # how long a refused connection is kept open for its answer to be read
+
+
+class HeadBoundedProtocol(HttpToolsProtocol):
+    """``HttpToolsProtocol`` refusing a request whose head passes ``max_head_bytes``."""
+
+    max_head_bytes = 65_536
+    head_timeout_s = 20.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True  # until the first request's headers are complete
+        self._head_bytes = 0
+        self._refused = False
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:  # what still arrives on a refused connection is dropped unread
+            return
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_head_bytes:
+                self._refuse_head()
+                return
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head, self._head_bytes = True, 0
+        self._stop_timer()
+        self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_late)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._stop_timer()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timer()
+        super().connection_lost(exc)
+
+    def _stop_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        if self._in_head and not self._refused and not self.transport.is_closing():
+            self._refuse(
+                "408 Request Timeout",
+                40801,
+                "head_timeout",
+                f"The request line and headers took longer than {self.head_timeout_s:g} s "
+                "(HUB_REQUEST_HEAD_TIMEOUT_S): send the request's head at once.",
+            )
+
+    def _refuse_head(self) -> None:
+        self._refuse(
+            "431 Request Header Fields Too Large",
+            43101,
+            "headers_too_large",
+            f"The request line and headers passed {self.max_head_bytes} bytes "
+            "(HUB_MAX_REQUEST_HEADER_BYTES): send shorter headers.",
+        )
+
+    def _refuse(self, status: str, code: int, reason: str, message: str) -> None:
+        body = json.dumps({"error_code": code, "reason": reason, "message": message}).encode()
+        self.transport.write(
+            b"HTTP/1.1 " + status.encode() + b"\r\n"
+            b"content-type: application/json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n"
+            b"connection: close\r\n\r\n" + body
+        )
+        self._refused = True
+        self._stop_timer()
+        # A lingering close: closing at once with the client's unread bytes in the socket
+        # sends a reset, which can destroy the answer before the client reads it. The answer
+        # is followed by our end of the stream, what still arrives is dropped unread (above),
+        # and the connection is closed LINGER_S later.
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self.loop.call_later(LINGER_S, self.transport.close)
+        else:
+            self.transport.close()
+
+
+def head_bounded(max_head_bytes: int, head_timeout_s: float = 20.0) -> type[HeadBoundedProtocol]:
+    """The protocol class for ``uvicorn.run(http=...)`` with ``max_head_bytes`` and
+    ``head_timeout_s``."""
+    return type(
+        "HeadBounded",
+        (HeadBoundedProtocol,),
+        {"max_head_bytes": max_head_bytes, "head_timeout_s": head_timeout_s},
+    )

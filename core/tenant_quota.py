@@ -19,6 +19,11 @@ default, and every refusal names its setting:
   dropped silently, and the accepted records of such a batch are not kept without their rejects.
   Retention's cuts are seen at the next start (until then the count is high: it refuses early,
   never late).
+- ``StoredQuota``: the bytes one tenant holds in the log, accepted and quarantined values
+  together (``max_bytes``, ``HUB_STORED_MAX_BYTES_PER_TENANT``): the same fold once (every
+  external topic and the quarantine), then this process's appends; a batch that would pass it is
+  refused whole (``TenantQuotaExceeded``, HTTP 507 ``tenant_storage_full``), so one tenant can no
+  longer fill the data disk for every tenant. Retention's cuts, too, are seen at the next start.
 
 The registry's caps (subjects and schema versions a tenant creates) are counted from the
 registry's folded state (``registry.service``), which a restart rebuilds from ``_schemas``.
@@ -237,3 +242,26 @@ class QuarantineQuota:
         with self._mutex:
             held = self._counted()
             held[tenant] = held.get(tenant, 0) + nbytes
+
+
+class StoredQuota(QuarantineQuota):
+    """The bytes of values each tenant holds in the log (accepted records on the external topics
+    and quarantine entries), against ``max_bytes`` (0: off); folded once like
+    ``QuarantineQuota``, then kept by this process's appends."""
+
+    def check(self, tenant: str, nbytes: int) -> None:
+        """Raise ``TenantQuotaExceeded`` when ``nbytes`` more would pass ``tenant``'s quota."""
+        if not self.on or nbytes <= 0:
+            return
+        with self._mutex:
+            held = self._counted().get(tenant, 0)
+        if held + nbytes > self.max_bytes:
+            self._refused(tenant, "stored_bytes")
+            raise TenantQuotaExceeded(
+                f"Refused: tenant {tenant!r} holds {held} bytes of stored records (accepted and "
+                f"quarantined) and this batch's {nbytes} more would pass its storage quota of "
+                f"{self.max_bytes} bytes (HUB_STORED_MAX_BYTES_PER_TENANT). Nothing of the batch "
+                "was written. Let retention cut old records (counted again at the hub's next "
+                "start), or ask the operator to raise the quota.",
+                code="tenant_storage_full",
+            )

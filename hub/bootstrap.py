@@ -226,9 +226,13 @@ def build_ingest(
             bytes_burst=settings.ingest_bytes_burst_per_tenant,
         ),
         settings.quarantine_max_bytes_per_tenant,
+        settings.stored_max_bytes_per_tenant,
     )
-    if pipeline.quarantine_quota.on:  # fold the quarantine now, not inside a first ingest commit
+    # fold the log now, not inside a first ingest commit
+    if pipeline.quarantine_quota.on:
         pipeline.quarantine_quota.held("default")
+    if pipeline.stored_quota.on:
+        pipeline.stored_quota.held("default")
     return pipeline
 
 

@@ -213,6 +213,14 @@ class Settings(BaseSettings):
         description="Most bytes of quarantine entries one tenant may hold (0: no limit); a batch "
         "whose rejects would pass it is refused whole, 507 tenant_quarantine_full.",
     )
+    stored_max_bytes_per_tenant: int = Field(
+        default=0,
+        ge=0,
+        description="Most bytes of stored values (accepted records on the external topics and "
+        "quarantine entries) one tenant may hold (0: no limit); counted from the log at start, "
+        "so retention's cuts lower it at the next start; a batch that would pass it is refused "
+        "whole, 507 tenant_storage_full.",
+    )
     registry_max_subjects_per_tenant: int = Field(
         default=0,
         ge=0,

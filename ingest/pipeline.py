@@ -63,7 +63,7 @@ from core.avro import serde
 from core.avro.compatibility import check_reader_writer
 from core.avro.schema import ParsedSchema, recursive_type
 from core.errors import HubError, SchemaNotFound, SubjectNotFound, TopicNotFound
-from core.events import refuse_internal, tenant_of
+from core.events import is_internal_topic, refuse_internal, tenant_of
 from core.metrics import Metrics
 from core.pii import (
     UNATTRIBUTED,
@@ -77,7 +77,7 @@ from core.ports.eventlog import ColumnBatch, EventLog, Record, RecordColumns, Re
 from core.ports.eventlog import Headers as env_Headers
 from core.ports.keystore import DecryptionFailed, KeyDestroyed
 from core.ports.policy import HUB_TENANT
-from core.tenant_quota import IngestRateLimiter, IngestRates, QuarantineQuota
+from core.tenant_quota import IngestRateLimiter, IngestRates, QuarantineQuota, StoredQuota
 from domain import envelope as env
 from domain.envelope import Envelope, parse_rfc3339
 from domain.quality import (
@@ -132,6 +132,24 @@ def quarantine_bytes(log: EventLog) -> dict[str, int]:
                 held[tenant] = held.get(tenant, 0) + len(rec.value or b"")
     except TopicNotFound:
         pass
+    return held
+
+
+def stored_bytes(log: EventLog) -> dict[str, int]:
+    """Bytes of the values the log keeps per tenant on every external topic (the records ingest
+    and the publish route accepted) and in the quarantine (``StoredQuota``'s fold: run once, at
+    start). Records retention has cut are not counted."""
+    held = quarantine_bytes(log)
+    for info in log.topics():
+        if is_internal_topic(info.name):
+            continue
+        try:
+            for partition, start in log.beginning_offsets(info.name).items():
+                for rec in log.scan(info.name, partition, start):
+                    tenant = tenant_of(rec) or "default"
+                    held[tenant] = held.get(tenant, 0) + len(rec.value or b"")
+        except TopicNotFound:  # deleted since it was listed
+            continue
     return held
 
 
@@ -473,6 +491,7 @@ class IngestPipeline:
         parquet: ParquetDecoders | None = None,
         rates: IngestRates | None = None,
         quarantine_max_bytes: int = 0,
+        stored_max_bytes: int = 0,
     ) -> None:
         self.log = log
         self.registry = registry
@@ -505,6 +524,11 @@ class IngestPipeline:
         self.quarantine_quota = QuarantineQuota(
             quarantine_max_bytes,
             partial(quarantine_bytes, log),
+            refused=lambda t, limit: refused(t, limit).inc(),
+        )
+        self.stored_quota = StoredQuota(
+            stored_max_bytes,
+            partial(stored_bytes, log),
             refused=lambda t, limit: refused(t, limit).inc(),
         )
 
@@ -1021,12 +1045,12 @@ class IngestPipeline:
         quarantined: Sequence[Record],
     ) -> Callable[[], None]:
         """Refuse a decided batch of ``records`` (both ingest paths, in ``decide``: before
-        anything of it is written) past ``tenant``'s ingest rate or quarantine quota
-        (``core.tenant_quota``); the function to call once it is stored, which counts it. The
-        bytes are the values stored, accepted and quarantined (the same on both paths and for
-        every source). Nothing is summed while the limits are off."""
-        rates, quota = self.rates, self.quarantine_quota
-        if not (rates.on or quota.on):
+        anything of it is written) past ``tenant``'s ingest rate, quarantine quota or storage
+        quota (``core.tenant_quota``); the function to call once it is stored, which counts it.
+        The bytes are the values stored, accepted and quarantined (the same on both paths and
+        for every source). Nothing is summed while the limits are off."""
+        rates, quota, stored = self.rates, self.quarantine_quota, self.stored_quota
+        if not (rates.on or quota.on or stored.on):
             return _nothing
         q_bytes = sum(len(r.value or b"") for r in quarantined)
         values = (
@@ -1035,10 +1059,12 @@ class IngestPipeline:
         nbytes = q_bytes + sum(len(v) for v in values if v)
         rates.check(tenant, records, nbytes)
         quota.check(tenant, q_bytes)
+        stored.check(tenant, nbytes)
 
         def charge() -> None:
             rates.charge(tenant, records, nbytes)
             quota.add(tenant, q_bytes)
+            stored.add(tenant, nbytes)
 
         return charge
 

@@ -324,15 +324,18 @@ async def publish(
                 headers={str(k): str(v) for k, v in (item.get("headers") or {}).items()},
             )
         )
-    # The tenant's ingest rate (core.tenant_quota) covers this route too: the batch whole, its
-    # bytes the request body's (the records are encoded inside the publisher).
-    rates = hub.ingest.rates
-    nbytes = len(await request.body()) if rates.on else 0
+    # The tenant's ingest rate and storage quota (core.tenant_quota) cover this route too: the
+    # batch whole, its bytes the request body's (the records are encoded inside the publisher:
+    # the body stands for their values; the fold at the next start counts the values).
+    rates, stored = hub.ingest.rates, hub.ingest.stored_quota
+    nbytes = len(await request.body()) if rates.on or stored.on else 0
     rates.check(principal.tenant, len(events), nbytes)
+    stored.check(principal.tenant, nbytes)
     meta = hub.publisher.publish(
         topic, events, producer=principal.id, tenant=principal.tenant, origin="external"
     )
     rates.charge(principal.tenant, len(events), nbytes)
+    stored.add(principal.tenant, nbytes)
     return {
         "topic": topic,
         "count": len(meta),

@@ -303,7 +303,7 @@ def serve(obj: Ctx, host: str | None, port: int | None, admin_key_file: str | No
     import uvicorn
 
     from hub.api.app import create_app
-    from hub.api.headerlimit import head_bounded
+    from hub.api.headerlimit import serve_protocol
     from hub.logs import configure
 
     def go() -> None:
@@ -340,9 +340,7 @@ def serve(obj: Ctx, host: str | None, port: int | None, admin_key_file: str | No
                 create_app(h),
                 host=bind_host,
                 port=bind_port,
-                http=head_bounded(
-                    h.settings.max_request_header_bytes, h.settings.request_head_timeout_s
-                ),
+                http=serve_protocol(h.settings),
                 log_level=level.lower(),
                 access_log=False,  # hub.observability writes the access log, in ECS fields
                 log_config=None,  # uvicorn's own lines go through hub.logs too

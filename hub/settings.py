@@ -114,6 +114,19 @@ class Settings(BaseSettings):
         description="Seconds from a request's first byte to the end of its headers (hub "
         "serve); past it the answer is 408 head_timeout and the connection is closed.",
     )
+    max_connections: int = Field(
+        default=1000,
+        ge=0,
+        description="Most connections hub serve holds open at once (0: no bound); one past it "
+        "is answered 503 too_many_connections and closed.",
+    )
+    max_connections_per_client: int = Field(
+        default=100,
+        ge=0,
+        description="Most connections hub serve holds open from one client address (0: no "
+        "bound; behind a reverse proxy every client has its address: raise it or set 0 there); "
+        "one past it is answered 429 too_many_connections_from_client and closed.",
+    )
     request_body_timeout_s: float = Field(
         default=30.0,
         gt=0,

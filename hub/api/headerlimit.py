@@ -12,13 +12,21 @@ byte to the end of its headers): uvicorn bounds neither (its keep-alive timer st
 byte), so a client sending one header line every few seconds held a connection indefinitely.
 Past the bound the answer is **408** ``head_timeout`` and the connection is closed. An idle
 keep-alive connection is not timed here (uvicorn's keep-alive timeout closes it).
+
+The number of open connections is bounded too, all together (``HUB_MAX_CONNECTIONS``) and from
+one client address (``HUB_MAX_CONNECTIONS_PER_CLIENT``): uvicorn bounds neither (its
+``limit_concurrency`` counts requests whose head is complete, so 300 slowloris connections were
+all held). A connection past either bound is answered at once, **503** ``too_many_connections``
+or **429** ``too_many_connections_from_client``, with ``Retry-After``, and closed; the others are
+served as before. Behind a reverse proxy every client has the proxy's address: raise the
+per-client bound, or set it to 0 (off), there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -30,6 +38,11 @@ class HeadBoundedProtocol(HttpToolsProtocol):
 
     max_head_bytes = 65_536
     head_timeout_s = 20.0
+    max_connections = 0  # 0: no bound
+    max_connections_per_client = 0
+    # the connections open, all and per client address (one server's event loop: no lock)
+    open_total: ClassVar[list[int]] = [0]
+    open_by_client: ClassVar[dict[str, int]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -37,6 +50,36 @@ class HeadBoundedProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._refused = False
         self._head_timer: asyncio.TimerHandle | None = None
+        self._counted_as: str | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        peer = transport.get_extra_info("peername")
+        client = str(peer[0]) if isinstance(peer, (tuple, list)) and peer else "local"
+        total, mine = self.open_total[0], self.open_by_client.get(client, 0)
+        if self.max_connections and total >= self.max_connections:
+            self._refuse(
+                "503 Service Unavailable",
+                50301,
+                "too_many_connections",
+                f"The server holds {total} connections, its bound (HUB_MAX_CONNECTIONS): "
+                "connect again shortly.",
+                retry_after=1,
+            )
+            return
+        if self.max_connections_per_client and mine >= self.max_connections_per_client:
+            self._refuse(
+                "429 Too Many Requests",
+                42901,
+                "too_many_connections_from_client",
+                f"Your address {client} holds {mine} connections, the bound for one client "
+                "(HUB_MAX_CONNECTIONS_PER_CLIENT): reuse them (keep-alive) or close some.",
+                retry_after=1,
+            )
+            return
+        self._counted_as = client
+        self.open_total[0] = total + 1
+        self.open_by_client[client] = mine + 1
 
     def data_received(self, data: bytes) -> None:
         if self._refused:  # what still arrives on a refused connection is dropped unread
@@ -61,7 +104,24 @@ class HeadBoundedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timer()
+        self._uncount()
         super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self) -> None:
+        # the transport passes to another protocol, whose end this one never sees: not counted
+        # past here (else each upgrade would hold a place for ever)
+        self._uncount()
+        super().handle_websocket_upgrade()
+
+    def _uncount(self) -> None:
+        client, self._counted_as = self._counted_as, None
+        if client is not None:
+            self.open_total[0] -= 1
+            left = self.open_by_client.get(client, 1) - 1
+            if left > 0:
+                self.open_by_client[client] = left
+            else:
+                self.open_by_client.pop(client, None)
 
     def _stop_timer(self) -> None:
         if self._head_timer is not None:
@@ -88,12 +148,18 @@ class HeadBoundedProtocol(HttpToolsProtocol):
             "(HUB_MAX_REQUEST_HEADER_BYTES): send shorter headers.",
         )
 
-    def _refuse(self, status: str, code: int, reason: str, message: str) -> None:
+    def _refuse(
+        self, status: str, code: int, reason: str, message: str, retry_after: int = 0
+    ) -> None:
         body = json.dumps({"error_code": code, "reason": reason, "message": message}).encode()
+        retry = f"retry-after: {retry_after}\r\n".encode() if retry_after else b""
         self.transport.write(
             b"HTTP/1.1 " + status.encode() + b"\r\n"
             b"content-type: application/json\r\n"
-            b"content-length: " + str(len(body)).encode() + b"\r\n"
+            + retry
+            + b"content-length: "
+            + str(len(body)).encode()
+            + b"\r\n"
             b"connection: close\r\n\r\n" + body
         )
         self._refused = True
@@ -109,11 +175,33 @@ class HeadBoundedProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def head_bounded(max_head_bytes: int, head_timeout_s: float = 20.0) -> type[HeadBoundedProtocol]:
-    """The protocol class for ``uvicorn.run(http=...)`` with ``max_head_bytes`` and
-    ``head_timeout_s``."""
+def head_bounded(
+    max_head_bytes: int,
+    head_timeout_s: float = 20.0,
+    max_connections: int = 0,
+    max_connections_per_client: int = 0,
+) -> type[HeadBoundedProtocol]:
+    """The protocol class for ``uvicorn.run(http=...)`` with ``max_head_bytes``,
+    ``head_timeout_s`` and the connection bounds (0: none), counting its own connections."""
     return type(
         "HeadBounded",
         (HeadBoundedProtocol,),
-        {"max_head_bytes": max_head_bytes, "head_timeout_s": head_timeout_s},
+        {
+            "max_head_bytes": max_head_bytes,
+            "head_timeout_s": head_timeout_s,
+            "max_connections": max_connections,
+            "max_connections_per_client": max_connections_per_client,
+            "open_total": [0],
+            "open_by_client": {},
+        },
+    )
+
+
+def serve_protocol(settings: Any) -> type[HeadBoundedProtocol]:
+    """The protocol ``hub serve`` runs, with the bounds of ``settings`` (``hub.settings``)."""
+    return head_bounded(
+        settings.max_request_header_bytes,
+        settings.request_head_timeout_s,
+        settings.max_connections,
+        settings.max_connections_per_client,
     )

@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from audit.printable import printable
-from core.errors import Forbidden, HubError, InvalidInput, Unauthenticated
+from core.errors import Forbidden, HubError, InvalidInput, Unauthenticated, is_storage_full
 from core.ports.policy import HUB_TENANT, Decision, Principal
 
 
@@ -94,9 +94,29 @@ class Ctx:
             # Whatever the command appended is on the ledger (and under a signed checkpoint)
             # before it returns: no window in which a change goes unrecorded.
             if sync:
-                h.ledger.sync(force_checkpoint=True)
+                _sync_after(h)
         finally:
             h.close()
+
+
+def _sync_after(h: Any) -> None:
+    """The close-time sync of a command that succeeded. Its changes are committed to the event
+    log by now: a disk with no room for the ledger's leaves does not undo them, so the command
+    is not reported as failed (``hub keys create`` printed a usable key, then exited 1
+    ``storage_full``). It succeeds with a warning that the ledger sync is pending; the next
+    sync (``hub ledger sync``, or any command that writes, once there is room) covers them.
+    Any other failure of the sync still fails the command."""
+    try:
+        h.ledger.sync(force_checkpoint=True)
+    except HubError as exc:
+        if not is_storage_full(exc):
+            raise
+        click.echo(
+            f"warning [{exc.code}]: the command's changes are stored and in effect, but their "
+            f"ledger sync is pending: {printable(exc.message)} Free space on the data folder's "
+            "disk, then run `hub ledger sync` (any command that writes syncs too).",
+            err=True,
+        )
 
 
 def _sync_quietly(h: Any) -> None:

@@ -48,7 +48,7 @@ def test_a_key_created_while_the_ledger_cannot_sync_is_reported_created(
 
     def ledger_full(*args: Any, **kwargs: Any) -> Any:
         h = real(*args, **kwargs)
-        conn = h.ledger.store._conn
+        conn = h.ledger.store._conn  # type: ignore[attr-defined]
         assert isinstance(conn, sqlite3.Connection)
         _fill(conn)  # the disk is full for the ledger
         return h

@@ -8,6 +8,7 @@ from core.tenant_quota import (
     IngestRateLimiter,
     IngestRates,
     QuarantineQuota,
+    StoredQuota,
     TenantQuotaExceeded,
     TenantRateLimited,
 )
@@ -113,6 +114,20 @@ def test_the_quarantine_quota_is_folded_once_and_refuses_past_it() -> None:
     off = QuarantineQuota(0, lambda: pytest.fail("folded while off"))  # type: ignore[arg-type]
     off.check("b", 10**12)
     off.add("b", 10**12)
+
+
+def test_the_storage_quota_refuses_past_it_with_its_own_code_and_metric_label() -> None:
+    refused: list[tuple[str, str]] = []
+    q = StoredQuota(1000, lambda: {"b": 600}, refused=lambda t, limit: refused.append((t, limit)))
+    q.check("b", 400)
+    q.add("b", 400)
+    with pytest.raises(TenantQuotaExceeded) as e:
+        q.check("b", 1)
+    assert e.value.code == "tenant_storage_full" and e.value.http_status == 507
+    assert "HUB_STORED_MAX_BYTES_PER_TENANT" in e.value.message and "'b'" in e.value.message
+    assert refused == [("b", "stored_bytes")]
+    q.check("a", 1000)
+    assert q.held("b") == 1000
 
 
 def test_negative_settings_are_refused() -> None:

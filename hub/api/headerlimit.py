@@ -18,13 +18,15 @@ one client address (``HUB_MAX_CONNECTIONS_PER_CLIENT``): uvicorn bounds neither 
 ``limit_concurrency`` counts requests whose head is complete, so 300 slowloris connections were
 all held). A connection past either bound is answered at once, **503** ``too_many_connections``
 or **429** ``too_many_connections_from_client``, with ``Retry-After``, and closed; the others are
-served as before. Behind a reverse proxy every client has the proxy's address: raise the
+served as before. An IPv6 client is counted by its /64 network (``client_of``). Behind a reverse
+proxy every client has the proxy's address: raise the
 per-client bound, or set it to 0 (off), there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 from typing import Any, ClassVar
 
@@ -54,8 +56,7 @@ class HeadBoundedProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        peer = transport.get_extra_info("peername")
-        client = str(peer[0]) if isinstance(peer, (tuple, list)) and peer else "local"
+        client = client_of(transport.get_extra_info("peername"))
         total, mine = self.open_total[0], self.open_by_client.get(client, 0)
         if self.max_connections and total >= self.max_connections:
             self._refuse(
@@ -173,6 +174,24 @@ class HeadBoundedProtocol(HttpToolsProtocol):
             self.loop.call_later(LINGER_S, self.transport.close)
         else:
             self.transport.close()
+
+
+def client_of(peer: Any) -> str:
+    """The client a connection is counted for: its IPv4 address, the /64 network of an IPv6
+    address (one host is usually given a whole /64: counting each address would let it open
+    the per-client bound again from each), ``local`` for a Unix socket."""
+    if not isinstance(peer, (tuple, list)) or not peer:
+        return "local"
+    host = str(peer[0]).split("%", 1)[0]  # a scope id (fe80::1%eth0) is no part of it
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def head_bounded(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.api.headerlimit import serve_protocol
+from hub.api.headerlimit import client_of, serve_protocol
 from hub.bootstrap import Hub, bootstrap
 from hub.settings import load_settings
 from tests.adversarial._uvicorn import served as serve_raw
@@ -144,3 +144,14 @@ def test_hub_serve_sets_the_bounds_by_default() -> None:
     assert settings.max_connections_per_client == 100
     proto = serve_protocol(settings)
     assert (proto.max_connections, proto.max_connections_per_client) == (1000, 100)
+
+
+def test_an_ipv6_client_is_counted_by_its_64_network() -> None:
+    """One host is usually given a whole IPv6 /64: counted per address, it could open the
+    per-client bound again from each of its addresses."""
+    a = client_of(("2001:db8:1:2::1", 5000, 0, 0))
+    assert a == client_of(("2001:db8:1:2:ffff:1:2:3", 5001, 0, 0)) == "2001:db8:1:2::/64"
+    assert a != client_of(("2001:db8:1:3::1", 5000, 0, 0))
+    assert client_of(("::ffff:10.0.0.5", 1, 0, 0)) == client_of(("10.0.0.5", 2)) == "10.0.0.5"
+    assert client_of(("fe80::1%eth0", 1, 0, 2)) == "fe80::/64"
+    assert client_of("") == client_of(None) == "local"

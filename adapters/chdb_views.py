@@ -185,6 +185,16 @@ def _broken_definitions(path: str, said: str) -> list[str]:
     return sorted(named)
 
 
+def _only_views(files: Sequence[str], views: Callable[[str], bool]) -> bool:
+    """Whether every one of ``files`` (folder-relative) is the metadata file of a table of the
+    views' database that the hub keeps as a view (``views``): ``store/<x>/<uuid>/<name>.sql``;
+    the database's own file (``metadata/...``) never is."""
+    return bool(files) and all(
+        len(Path(f).parts) == 4 and Path(f).parts[0] == "store" and views(Path(f).stem)
+        for f in files
+    )
+
+
 def _status_locked(path: str) -> bool:
     """True when another process holds the lock on ``<path>/status`` (ClickHouse's own)."""
     try:
@@ -266,7 +276,19 @@ class _Reader:
 class ChdbViewStore(ClickHouseSqlViews):
     shared = False  # one process's own files: one writer by construction (no fence needed)
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        may_set_aside: Callable[[str, Sequence[str]], None] | None = None,
+        views: Callable[[str], bool] | None = None,
+    ) -> None:
+        """``may_set_aside(reason, files)``, asked before an unreadable folder is moved aside,
+        raises to keep it where it is (the composition root's: a rebuild from the log would
+        lose rows retention cut from it); the error then stops the store from opening.
+        ``views(name)``: whether the hub keeps table ``name`` as a view (a definition, no
+        rows: an aggregate's ``<t>__p``, every read view): when only such definitions are
+        unreadable, those files alone are moved aside and ``ensure`` makes them again; no
+        row is lost and nothing is folded again."""
         super().__init__()
         Path(path).mkdir(parents=True, exist_ok=True)
         self._path = str(Path(path).resolve())
@@ -276,11 +298,28 @@ class ChdbViewStore(ClickHouseSqlViews):
         shutil.rmtree(self._snapshots, ignore_errors=True)
         self.set_aside: SetAside | None = None
         try:
-            self._session = _open(self._path)
+            try:
+                self._session = _open(self._path)
+            except ViewsUnreadable as exc:
+                # only view definitions broken (a start on a full disk left one empty): those
+                # files go aside, the folder opens without them, ``ensure`` makes them again
+                if views is None or not _only_views(exc.files, views):
+                    raise
+                self.set_aside = set_aside(
+                    [Path(self._path) / f for f in exc.files],
+                    exc.files,
+                    exc.reason,
+                    beside=Path(self._path + "-definitions"),
+                    then="only view definitions were unreadable: the store opened without "
+                    "them and made them again; every row kept, nothing folded again",
+                )
+                self._session = _open(self._path)
         except ViewsUnreadable as exc:
             # derived state: the unreadable folder goes aside whole (its definitions, parts and
             # positions only make sense together) and the projections fold a new one from the
             # log; better than a hub that does not start until someone moves it by hand
+            if may_set_aside is not None:
+                may_set_aside(exc.reason, exc.files)
             self.set_aside = set_aside([Path(self._path)], exc.files, exc.reason)
             Path(self._path).mkdir(parents=True, exist_ok=True)
             self._session = _open(self._path)
@@ -299,6 +338,8 @@ class ChdbViewStore(ClickHouseSqlViews):
                     f"chDB detached {len(broken)} damaged data part(s) at start (view rows "
                     f"missing): {', '.join(broken[:5])}"
                 )
+                if may_set_aside is not None:
+                    may_set_aside(reason, broken)
                 self.set_aside = set_aside([Path(self._path)], broken, reason)
                 Path(self._path).mkdir(parents=True, exist_ok=True)
                 self._session = _open(self._path)

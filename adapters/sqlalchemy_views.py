@@ -120,15 +120,20 @@ def _insert_for(dialect: str) -> Any:
     return insert
 
 
-def _set_aside_if_unreadable(database: str | None) -> SetAside | None:
+def _set_aside_if_unreadable(
+    database: str | None, may_set_aside: Callable[[str, Sequence[str]], None] | None
+) -> SetAside | None:
     """Move a SQLite views file that cannot be read aside (``adapters.view_setaside``), with
-    its -wal and -shm: the store then starts empty and is folded again from the log."""
+    its -wal and -shm: the store then starts empty and is folded again from the log; unless
+    ``may_set_aside(reason, files)`` raises (then the file stays and the error goes up)."""
     if not database or database == ":memory:":
         return None
     path = Path(database)
     reason = _sqlite_unreadable(path)
     if reason is None:
         return None
+    if may_set_aside is not None:
+        may_set_aside(reason, [path.name])
     siblings = [path.with_name(path.name + x) for x in ("-wal", "-shm", "-journal")]
     return set_aside([path, *siblings], [path.name], reason)
 
@@ -178,12 +183,18 @@ class SqlAlchemyViewStore(ViewStore):
     kind = "transactional"
 
     def __init__(
-        self, url: str, unseal: Callable[[Any, str | None], Any] | None = None, **engine_kwargs: Any
+        self,
+        url: str,
+        unseal: Callable[[Any, str | None], Any] | None = None,
+        may_set_aside: Callable[[str, Sequence[str]], None] | None = None,
+        **engine_kwargs: Any,
     ) -> None:
         """``unseal(value, row_tenant)`` opens a sealed PII value (any other value as it is;
         ``projections.flink.sealed.reader``): given for PostgreSQL, the store keeps its PII
         columns sealed (``seals_pii``) and opens them in ``rows`` and ``query``. SQLite keeps
-        plaintext (its file is zeroed and its -wal emptied on erasure)."""
+        plaintext (its file is zeroed and its -wal emptied on erasure). ``may_set_aside(reason,
+        files)``, asked before an unreadable SQLite file is moved aside, raises to keep it (the
+        composition root's: a rebuild from the log would lose rows retention cut from it)."""
         try:
             self._engine: Engine = sa.create_engine(url, **engine_kwargs)
         except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
@@ -194,7 +205,11 @@ class SqlAlchemyViewStore(ViewStore):
             raise ConfigError(f"Cannot use the view database URL {shown!r}: {exc}") from exc
         self.set_aside: SetAside | None = None
         if self._engine.dialect.name == "sqlite":
-            self.set_aside = _set_aside_if_unreadable(self._engine.url.database)
+            try:
+                self.set_aside = _set_aside_if_unreadable(self._engine.url.database, may_set_aside)
+            except BaseException:
+                self._engine.dispose()
+                raise
             # Every connection zeroes what it frees: a rebuild's swap, a time-travel or verify
             # copy dropped, a retention cut leave the views' plaintext (an erased subject's too)
             # in free pages otherwise. SQLite's default is its build's (SQLITE_SECURE_DELETE:

@@ -22,14 +22,25 @@ from core.ports.views import SetAside
 NOTE = "set-aside.json"
 
 
-def set_aside(paths: Sequence[Path], broken: Sequence[str], reason: str) -> SetAside:
-    """Move ``paths`` (those that exist; all in one folder) into a new dated folder beside the
-    first and write the note. Raises ``ConfigError`` naming the paths when they cannot move:
-    the hub then does not start on them, as before."""
+THEN = "the store opened empty; its projections are folded again from the log"
+
+
+def set_aside(
+    paths: Sequence[Path],
+    broken: Sequence[str],
+    reason: str,
+    beside: Path | None = None,
+    then: str = THEN,
+) -> SetAside:
+    """Move ``paths`` (those that exist) into a new dated folder beside ``beside`` (default:
+    the first path) and write the note (``then``: what the store does next). Raises
+    ``ConfigError`` naming the paths when they cannot move: the hub then does not start on
+    them, as before."""
     first = paths[0]
     now = datetime.now(UTC)
     stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
-    folder = first.parent / f"{first.name}.broken-{stamp}"
+    base = beside or first
+    folder = base.parent / f"{base.name}.broken-{stamp}"
     try:
         folder.mkdir(mode=0o700)
         for p in paths:
@@ -42,7 +53,7 @@ def set_aside(paths: Sequence[Path], broken: Sequence[str], reason: str) -> SetA
             "reason": moved.reason,
             "at": moved.at,
             "moved": [p.name for p in paths],
-            "then": "the store opened empty; its projections are folded again from the log",
+            "then": then,
         }
         (folder / NOTE).write_text(json.dumps(note, indent=2) + "\n")
     except OSError as exc:

@@ -331,6 +331,112 @@ def views_set_aside(settings: Settings) -> list[dict[str, object]]:
     return set_asides(settings.data_dir / "views")
 
 
+def _chdb_folder(settings: Settings) -> Path:
+    """The analytics store's chDB folder of this process (one per process id under leader
+    election: each process folds its own copy from the log, ``hub.ha``)."""
+    folder = "chdb"
+    if settings.leader_election != "none":  # even when the processes share a data folder
+        folder += "-" + re.sub(r"[^A-Za-z0-9_.-]", "_", process_id(settings))
+    return settings.data_dir / "views" / folder
+
+
+def _sqlite_views_file(settings: Settings) -> Path | None:
+    """The transactional store's SQLite file, None when it is a server (PostgreSQL)."""
+    if not settings.views_sql_url:
+        return settings.data_dir / "views" / "transactional.sqlite"
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.views_sql_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def _chdb_view_names() -> frozenset[str]:
+    """The chDB tables the analytics projections keep as views (definitions without rows):
+    every table's read view and an aggregate table's ``<t>__p`` (``adapters.clickhouse_views``:
+    its rows are in the shared table). An unreadable one is made again, not folded again."""
+    from projections.catalog import PROJECTIONS
+
+    out: set[str] = set()
+    for p in PROJECTIONS:
+        if p.store != "analytics":
+            continue
+        for t in p.tables:
+            name = Target(p.name).table(t.name)
+            out |= {name, f"{name}__p"} if t.kind == "aggregate" else {name}
+    return frozenset(out)
+
+
+def views_cut_from_log(log: EventLog, kind: str) -> list[str]:
+    """``topic/partition < offset`` of every partition read by a projection of store ``kind``
+    whose first record the log (its cold tier included) no longer holds: what retention cut.
+    A view store folded again from the log would lack the rows of those records."""
+    from core.errors import TopicNotFound
+    from projections.catalog import PROJECTIONS
+
+    out = []
+    topics = sorted({t for p in PROJECTIONS if p.store == kind for t in p.topics})
+    for topic in topics:
+        try:
+            starts = log.beginning_offsets(topic)
+        except TopicNotFound:
+            continue
+        out += [f"{topic}/{p} < {start}" for p, start in sorted(starts.items()) if start > 0]
+    return out
+
+
+def refuse_lossy_set_aside(log: EventLog, kind: str, where: Path | str) -> Callable[..., None]:
+    """The view stores' ``may_set_aside`` (``adapters.view_setaside``): an unreadable store
+    is moved aside and folded again from the log only when the log still holds every record
+    it was folded from; otherwise ``ConfigError`` names the store, what is broken, the topics
+    retention cut and the repairs, and the store stays where it is (the hub does not start on
+    it, as before session 22). Silently rebuilding would lose those records' rows."""
+
+    def check(reason: str, files: Sequence[str]) -> None:
+        cut = views_cut_from_log(log, kind)
+        if not cut:
+            return
+        shown = ", ".join(cut[:8]) + (f" and {len(cut) - 8} more" if len(cut) > 8 else "")
+        raise ConfigError(
+            f"The {kind} view store {where} cannot be opened ({reason}; broken: "
+            f"{', '.join(files[:5]) or 'see the reason'}) and was NOT moved aside to be folded "
+            f"again from the log: retention has cut records it was folded from and no cold "
+            f"tier keeps them ({shown}), so a rebuild would lose their rows. Restore the store "
+            f"from a backup, or accept losing those rows: `hub projection set-aside {kind} "
+            "--lose-rows` (moves it aside, kept and dated), then start the hub again."
+        )
+
+    return check
+
+
+def set_views_aside(settings: Settings, log: EventLog, kind: str) -> dict[str, object]:
+    """Move the embedded view store ``kind`` (the chDB folder, the SQLite views file) aside
+    at the operator's word (``hub projection set-aside KIND --lose-rows``): the next start
+    folds it again from what the log holds. The note names the records the log lost."""
+    from adapters.view_setaside import set_aside
+
+    paths: list[Path]
+    if kind == "analytics" and settings.views_analytics != "clickhouse":
+        paths = [_chdb_folder(settings)]
+    elif kind == "transactional" and (file := _sqlite_views_file(settings)) is not None:
+        paths = [file, *(file.with_name(file.name + x) for x in ("-wal", "-shm", "-journal"))]
+    else:
+        raise ConfigError(
+            f"The {kind} view store is a server's (not files of this data folder): there is "
+            "nothing here to move aside. Drop its tables there, or rebuild its projections."
+        )
+    if not paths[0].exists():
+        raise ConfigError(f"The {kind} view store {paths[0]} does not exist: nothing to move.")
+    cut = views_cut_from_log(log, kind)
+    reason = (
+        "moved aside by `hub projection set-aside --lose-rows`; rows of records cut from the "
+        f"log are not folded again: {', '.join(cut) or 'none cut'}"
+    )
+    moved = set_aside(paths, [paths[0].name], reason)
+    return {"store": kind, "moved_to": moved.folder, "reason": moved.reason}
+
+
 def build_leader(settings: Settings, name: str | None = None) -> LeaderElector | None:
     """The leader elector when several processes share the footprint (HUB_LEADER_ELECTION);
     ``name`` picks another lease than the hub's (a scoring worker's, one per model)."""
@@ -574,11 +680,12 @@ def build_projections(
         else:
             from adapters.chdb_views import ChdbViewStore
 
-            folder = "chdb"
-            if s.leader_election != "none":  # each process folds its own copy (hub.ha), even
-                # when the processes share a data folder: one folder per process id
-                folder += "-" + re.sub(r"[^A-Za-z0-9_.-]", "_", process_id(s))
-            store = ChdbViewStore(s.data_dir / "views" / folder)
+            folder = _chdb_folder(s)
+            store = ChdbViewStore(
+                folder,
+                may_set_aside=refuse_lossy_set_aside(event_log, "analytics", folder),
+                views=_chdb_view_names().__contains__,
+            )
         store.query_memory_bytes = s.query_max_memory_bytes
         reported("analytics", store)
         return store
@@ -590,7 +697,8 @@ def build_projections(
         if moved is not None:
             metrics.views_set_aside.labels(kind).inc()
             log.warning(
-                "view store unreadable at start: set aside, folding it again from the log",
+                "view store unreadable at start: its broken files set aside (set-aside.json "
+                "says whether its views were made again or are folded again from the log)",
                 extra={
                     "store": kind,
                     "files": list(moved.files),
@@ -608,7 +716,13 @@ def build_projections(
             (s.data_dir / "views").mkdir(parents=True, exist_ok=True)
             url = f"sqlite:///{s.data_dir / 'views' / 'transactional.sqlite'}"
         # PostgreSQL keeps PII sealed, opened here with the subject's key (crypto-shredding)
-        store = SqlAlchemyViewStore(url, unseal=sealed_reader(registry, keystore))
+        store = SqlAlchemyViewStore(
+            url,
+            unseal=sealed_reader(registry, keystore),
+            may_set_aside=refuse_lossy_set_aside(
+                event_log, "transactional", _sqlite_views_file(s) or "(server)"
+            ),
+        )
         store.query_memory_bytes = s.query_max_memory_bytes  # its results (SQLite, PostgreSQL)
         reported("transactional", store)
         return store

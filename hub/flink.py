@@ -21,6 +21,7 @@ from hub.flink_feature_views import feature_views
 from hub.logs import redact_url
 from hub.ml_setup import feature_vectors
 from hub.pattern_alerts import PATTERNS, PatternAlerts
+from ml.erased import erased_in
 from projections.catalog import PROJECTIONS
 from projections.flink import jvm
 from projections.flink.compile import FlinkPlacement
@@ -133,7 +134,9 @@ def flink_projections(hub: Any, token: str) -> FlinkProjections:
         analytics=lambda: hub.projections.store("analytics"),
         patterns=PATTERNS if s.pattern_alerts else (),
         alerts=lambda p, rows: PatternAlerts(hub).raise_alerts(p, rows, "flink"),
-        companions=feature_views(hub.log, feature_vectors(hub), key),
+        # the loaders ask the erasures with each vector's tenant: the result topic keeps an
+        # erased subject's vectors, a load from its start must not store them again
+        companions=feature_views(hub.log, feature_vectors(hub), key, erased_in(hub.keystore)),
         loader_key=derived_secret(s, b"hub flink result loader memory"),
         row_key=key,
     )

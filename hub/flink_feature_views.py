@@ -17,6 +17,8 @@ takes them (``hub ml train NAME --vectors flink``), in these steps:
    to vouch for. On the view's event topic the covers grow only as far as every scored event
    below them has a stored vector (the first one without caps them: the move is named in the
    result's ``covers_refused`` and logged); no cover ever moves back. Then store the covers.
+   A scored event whose vector 2 left out as its erased subject's (``ml.erased``: the loader
+   asks it with the event's tenant) needs none: it does not cap the covers.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from core.ports.eventlog import EventLog, TopicPartition
 from core.ports.ml import FeatureVectors
 from domain.envelope import H_TYPE
 from domain.features import VIEWS, FeatureView
+from ml.erased import NONE_ERASED, ErasedIn
 from ml.flink_features import (
     FeatureVectorLoader,
     compile_features,
@@ -49,7 +52,12 @@ class FlinkFeatureView:
     """One feature view's Flink job, its loader and its place in the status."""
 
     def __init__(
-        self, view: FeatureView, log: EventLog, vectors: FeatureVectors, row_key: bytes | None
+        self,
+        view: FeatureView,
+        log: EventLog,
+        vectors: FeatureVectors,
+        row_key: bytes | None,
+        erased: ErasedIn = NONE_ERASED,
     ) -> None:
         self.view = view
         self.name = PREFIX + view.name
@@ -57,7 +65,8 @@ class FlinkFeatureView:
         self.topics: Sequence[str] = view_topics(view)
         self.log = log
         self.vectors = vectors
-        self._loader = FeatureVectorLoader(log, row_key=row_key)  # refuses unMACed vectors
+        # refuses unMACed vectors, and leaves an erased subject's out (the topic keeps them)
+        self._loader = FeatureVectorLoader(log, row_key=row_key, erased=erased)
 
     def compile(self, at: FlinkPlacement, group: str) -> JobSpec:
         spec: JobSpec = compile_features(self.view, at, group)
@@ -72,7 +81,14 @@ class FlinkFeatureView:
             committed = self.log.committed(self.group, topic)
             claimed |= {TopicPartition(topic, p): o for p, o in committed.items()}
         loader = self._loader
-        before = (loader.refused, loader.stale, loader.repeated, loader.ignored_tombstones)
+        before = (
+            loader.refused,
+            loader.stale,
+            loader.repeated,
+            loader.ignored_tombstones,
+            loader.erased_vectors,
+            loader.gone_vectors,
+        )
         stored = self.vectors.covers(self.view.name)
         read = loader.load_into(self.view, self.vectors, stored)  # 2.
         covers, refused = self._verified(stored, claimed)  # 3.
@@ -92,6 +108,10 @@ class FlinkFeatureView:
             "stale_vectors": loader.stale - before[1],
             "repeated_vectors": loader.repeated - before[2],
             "ignored_tombstones": loader.ignored_tombstones - before[3],
+            # an erased subject's vectors the topic still holds, and vectors of events no longer
+            # on the log (their tenant unknown) once anything was erased: not loaded
+            "erased_vectors": loader.erased_vectors - before[4],
+            "gone_vectors": loader.gone_vectors - before[5],
             "covers_refused": [m.as_dict() for m in refused],
         }
 
@@ -130,8 +150,9 @@ class FlinkFeatureView:
                 r.offset for r in records if r.value is not None and r.header(H_TYPE) == event_type
             ]
             found = self.vectors.at(self.view.name, [(partition, o) for o in wanted])
+            left_out = self._loader.erased_keys  # an erased subject's: no vector is due
             for o in wanted:
-                if (partition, o) not in found:
+                if (partition, o) not in found and (partition, o) not in left_out:
                     return o
             offset = records[-1].offset + 1
         return None
@@ -170,8 +191,12 @@ class FlinkFeatureView:
 
 
 def feature_views(
-    log: EventLog, vectors: FeatureVectors, row_key: bytes | None
+    log: EventLog,
+    vectors: FeatureVectors,
+    row_key: bytes | None,
+    erased: ErasedIn = NONE_ERASED,
 ) -> list[FlinkFeatureView]:
     """Every ML feature view as a companion job; ``row_key`` the key of its vectors' MACs (the
-    one the hub's Flink launcher gives the jobs; None: every vector is refused)."""
-    return [FlinkFeatureView(v, log, vectors, row_key) for v in VIEWS.values()]
+    one the hub's Flink launcher gives the jobs; None: every vector is refused); ``erased``
+    the hub's erasures (``ml.erased``: the loaders leave an erased subject's vectors out)."""
+    return [FlinkFeatureView(v, log, vectors, row_key, erased) for v in VIEWS.values()]

@@ -23,18 +23,24 @@ def none_erased(pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
     return set()
 
 
-def erased_in(keystore: KeyStore | None) -> Erased:
+class ErasedIn:
     """``Erased`` answered by ``keystore``: one ``erased_among`` question per tenant of the
-    batch, none at all while the store has never destroyed a key (``any_erased``)."""
-    if keystore is None:
-        return none_erased
-    store = keystore
+    batch, none at all while the store has never destroyed a key (``any``)."""
 
-    def erased(pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    def __init__(self, keystore: KeyStore | None) -> None:
+        self._keystore = keystore
+
+    def any(self) -> bool:
+        """False only while no key was ever destroyed: a caller that must read something to
+        name a pair's tenant (``ml.flink_features``' loader) skips the read then."""
+        return self._keystore is not None and self._keystore.any_erased()
+
+    def __call__(self, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         by_tenant: dict[str, set[str]] = {}
         for tenant, entity in pairs:
             by_tenant.setdefault(tenant, set()).add(entity)
-        if not by_tenant or not store.any_erased():
+        store = self._keystore
+        if store is None or not by_tenant or not store.any_erased():
             return set()
         return {
             (tenant, entity)
@@ -42,4 +48,10 @@ def erased_in(keystore: KeyStore | None) -> Erased:
             for entity in store.for_tenant(tenant).erased_among(entities)
         }
 
-    return erased
+
+NONE_ERASED = ErasedIn(None)  # no key store (a hub without PII): nothing was ever erased
+
+
+def erased_in(keystore: KeyStore | None) -> ErasedIn:
+    """``Erased`` answered by ``keystore`` (``ErasedIn``)."""
+    return ErasedIn(keystore)

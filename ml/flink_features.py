@@ -41,6 +41,7 @@ for the old ones.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import logging
@@ -53,7 +54,9 @@ from typing import Any
 from core.errors import ConfigError, DuplicateEnvelopeHeader, InvalidInput, TopicNotFound
 from core.ports.eventlog import EventLog, StoredRecord, TopicPartition, envelope_header
 from core.ports.ml import AttributeVersion, FeatureStore, FeatureVectors, SeriesPoint
+from domain.envelope import H_TENANT
 from domain.features import VIEWS, FeatureView
+from ml.erased import NONE_ERASED, ErasedIn
 from projections.flink import rowmac
 
 log = logging.getLogger(__name__)
@@ -243,9 +246,23 @@ class FeatureVectorLoader:
     vector whose version is not above the one held for its event (module docstring: Versions)
     is not loaded: ``stale`` (lower; the first logged) or ``repeated`` (equal). A signed delete
     as of version V removes a vector held at a version <= V, and the event's vectors <= V are
-    refused after it in the same read."""
+    refused after it in the same read.
 
-    def __init__(self, log: EventLog, batch: int = 5000, row_key: bytes | None = None) -> None:
+    Erasure: the result topic keeps the vectors the job wrote before a subject was erased (the
+    erasure cannot delete Kafka records), so a read of it (a table loaded again from the start,
+    vectors re-sent) would store them again. With ``erased`` (``ml.erased``), a vector whose
+    scored event's tenant (its record's ``ce_tenant``) erased the vector's entity is not loaded
+    (``erased_vectors``; its key in ``erased_keys``), nor one whose event is no longer on the log
+    (``gone_vectors``: its tenant cannot be told, and no reader of the table uses a vector
+    without its event), once the key store has destroyed any key."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        batch: int = 5000,
+        row_key: bytes | None = None,
+        erased: ErasedIn = NONE_ERASED,
+    ) -> None:
         self.log = log
         self.batch = batch
         self.read_records = 0
@@ -254,6 +271,62 @@ class FeatureVectorLoader:
         self.ignored_tombstones = 0
         self.stale = 0
         self.repeated = 0
+        self._erased = erased
+        self.erased_vectors = 0
+        self.gone_vectors = 0
+        self.erased_keys: set[tuple[int, int]] = set()  # (partition, offset) of scored events
+
+    def _not_erased(self, view: FeatureView, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``rows`` (vector rows) but those of an erased subject's events (class docstring)."""
+        if not rows or not self._erased.any():
+            return rows
+        tenants = self._tenants(view, {(r["partition"], r["offset"]) for r in rows})
+        erased = self._erased(
+            (tenants[(r["partition"], r["offset"])], r["entity"])
+            for r in rows
+            if (r["partition"], r["offset"]) in tenants
+        )
+        kept = []
+        for r in rows:
+            at = (r["partition"], r["offset"])
+            tenant = tenants.get(at)
+            if tenant is not None and (tenant, r["entity"]) not in erased:
+                kept.append(r)
+                continue
+            if tenant is None:
+                self.gone_vectors += 1
+            else:
+                self.erased_vectors += 1
+            self.erased_keys.add(at)
+        return kept
+
+    def _tenants(self, view: FeatureView, keys: set[tuple[int, int]]) -> dict[tuple[int, int], str]:
+        """The tenant of each scored event at ``keys`` still on the log (batched reads of the
+        view's event topic; a record without ``ce_tenant`` is the default tenant's)."""
+        from ml.features import DEFAULT_TENANT  # numpy: not at import (Flink workers)
+
+        out: dict[tuple[int, int], str] = {}
+        by_partition: dict[int, list[int]] = {}
+        for partition, offset in keys:
+            by_partition.setdefault(partition, []).append(offset)
+        for partition, offsets in by_partition.items():
+            wanted = sorted(offsets)
+            i = 0
+            while i < len(wanted):
+                records = self.log.read(view.event_topic, partition, wanted[i], self.batch)
+                if not records:
+                    break
+                for r in records:
+                    try:
+                        tenant = r.header(H_TENANT)
+                    except DuplicateEnvelopeHeader:  # no tenant to tell: as an event gone
+                        continue
+                    if r.value is not None:
+                        out[(partition, r.offset)] = (
+                            tenant.decode() if tenant is not None else DEFAULT_TENANT
+                        )
+                i = bisect.bisect_right(wanted, records[-1].offset, lo=i)
+        return {k: v for k, v in out.items() if k in keys}
 
     def _vector(self, view: FeatureView, r: StoredRecord) -> Held | None:
         """The record as (its version, the vector row; None: a signed delete as of it), or None:
@@ -366,7 +439,7 @@ class FeatureVectorLoader:
                         if self._replaces(r, got, latest.get(key)):
                             latest[key] = got
                 offset = records[-1].offset + 1
-        return [row for _, row in latest.values() if row is not None]
+        return self._not_erased(view, [row for _, row in latest.values() if row is not None])
 
     def load_into(
         self, view: FeatureView, store: FeatureVectors, covers: Mapping[TopicPartition, int]
@@ -408,11 +481,14 @@ class FeatureVectorLoader:
                     if self._replaces(r, g, latest.get(key)):
                         latest[key] = g
             offset = records[-1].offset + 1
-        rows = [
-            row | {VERSION_FIELD: v}
-            for v, row in latest.values()
-            if row is not None and row is not _STORED
-        ]
+        rows = self._not_erased(
+            view,
+            [
+                row | {VERSION_FIELD: v}
+                for v, row in latest.values()
+                if row is not None and row is not _STORED
+            ],
+        )
         deleted = [key for key, (_, row) in latest.items() if row is None]
         store.apply(view.name, rows, deleted, max(offset, start), covers)
         return self.read_records

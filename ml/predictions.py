@@ -14,7 +14,10 @@ A scored batch (``Scored``: the feature matrix, the scores and each row's varian
 
 ``PredictionWriter.records`` falls back to the per-event path for a whole batch whenever the
 vectorised one could differ: a schema version that encrypts PII or names a data subject, a
-field type ``ml.flat_avro`` does not write, a value over the record size limit.
+field type ``ml.flat_avro`` does not write, a value over the record size limit. The shipped
+version does both since session 23 (the entity is the data subject, ``features`` PII sealed
+under its key, so an erasure shreds the vector: docs/benchmarks/s23-trustleftb23.md), so the
+hub's own batches take the per-event path; the column-wise one writes a version without PII.
 ``tests/unit/test_prediction_records.py`` compares both paths on random batches.
 """
 

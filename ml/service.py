@@ -132,8 +132,10 @@ class MachineLearning:
         in the feature store, and the stored vectors (Flink's) of the events of those tenants
         naming it. Returns the rows deleted per store. From the destruction on, the feed, the
         training sets and the scorer leave its events out (``self.erased``), so nothing folds
-        them back. Past predictions on ``hub.predictions`` stay (the log is append-only; their
-        PII is none, docs/benchmarks/s22-ml-erasure22.md)."""
+        them back. Predictions on ``hub.predictions`` stay (the log is append-only): their
+        ``features`` are sealed under the subject's key since session 23, so destroying it
+        shreds them; those written before keep theirs in clear (docs/benchmarks/
+        s23-trustleftb23.md), and this service's reads leave them out (``predictions``)."""
         keys = [entity_key(t, subject) for t in tenants]
         done: dict[str, Any] = {"feature_rows": self.features.forget(keys)}
         if self.vectors is not None:

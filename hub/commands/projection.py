@@ -161,6 +161,36 @@ def projection_rebuild(obj: Ctx, name: str) -> None:
     run_safely(go)
 
 
+@projection.command("set-aside")
+@click.argument("store", type=click.Choice(["analytics", "transactional"]))
+@click.option(
+    "--lose-rows",
+    is_flag=True,
+    help="Accept that rows of records retention cut from the log are not folded again.",
+)
+@click.pass_obj
+def projection_set_aside(obj: Ctx, store: str, lose_rows: bool) -> None:
+    """Move the embedded view store STORE aside (kept, dated, with a note) so that the next
+    start folds it again from the log: the repair of an unreadable store that the hub did not
+    move by itself because retention had cut records it was folded from (their rows are then
+    lost from the views; restoring the store from a backup keeps them). Acts on the data folder
+    as a local operator would with `mv`: run it with the hub stopped."""
+
+    def go() -> None:
+        if not lose_rows:
+            raise InvalidInput(
+                f"Moving the {store} view store aside loses the rows of records retention cut "
+                "from the log (the views are folded again from what it still holds). Restore "
+                "the store from a backup instead, or pass --lose-rows to accept the loss."
+            )
+        from hub.bootstrap import set_views_aside
+
+        with obj.hub(install_domain=False, sync=False) as h:
+            click.echo(json.dumps(set_views_aside(h.settings, h.log, store), indent=2))
+
+    run_safely(go)
+
+
 @projection.command("digest")
 @click.argument("name")
 @click.pass_obj

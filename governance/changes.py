@@ -5,8 +5,9 @@ compile on rego-cpp, decide every Python-driven policy case (``governance.policy
 a CPU-time bound (timed in a child process that is killed past it: ``timing``, set by the
 composition root; checked again at approval) and pass every case;
 3. computes the diff against the active bundle; 4. decides whether the two-person rule applies:
-the resource is listed in the ACTIVE bundle's ``data.hub.two_person`` (never the proposed one's,
-so a proposal cannot switch the rule off for itself); 5. appends ``PolicyChangeProposed`` and,
+the resource is listed in the ACTIVE bundle's ``data.hub.two_person``, exactly or by a prefix
+entry ending in ``*`` (``two_person_applies``, as for configuration changes), never the proposed
+one's, so a proposal cannot switch the rule off for itself; 5. appends ``PolicyChangeProposed`` and,
 when no approval is needed, ``PolicyChangeActivated`` in the same atomic append; 6. reloads the
 engine when the bundle became active.
 
@@ -114,6 +115,29 @@ def check_two_person(
             "another person must.",
             code="two_person_rule",
         )
+
+
+def two_person_applies(patterns: Sequence[Any], resource: str) -> bool:
+    """Whether a ``data.hub.two_person`` list names the resource (the policy's own, ``policy``,
+    or a configuration change's).
+
+    An entry is an exact name, or a prefix ending in ``*`` (``rules:*``); ``X:*`` also matches
+    ``X`` itself, so ``registry.config:*`` covers the global level too. One rule for every
+    resource: a bundle listing ``*`` puts the policy itself under the rule, as it does every
+    configuration change (before session 23 the policy compared its name exactly, so ``*`` left
+    one person free to change the policy, and with it the list).
+    """
+    for entry in patterns:
+        if not isinstance(entry, str):
+            continue
+        if not entry.endswith("*"):
+            if entry == resource:
+                return True
+            continue
+        prefix = entry[:-1]
+        if resource.startswith(prefix) or (prefix.endswith(":") and resource == prefix[:-1]):
+            return True
+    return False
 
 
 class ChangeWithdrawn(Conflict):
@@ -261,7 +285,7 @@ class PolicyChanges:
 
     def requires_two_person(self, resource: str) -> bool:
         listed = self.store.active_bundle().hub_data.get("two_person", [])
-        return isinstance(listed, list) and resource in listed
+        return isinstance(listed, list) and two_person_applies(listed, resource)
 
     def propose(
         self,

@@ -89,6 +89,7 @@ from governance.changes import (
     check_two_person,
     lost_right,
     refused_for_proposer,
+    two_person_applies,
     withdrawn_error,
 )
 from governance.configstore import (
@@ -232,25 +233,6 @@ def hub_wide(resource: str) -> bool:
         or resource in (REGISTRY_CONFIG, REGISTRY_MODE)
         or resource.startswith((REGISTRY_CONFIG + ":", REGISTRY_MODE + ":"))
     )
-
-
-def two_person_applies(patterns: Sequence[Any], resource: str) -> bool:
-    """Whether a ``data.hub.two_person`` list names the resource.
-
-    An entry is an exact name, or a prefix ending in ``*`` (``rules:*``); ``X:*`` also matches
-    ``X`` itself, so ``registry.config:*`` covers the global level too.
-    """
-    for entry in patterns:
-        if not isinstance(entry, str):
-            continue
-        if not entry.endswith("*"):
-            if entry == resource:
-                return True
-            continue
-        prefix = entry[:-1]
-        if resource.startswith(prefix) or (prefix.endswith(":") and resource == prefix[:-1]):
-            return True
-    return False
 
 
 def to_text(value: Any) -> str | None:

@@ -90,6 +90,7 @@ from governance.changes import (
     lost_right,
     refused_for_proposer,
     two_person_applies,
+    two_person_entries,
     withdrawn_error,
 )
 from governance.configstore import (
@@ -766,8 +767,8 @@ class ConfigChanges:
         if resource.startswith((LEGALHOLD_PREFIX, MIGRATION_PREFIX)):
             return True  # a release, a migration: never one person's alone (module docstring)
         self._policies.refresh()
-        listed = self._policies.active_bundle().hub_data.get("two_person", [])
-        return isinstance(listed, list) and two_person_applies(listed, resource)
+        listed = two_person_entries(self._policies.active_bundle().hub_data)
+        return two_person_applies(listed, resource)
 
     def refuse_ungoverned_import(self, subject: str | None) -> None:
         """IMPORT skips compatibility checks, so it changes what a compatibility level guards:

@@ -718,7 +718,8 @@ class ConfigChanges:
     @staticmethod
     def visible(change: ConfigChange, tenant_scope: str | None) -> bool:
         """Whether a reader limited to ``tenant_scope`` (None: every tenant) sees ``change``: a
-        legal hold's release names an investigation's hold, so only its tenant's readers do."""
+        legal hold's release names an investigation's hold, so only its tenant's readers do (the
+        change is recorded as the hold's tenant's: ``_tenant_of``)."""
         if tenant_scope is None or not change.resource.startswith(LEGALHOLD_PREFIX):
             return True
         return change.tenant == tenant_scope
@@ -1180,8 +1181,10 @@ class ConfigChanges:
         guard: dict[str, dict[int, int]] | None,
         value: Any = None,
     ) -> bool:
+        tenant = self._tenant_of(res, principal)
+
         def prepare(topic: str, batch: Sequence[OutgoingEvent]) -> list[Record]:
-            return self._publisher.prepare(topic, batch, principal.id, principal.tenant)
+            return self._publisher.prepare(topic, batch, principal.id, tenant)
 
         effect: Effect = []
         if guard is not None:
@@ -1215,6 +1218,19 @@ class ConfigChanges:
         self.store.refresh()
         return True
 
+    @staticmethod
+    def _tenant_of(res: ConfigResource, principal: Principal) -> str:
+        """The tenant whose business a change's records are (their ``ce_tenant``): a legal
+        hold's release (its proposal, approval and ``LegalHoldReleased``) is the hold's
+        tenant's, whoever proposes or approves it (an admin of the hub's own tenant lifting
+        acme's hold: acme's readers see it, the hub tenant's do not; ``visible``); any other
+        change is its proposer's or approver's."""
+        if isinstance(res, LegalHoldResource):
+            hold = res.hold()
+            if hold is not None:
+                return str(hold.tenant)
+        return principal.tenant
+
     def _ends(self, res: ConfigResource) -> dict[str, dict[int, int]]:
         """The end offsets of the topics ``res``'s value and its changes are folded from."""
         ends: dict[str, dict[int, int]] = {}
@@ -1247,5 +1263,8 @@ class ConfigChanges:
                 "new_value": change.new_value,
                 "reason": change.reason,
             },
-            tenant=principal.tenant,
+            # a hold's release is on its tenant's ledger, as its change (``_tenant_of``)
+            tenant=change.tenant
+            if change.resource.startswith(LEGALHOLD_PREFIX)
+            else principal.tenant,
         )

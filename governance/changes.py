@@ -5,8 +5,9 @@ compile on rego-cpp, decide every Python-driven policy case (``governance.policy
 a CPU-time bound (timed in a child process that is killed past it: ``timing``, set by the
 composition root; checked again at approval) and pass every case;
 3. computes the diff against the active bundle; 4. decides whether the two-person rule applies:
-the resource is listed in the ACTIVE bundle's ``data.hub.two_person`` (never the proposed one's,
-so a proposal cannot switch the rule off for itself); 5. appends ``PolicyChangeProposed`` and,
+the resource is listed in the ACTIVE bundle's ``data.hub.two_person``, exactly or by a prefix
+entry ending in ``*`` (``two_person_applies``, as for configuration changes), never the proposed
+one's, so a proposal cannot switch the rule off for itself; 5. appends ``PolicyChangeProposed`` and,
 when no approval is needed, ``PolicyChangeActivated`` in the same atomic append; 6. reloads the
 engine when the bundle became active.
 
@@ -29,7 +30,9 @@ Callers (``hub policy ...``, ``/v1/policy/...``) ask the policy decision point f
 from __future__ import annotations
 
 import difflib
+import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -116,6 +119,29 @@ def check_two_person(
         )
 
 
+def two_person_applies(patterns: Sequence[Any], resource: str) -> bool:
+    """Whether a ``data.hub.two_person`` list names the resource (the policy's own, ``policy``,
+    or a configuration change's).
+
+    An entry is an exact name, or a prefix ending in ``*`` (``rules:*``); ``X:*`` also matches
+    ``X`` itself, so ``registry.config:*`` covers the global level too. One rule for every
+    resource: a bundle listing ``*`` puts the policy itself under the rule, as it does every
+    configuration change (before session 23 the policy compared its name exactly, so ``*`` left
+    one person free to change the policy, and with it the list).
+    """
+    for entry in patterns:
+        if not isinstance(entry, str):
+            continue
+        if not entry.endswith("*"):
+            if entry == resource:
+                return True
+            continue
+        prefix = entry[:-1]
+        if resource.startswith(prefix) or (prefix.endswith(":") and resource == prefix[:-1]):
+            return True
+    return False
+
+
 class ChangeWithdrawn(Conflict):
     """An approval of a change that was withdrawn (its proposer lost the right to propose)."""
 
@@ -188,6 +214,49 @@ class Reloadable(Protocol):
 Timing = Callable[[PolicyBundle, Sequence[tuple[str, Any]]], None]
 
 
+# What a ``data.hub.two_person`` entry may be: a resource name, or a prefix of one ending in
+# ``*`` (no space, no control character, the ``*`` last only).
+_TWO_PERSON_ENTRY = re.compile(r"^[^\s*]*\*?$")
+
+
+def two_person_entries(hub_data: Mapping[str, Any]) -> list[Any]:
+    """The ``two_person`` list of a bundle's ``data.hub``: [] when absent. A value that is not
+    a list (only a bundle activated before proposals were checked for it could hold one) fails
+    closed: ``["*"]``, every resource, when it is not empty."""
+    listed = hub_data.get("two_person")
+    if listed is None or isinstance(listed, list):
+        return listed or []
+    return ["*"] if listed else []
+
+
+def check_two_person_list(bundle: PolicyBundle) -> None:
+    """Raise ``PolicyError`` (``policy_two_person_invalid``) unless the bundle's
+    ``data.hub.two_person`` is absent or a list of entries ``two_person_applies`` reads: names
+    or ``prefix*``. Any other value would read as "nothing listed" while its diff still shows
+    the names (``"policy"`` for ``["policy"]``), so the second person would approve the end of
+    the two-person rule as a reformatting."""
+    if "two_person" not in bundle.hub_data:
+        return
+    listed = bundle.hub_data["two_person"]
+    bad = (
+        [listed]
+        if not isinstance(listed, list)
+        else [
+            e
+            for e in listed
+            if not isinstance(e, str) or not e or not _TWO_PERSON_ENTRY.fullmatch(e)
+        ]
+    )
+    if bad:
+        shown = json.dumps(bad[0])[:80]
+        raise PolicyError(
+            f"data.hub.two_person must be a list of resource names or prefixes ending in '*' "
+            f'(e.g. ["policy", "rules:*"]); {shown} is not one. A value the hub cannot read '
+            "as such a list would put nothing under the two-person rule.",
+            code="policy_two_person_invalid",
+        )
+
+
 def validate_bundle(
     bundle: PolicyBundle,
     evaluator: Callable[[PolicyBundle], Evaluator],
@@ -196,10 +265,12 @@ def validate_bundle(
     """Compile ``bundle`` with ``evaluator`` (an embedded engine, built by the composition root)
     and run every policy case on it; returns how many passed.
 
+    Its ``data.hub.two_person`` must be a list of names (``check_two_person_list``).
     With ``timing``, the cases are first timed by it: a bundle with a slow decision is refused
     before any of its evaluations runs here (rego-cpp cannot stop one).
     Raises ``PolicyError`` naming each failing case (at most ten).
     """
+    check_two_person_list(bundle)
     engine = evaluator(bundle)
     cases = all_cases(bundle)
     if timing is not None:
@@ -260,8 +331,8 @@ class PolicyChanges:
         self._activated_hooks: list[Callable[[str, str], Any]] = []
 
     def requires_two_person(self, resource: str) -> bool:
-        listed = self.store.active_bundle().hub_data.get("two_person", [])
-        return isinstance(listed, list) and resource in listed
+        listed = two_person_entries(self.store.active_bundle().hub_data)
+        return two_person_applies(listed, resource)
 
     def propose(
         self,

@@ -89,6 +89,8 @@ from governance.changes import (
     check_two_person,
     lost_right,
     refused_for_proposer,
+    two_person_applies,
+    two_person_entries,
     withdrawn_error,
 )
 from governance.configstore import (
@@ -232,25 +234,6 @@ def hub_wide(resource: str) -> bool:
         or resource in (REGISTRY_CONFIG, REGISTRY_MODE)
         or resource.startswith((REGISTRY_CONFIG + ":", REGISTRY_MODE + ":"))
     )
-
-
-def two_person_applies(patterns: Sequence[Any], resource: str) -> bool:
-    """Whether a ``data.hub.two_person`` list names the resource.
-
-    An entry is an exact name, or a prefix ending in ``*`` (``rules:*``); ``X:*`` also matches
-    ``X`` itself, so ``registry.config:*`` covers the global level too.
-    """
-    for entry in patterns:
-        if not isinstance(entry, str):
-            continue
-        if not entry.endswith("*"):
-            if entry == resource:
-                return True
-            continue
-        prefix = entry[:-1]
-        if resource.startswith(prefix) or (prefix.endswith(":") and resource == prefix[:-1]):
-            return True
-    return False
 
 
 def to_text(value: Any) -> str | None:
@@ -735,7 +718,8 @@ class ConfigChanges:
     @staticmethod
     def visible(change: ConfigChange, tenant_scope: str | None) -> bool:
         """Whether a reader limited to ``tenant_scope`` (None: every tenant) sees ``change``: a
-        legal hold's release names an investigation's hold, so only its tenant's readers do."""
+        legal hold's release names an investigation's hold, so only its tenant's readers do (the
+        change is recorded as the hold's tenant's: ``_tenant_of``)."""
         if tenant_scope is None or not change.resource.startswith(LEGALHOLD_PREFIX):
             return True
         return change.tenant == tenant_scope
@@ -784,8 +768,8 @@ class ConfigChanges:
         if resource.startswith((LEGALHOLD_PREFIX, MIGRATION_PREFIX)):
             return True  # a release, a migration: never one person's alone (module docstring)
         self._policies.refresh()
-        listed = self._policies.active_bundle().hub_data.get("two_person", [])
-        return isinstance(listed, list) and two_person_applies(listed, resource)
+        listed = two_person_entries(self._policies.active_bundle().hub_data)
+        return two_person_applies(listed, resource)
 
     def refuse_ungoverned_import(self, subject: str | None) -> None:
         """IMPORT skips compatibility checks, so it changes what a compatibility level guards:
@@ -1197,8 +1181,10 @@ class ConfigChanges:
         guard: dict[str, dict[int, int]] | None,
         value: Any = None,
     ) -> bool:
+        tenant = self._tenant_of(res, principal)
+
         def prepare(topic: str, batch: Sequence[OutgoingEvent]) -> list[Record]:
-            return self._publisher.prepare(topic, batch, principal.id, principal.tenant)
+            return self._publisher.prepare(topic, batch, principal.id, tenant)
 
         effect: Effect = []
         if guard is not None:
@@ -1232,6 +1218,19 @@ class ConfigChanges:
         self.store.refresh()
         return True
 
+    @staticmethod
+    def _tenant_of(res: ConfigResource, principal: Principal) -> str:
+        """The tenant whose business a change's records are (their ``ce_tenant``): a legal
+        hold's release (its proposal, approval and ``LegalHoldReleased``) is the hold's
+        tenant's, whoever proposes or approves it (an admin of the hub's own tenant lifting
+        acme's hold: acme's readers see it, the hub tenant's do not; ``visible``); any other
+        change is its proposer's or approver's."""
+        if isinstance(res, LegalHoldResource):
+            hold = res.hold()
+            if hold is not None:
+                return str(hold.tenant)
+        return principal.tenant
+
     def _ends(self, res: ConfigResource) -> dict[str, dict[int, int]]:
         """The end offsets of the topics ``res``'s value and its changes are folded from."""
         ends: dict[str, dict[int, int]] = {}
@@ -1264,5 +1263,8 @@ class ConfigChanges:
                 "new_value": change.new_value,
                 "reason": change.reason,
             },
-            tenant=principal.tenant,
+            # a hold's release is on its tenant's ledger, as its change (``_tenant_of``)
+            tenant=change.tenant
+            if change.resource.startswith(LEGALHOLD_PREFIX)
+            else principal.tenant,
         )

@@ -98,6 +98,7 @@ def config_show(obj: Ctx, target: str, key: str | None) -> None:
     """A change (TARGET is its id, with its diff) or a resource's value in force."""
 
     def go() -> None:
+        from governance.configchanges import LEGALHOLD_PREFIX
         from governance.configstore import ConfigChangeNotFound
 
         with obj.hub() as h:
@@ -106,12 +107,16 @@ def config_show(obj: Ctx, target: str, key: str | None) -> None:
             who = principal_for(h, key)
             authorize(h, "config.read", target, who)
             changes = h.config_changes
+            scope = reader_scope(h, who, {}, {}, "legal-holds")
             try:
                 change = changes.store.change(target)
-                if not changes.visible(change, reader_scope(h, who, {}, {}, "legal-holds")):
+                if not changes.visible(change, scope):
                     raise ConfigChangeNotFound(f"No configuration change {target!r}.")
                 echo_change(change, diff=True)
             except ConfigChangeNotFound:
+                # another tenant's hold answers as a missing one, as GET /v1/config/values does
+                if target.startswith(LEGALHOLD_PREFIX):
+                    changes.check_hold_scope(target, scope)
                 click.echo(json.dumps(changes.value(target), indent=2))
 
     run_safely(go)

@@ -21,6 +21,7 @@ import pyarrow  # noqa: F401
 from adapters.rego_deadline import BoundedEvaluation
 from adapters.rego_policy import RegoPolicyEngine
 from adapters.subject_tenants import SqliteSubjectTenants
+from core.coredumps import forbid_core_dumps
 from core.errors import ConfigError, HubError
 from core.leadership import LeaderElector
 from core.lineage import LineageLog
@@ -727,6 +728,9 @@ def bootstrap(
     re-applies the journalled erasures itself (``hub.recovery``).
     """
     settings = settings or load_settings()  # 1
+    if not settings.core_dumps:  # before any key is read: a crash must not write them out
+        for missed in forbid_core_dumps():
+            log.warning("core dumps not forbidden", extra={"reason": missed})
     private_dir(settings.data_dir)  # the log and views hold every tenant's records: owner only
     mode = settings.data_dir.stat().st_mode & 0o777
     if mode & 0o077:  # made before the hub made it 0700, or widened since: say so each start

@@ -256,6 +256,13 @@ class Settings(BaseSettings):
     projection_late_mode: Literal["update", "side"] = Field(
         default="update", description="Late events update their window, or go to <name>_late."
     )
+    core_dumps: bool = Field(
+        default=False,
+        description="Let a crashed hub process write a core file (and other processes of its "
+        "user read its memory). Off: every process that builds a hub forbids both (its memory "
+        "holds the master key, the data keys, the log MAC key and PII). Only to debug a crash "
+        "on a machine without real keys.",
+    )
     projection_autostart: bool = Field(
         default=True, description="hub serve follows every projection in the background."
     )

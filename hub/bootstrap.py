@@ -46,6 +46,7 @@ from governance.configchanges import ConfigChanges
 from governance.configstore import ConfigChangeStore
 from governance.erasure import Eraser
 from governance.erasure_index import ErasureIndex
+from governance.erasure_intents import ErasureIntents
 from governance.keyring_anchor import KeyringAnchor
 from governance.retention import Governance, RetentionJob, cut_expired_rows
 from governance.store import PolicyStore
@@ -922,6 +923,7 @@ def bootstrap(
             subject_tenants,
             retention,
             ErasureIndex(settings.erasure_index_path, erasure_index_key(settings), ledger),
+            ErasureIntents(settings.erasure_intents_dir),
         ),
         subject_tenants=subject_tenants,
         leader=leader,
@@ -933,6 +935,7 @@ def bootstrap(
         except BaseException:
             hub.close()
             raise
+        complete_interrupted_erasures(hub)
     log.info(
         "hub ready",
         extra={"event_log": settings.event_log, "data_dir": str(settings.data_dir)},
@@ -974,6 +977,25 @@ def undone_erasures_problem(hub: Hub, *, full: bool = False) -> str | None:
         "was put back to a copy from before the erasure. Put the current one back, or restore "
         "the newest backup (`hub backup restore` re-applies every journalled erasure)."
     )
+
+
+def complete_interrupted_erasures(hub: Hub) -> None:
+    """Complete the erasures a killed process began and did not record
+    (``Eraser.complete_interrupted``: its keys destroyed, the views not yet scrubbed, nothing
+    on the ledger); each is logged. One that fails again is logged with what to run: the
+    open goes on (the subject's key is destroyed whatever happens: reads show it erased)."""
+    try:
+        for line in hub.eraser.complete_interrupted():
+            log.warning("interrupted erasure", extra={"detail": line})
+    except HubError as exc:
+        log.error(
+            "interrupted erasure not completed",
+            extra={
+                "detail": exc.message,
+                "fix": f"run `hub erase SUBJECT --reason ...` again (intents in "
+                f"{hub.settings.erasure_intents_dir})",
+            },
+        )
 
 
 def refuse_undone_erasures(hub: Hub) -> None:

@@ -774,6 +774,11 @@ class Settings(BaseSettings):
         return self.data_dir / "keys" / "erasure-index"
 
     @property
+    def erasure_intents_dir(self) -> Path:
+        """Erasures begun and not yet recorded (``governance.erasure_intents``)."""
+        return self.data_dir / "erasures-pending"
+
+    @property
     def master_key_path(self) -> Path:
         return self.master_key_file or self.data_dir / "keys" / "master.key"
 

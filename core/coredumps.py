@@ -9,8 +9,11 @@ kernel's ``core_pattern`` says: the working folder, or a core handler's folder
 beyond the data folder's 0700, the KEK's separation and every later erasure.
 
 ``forbid_core_dumps``:
-1. sets the process's core file size limit to 0, soft and hard (a child the process starts
-   inherits it across ``exec``: the Rego and Parquet children, which see tenants' data);
+1. sets the process's core file size limit (the soft one) to 0: a child the process starts
+   inherits it across ``exec`` (the Rego and Parquet children, which see tenants' data). The
+   hard limit is left as it was: lowering it cannot be undone, and a process that forbade core
+   dumps once (a test run, a shell's ``hub`` commands) could not start a later one that allows
+   them (``HUB_CORE_DUMPS=true``);
 2. marks the process non-dumpable (Linux ``prctl(PR_SET_DUMPABLE, 0)``): no core file through
    any handler (a piped ``core_pattern`` ignores the size limit), and other processes of the
    same user can no longer attach to it or read its memory and environment through /proc.
@@ -30,7 +33,8 @@ def forbid_core_dumps() -> list[str]:
     """Steps 1 and 2 above; what could not be done (empty when both were), for a warning."""
     missed = []
     try:
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # 1.
+        _, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, hard))  # 1.
     except (OSError, ValueError) as exc:
         missed.append(f"the core file size limit could not be set to 0 ({exc})")
     if sys.platform.startswith("linux"):  # 2.

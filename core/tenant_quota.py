@@ -13,17 +13,19 @@ default, and every refusal names its setting:
   larger than the bucket is admitted when the bucket is full and leaves it in debt (the tenant
   waits for the refill): refusing it for ever would make the limit a size limit too.
 - ``QuarantineQuota``: the bytes of quarantine entries a tenant may hold
-  (``max_bytes``). Counted from the quarantine topic once (``count``: the caller folds the
-  log), then kept by this process's own appends. A batch whose rejects would pass it is refused
-  whole (``TenantQuotaExceeded``, HTTP 507 ``tenant_quarantine_full``): rejected bytes are never
-  dropped silently, and the accepted records of such a batch are not kept without their rejects.
-  Retention's cuts are seen at the next start (until then the count is high: it refuses early,
-  never late).
+  (``max_bytes``). Counted from the quarantine topic (``count``: the caller's fold of the log,
+  caught up at every check that carries rejects, so entries that another process appended to
+  the same log count too: a second ``hub serve``, an HA instance, a ``hub ingest file``; when
+  it was counted once at start, a tenant whose requests reached N processes held N times its
+  quota). A batch whose rejects would pass it is refused whole (``TenantQuotaExceeded``, HTTP
+  507 ``tenant_quarantine_full``): rejected bytes are never dropped silently, and the accepted
+  records of such a batch are not kept without their rejects. Retention's cuts are seen at the
+  next start (until then the count is high: it refuses early, never late).
 - ``StoredQuota``: the bytes one tenant holds in the log, accepted and quarantined values
-  together (``max_bytes``, ``HUB_STORED_MAX_BYTES_PER_TENANT``): the same fold once (every
+  together (``max_bytes``, ``HUB_STORED_MAX_BYTES_PER_TENANT``): one fold at start (every
   external topic and the quarantine), then this process's appends; a batch that would pass it is
   refused whole (``TenantQuotaExceeded``, HTTP 507 ``tenant_storage_full``), so one tenant can no
-  longer fill the data disk for every tenant. Retention's cuts, too, are seen at the next start.
+  longer fill the data disk for every tenant. Retention's cuts are seen at the next start.
 
 The registry's caps (subjects and schema versions a tenant creates) are counted from the
 registry's folded state (``registry.service``), which a restart rebuilds from ``_schemas``.
@@ -188,9 +190,12 @@ class IngestRateLimiter:
 class QuarantineQuota:
     """The bytes of quarantine entries each tenant holds, against ``max_bytes`` (0: off).
 
-    ``count`` folds the quarantine topic into bytes per tenant; it runs once, on the first
-    check or ``held`` (not at all while the quota is off; the composition root calls ``held``
-    at start so that no ingest commit waits for the fold)."""
+    ``count`` returns the bytes per tenant that the quarantine topic holds now, whichever
+    process appended them (the caller keeps a fold that reads only what the log gained since
+    its last call). It runs at each ``held`` and at each ``check`` of a batch that carries
+    rejects, never while the quota is off (the composition root calls ``held`` at start so that
+    no ingest commit waits for the first, whole fold). This process's own appends are counted
+    as every other's: read back from the log."""
 
     def __init__(
         self,
@@ -208,13 +213,13 @@ class QuarantineQuota:
         self._mutex = threading.Lock()
 
     def held(self, tenant: str) -> int:
-        """Bytes of quarantine entries ``tenant`` holds (as counted)."""
+        """Bytes of quarantine entries ``tenant`` holds (counted now)."""
         with self._mutex:
             return self._counted().get(tenant, 0)
 
     def _counted(self) -> dict[str, int]:
-        if self._held is None:
-            self._held = dict(self._count())
+        """The log's count now."""
+        self._held = dict(self._count())
         return self._held
 
     def check(self, tenant: str, nbytes: int) -> None:
@@ -235,19 +240,25 @@ class QuarantineQuota:
                 code="tenant_quarantine_full",
             )
 
+class StoredQuota(QuarantineQuota):
+    """The bytes of values each tenant holds in the log (accepted records on the external topics
+    and quarantine entries), against ``max_bytes`` (0: off). Unlike the quarantine's, this count
+    is folded once (every topic: too costly to catch up at each batch), then kept by this
+    process's own appends (``add``): another process's appends are seen at the next start."""
+
+    def _counted(self) -> dict[str, int]:
+        """The fold made once, kept up to date by ``add``."""
+        if self._held is None:
+            self._held = dict(self._count())
+        return self._held
+
     def add(self, tenant: str, nbytes: int) -> None:
-        """Count ``nbytes`` of quarantine entries stored for ``tenant``."""
+        """Count ``nbytes`` of values stored for ``tenant``."""
         if not self.on or nbytes <= 0:
             return
         with self._mutex:
             held = self._counted()
             held[tenant] = held.get(tenant, 0) + nbytes
-
-
-class StoredQuota(QuarantineQuota):
-    """The bytes of values each tenant holds in the log (accepted records on the external topics
-    and quarantine entries), against ``max_bytes`` (0: off); folded once like
-    ``QuarantineQuota``, then kept by this process's appends."""
 
     def check(self, tenant: str, nbytes: int) -> None:
         """Raise ``TenantQuotaExceeded`` when ``nbytes`` more would pass ``tenant``'s quota."""

@@ -13,6 +13,8 @@ decision point for ``subject.erase`` first):
    out in ``plan``); and refuses a subject under a legal hold (``subject:<id>``) of the hub or
    of a tenant erased, or whose PII a held topic holds in those tenants' records, or while a
    projection that stores PII is held (``_held_scopes_shredded``);
+1b. writes its intent (subject, scope, reason, actor, the keys its plan destroys) to the data
+   folder (``governance.erasure_intents``), removed at 5b;
 2. destroys every version of those keys (``KeyStore.destroy``: irreversible, idempotent).
    From here on every log read, quarantine entry and projection fold sees ``"[erased]"`` where
    the PII was, and a late event naming the subject is refused at ingest;
@@ -40,36 +42,41 @@ decision point for ``subject.erase`` first):
    tenants' rows only;
 5. brings the erasure index up to date (``governance.erasure_index``: it reads the new ledger
    entries), so the next open finds nothing new to read. A crash before 5 costs that open a
-   read of the entries after the index's cursor, nothing more.
+   read of the entries after the index's cursor, nothing more; 5b. removes the intent.
 
 Every open of the hub checks, through that index, that no erased subject's key is live again
 (``undone``: a key store put back to a copy from before an erasure).
 
-A crash between 2 and 4 leaves the key destroyed but the erasure unrecorded; running the same
-command again is safe (step 2 is idempotent) and completes 3 and 4. Other processes that cache
-keys stop decrypting within the KeyStore's documented cache lifetime (``keystore_cache_ttl_s``);
-a projection running in another process (``hub serve``) keeps the rows it already wrote until it
-is scrubbed or rebuilt there, so run ``hub erase`` against the serving hub's API
-(``POST /v1/erasures``) when one is running.
+A crash (or a failure) between 2 and 4 leaves the key destroyed but the erasure unrecorded and
+the views holding the subject's plaintext: every open completes such an erasure from its intent
+(``complete_interrupted``: steps 2-5 again, the reason saying it was interrupted); an intent
+whose keys are all live erased nothing and is dropped. Running the same command again is safe
+too (step 2 is idempotent). Other processes that cache keys stop decrypting within the
+KeyStore's documented cache lifetime (``keystore_cache_ttl_s``); a projection running in
+another process (``hub serve``) keeps the rows it already wrote until it is scrubbed or rebuilt
+there, so run ``hub erase`` against the serving hub's API (``POST /v1/erasures``) when one is
+running.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from core.errors import Conflict, Forbidden, InvalidInput
 from core.ports.keystore import UNVERIFIED_TENANTS, check_subject, scoped_subject
-from core.ports.policy import HUB_TENANT
+from core.ports.policy import HUB_TENANT, Principal
 from core.ports.views import Target, check_erasable
 from governance.erasure_index import ACTION, erasure_entries, first_of_each
+from governance.erasure_intents import ErasureIntents, Intent
 from governance.subjects import subject_fields
 
 if TYPE_CHECKING:
     from core.ports.keystore import KeyStore, SubjectTenants
-    from core.ports.policy import Principal
     from core.projection import Projection, Table
     from governance.erasure_index import ErasureIndex
     from governance.retention import Governance, RetentionJob
@@ -173,8 +180,10 @@ class Eraser:
         subject_tenants: SubjectTenants | None = None,
         retention: RetentionJob | None = None,
         index: ErasureIndex | None = None,
+        intents: ErasureIntents | None = None,
     ) -> None:
         self._index = index  # the ledger's erasure entries, for ``undone`` (kept up to date)
+        self._intents = intents  # erasures begun and not yet recorded (1b, 5b)
         # step 3b: deletes the subject's derived rows beyond the views (the ML side's feature
         # rows and stored vectors: ``ml.service.MachineLearning.forget``), given the subject and
         # the tenants erased; returns the rows deleted per store (recorded). None: none kept.
@@ -293,18 +302,22 @@ class Eraser:
         tenant_scope: str | None,
         check_holds: bool = True,
         reapply: bool = False,
+        resumed: Intent | None = None,
     ) -> Erasure:
         """Erase ``subject`` for a reader limited to ``tenant_scope`` (None: every tenant; see
         ``plan``); raises ``Conflict`` under a legal hold, ``Forbidden`` out of scope.
         ``check_holds=False``: a restore re-applying an erasure made after its backup (the holds
         were checked when it was made; a hold the older backup still holds was released since);
-        ``reapply`` likewise (``plan``)."""
+        ``reapply`` likewise (``plan``). ``resumed``: an interrupted erasure's intent
+        (``complete_interrupted``): its plan and holds were decided when it began."""
         check_subject(subject)
         if not reason.strip():
             raise InvalidInput(
                 "An erasure needs a reason (--reason), e.g. the data subject's request id.",
                 code="reason_required",
             )
+        if resumed is not None:
+            return self._complete(principal, resumed, reason)
         keys = self.plan(subject, tenant_scope, reapply=reapply)  # 1. before the hold
         named = frozenset(keys.tenants)
         if keys.legacy:  # the legacy key's tenants are erased too: their holds count
@@ -335,6 +348,31 @@ class Eraser:
                 "released (`hub legal-hold list`).",
                 code="legal_hold",
             )
+        intent = Intent(
+            subject,
+            tenant_scope,
+            reason,
+            principal.id,
+            principal.tenant,
+            tuple(keys.tenants),
+            keys.legacy,
+            existed,
+            int(time.time() * 1000),
+        )
+        if self._intents is not None:  # 1b. from here on, a crash is completed at the next open
+            self._intents.begin(intent)
+        return self._complete(principal, intent, reason, keys)
+
+    def _complete(
+        self, principal: Principal, intent: Intent, reason: str, keys: KeyPlan | None = None
+    ) -> Erasure:
+        """Steps 2-5 of ``intent`` (``keys``: its plan; None: the intent's own, resumed)."""
+        subject, tenant_scope, existed = intent.subject, intent.tenant_scope, intent.key_existed
+        if keys is None:
+            keys = KeyPlan(intent.tenants, intent.legacy, self.tenants_of(subject))
+        named = frozenset(keys.tenants)
+        if keys.legacy:
+            named |= keys.legacy_named
         for tenant in keys.tenants:  # 2. each tenant's key, then the legacy one
             self._keystore.for_tenant(tenant).destroy(subject)
         if keys.legacy:
@@ -368,6 +406,8 @@ class Eraser:
         synced = self._ledger.sync(force_checkpoint=True)
         if self._index is not None:  # 5. the index reads the new entries (the next open: none)
             self._index.entries()
+        if self._intents is not None:  # 5b. recorded: nothing left to complete
+            self._intents.done(subject, tenant_scope)
         return Erasure(
             subject=subject,
             reason=reason,
@@ -379,6 +419,47 @@ class Eraser:
             checkpoint_size=synced.size,
             tenant_scope=tenant_scope,
         )
+
+    def complete_interrupted(self) -> list[str]:
+        """Complete the erasures an earlier process began and did not record (their intents
+        are left: it was killed, or failed, after step 1b); what was done, one line each.
+
+        An intent whose keys were destroyed, any of them, is completed (steps 2-5 again: its
+        remaining keys, the views, the derived rows, the ledger entry under its actor, with a
+        reason saying it was interrupted). An intent whose keys are all still live erased
+        nothing (killed before step 2, or a file someone planted): it is dropped, and said."""
+        if self._intents is None:
+            return []
+        said = []
+        for path, intent in self._intents.left():
+            if intent is None:
+                self._intents.drop(path)
+                said.append(f"an erasure intent that does not decode ({path}) was dropped")
+                continue
+            ids = [scoped_subject(t, intent.subject) for t in intent.tenants]
+            ids += [intent.subject] if intent.legacy else []
+            if not self._keystore.erased_among(ids):
+                self._intents.drop(path)
+                said.append(
+                    f"the erasure of {intent.subject!r} by {intent.actor} (reason "
+                    f"{intent.reason!r}) was interrupted before any key was destroyed: "
+                    "nothing was erased; run it again if it is still wanted"
+                )
+                continue
+            begun = datetime.fromtimestamp(intent.begun_at_ms / 1000, tz=UTC).isoformat()
+            done = self.erase(
+                Principal(intent.actor, frozenset(), intent.actor_tenant),
+                intent.subject,
+                f"{intent.reason} (completed at the next open: the erasure begun at {begun} "
+                "was interrupted after its keys were destroyed)",
+                tenant_scope=intent.tenant_scope,
+                resumed=intent,
+            )
+            said.append(
+                f"the interrupted erasure of {intent.subject!r} by {intent.actor} was completed "
+                f"(ledger record at offset {done.audit_offset})"
+            )
+        return said
 
     def _erase_derived(self, subject: str, tenants: list[str]) -> dict[str, Any] | None:
         """Step 3b. The keys are destroyed by now: a failure here must not keep the erasure

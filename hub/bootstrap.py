@@ -21,6 +21,7 @@ import pyarrow  # noqa: F401
 from adapters.rego_deadline import BoundedEvaluation
 from adapters.rego_policy import RegoPolicyEngine
 from adapters.subject_tenants import SqliteSubjectTenants
+from core.coredumps import forbid_core_dumps
 from core.errors import ConfigError, HubError
 from core.leadership import LeaderElector
 from core.lineage import LineageLog
@@ -45,6 +46,7 @@ from governance.configchanges import ConfigChanges
 from governance.configstore import ConfigChangeStore
 from governance.erasure import Eraser
 from governance.erasure_index import ErasureIndex
+from governance.erasure_intents import ErasureIntents
 from governance.keyring_anchor import KeyringAnchor
 from governance.retention import Governance, RetentionJob, cut_expired_rows
 from governance.store import PolicyStore
@@ -845,6 +847,9 @@ def bootstrap(
     re-applies the journalled erasures itself (``hub.recovery``).
     """
     settings = settings or load_settings()  # 1
+    if not settings.core_dumps:  # before any key is read: a crash must not write them out
+        for missed in forbid_core_dumps():
+            log.warning("core dumps not forbidden", extra={"reason": missed})
     private_dir(settings.data_dir)  # the log and views hold every tenant's records: owner only
     mode = settings.data_dir.stat().st_mode & 0o777
     if mode & 0o077:  # made before the hub made it 0700, or widened since: say so each start
@@ -1036,6 +1041,7 @@ def bootstrap(
             subject_tenants,
             retention,
             ErasureIndex(settings.erasure_index_path, erasure_index_key(settings), ledger),
+            ErasureIntents(settings.erasure_intents_dir),
         ),
         subject_tenants=subject_tenants,
         leader=leader,
@@ -1047,6 +1053,7 @@ def bootstrap(
         except BaseException:
             hub.close()
             raise
+        complete_interrupted_erasures(hub)
     log.info(
         "hub ready",
         extra={"event_log": settings.event_log, "data_dir": str(settings.data_dir)},
@@ -1088,6 +1095,25 @@ def undone_erasures_problem(hub: Hub, *, full: bool = False) -> str | None:
         "was put back to a copy from before the erasure. Put the current one back, or restore "
         "the newest backup (`hub backup restore` re-applies every journalled erasure)."
     )
+
+
+def complete_interrupted_erasures(hub: Hub) -> None:
+    """Complete the erasures a killed process began and did not record
+    (``Eraser.complete_interrupted``: its keys destroyed, the views not yet scrubbed, nothing
+    on the ledger); each is logged. One that fails again is logged with what to run: the
+    open goes on (the subject's key is destroyed whatever happens: reads show it erased)."""
+    try:
+        for line in hub.eraser.complete_interrupted():
+            log.warning("interrupted erasure", extra={"detail": line})
+    except HubError as exc:
+        log.error(
+            "interrupted erasure not completed",
+            extra={
+                "detail": exc.message,
+                "fix": f"run `hub erase SUBJECT --reason ...` again (intents in "
+                f"{hub.settings.erasure_intents_dir})",
+            },
+        )
 
 
 def refuse_undone_erasures(hub: Hub) -> None:

@@ -22,6 +22,7 @@ import click
 
 from audit.printable import printable
 from core.errors import Forbidden, HubError, InvalidInput, Unauthenticated, is_storage_full
+from core.ports.keyfiles import private_dir
 from core.ports.policy import HUB_TENANT, Decision, Principal
 
 
@@ -278,7 +279,7 @@ def init_admin_key(h: Any, key_path: Path) -> str:
             code="already_initialised",
         )
     issued = h.keys.create(["admin"], owner="admin", description="first admin key (hub init)")
-    key_path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(key_path.parent)  # 0700 whatever the umask: no one else swaps the admin key
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(issued.token + "\n")

@@ -277,6 +277,13 @@ class Settings(BaseSettings):
     projection_late_mode: Literal["update", "side"] = Field(
         default="update", description="Late events update their window, or go to <name>_late."
     )
+    core_dumps: bool = Field(
+        default=False,
+        description="Let a crashed hub process write a core file (and other processes of its "
+        "user read its memory). Off: every process that builds a hub forbids both (its memory "
+        "holds the master key, the data keys, the log MAC key and PII). Only to debug a crash "
+        "on a machine without real keys.",
+    )
     projection_autostart: bool = Field(
         default=True, description="hub serve follows every projection in the background."
     )
@@ -786,6 +793,11 @@ class Settings(BaseSettings):
     def erasure_index_path(self) -> Path:
         """The MAC'd index of the ledger's erasure entries (``governance.erasure_index``)."""
         return self.data_dir / "keys" / "erasure-index"
+
+    @property
+    def erasure_intents_dir(self) -> Path:
+        """Erasures begun and not yet recorded (``governance.erasure_intents``)."""
+        return self.data_dir / "erasures-pending"
 
     @property
     def master_key_path(self) -> Path:

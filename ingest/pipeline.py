@@ -64,6 +64,7 @@ from core.avro.compatibility import check_reader_writer
 from core.avro.schema import ParsedSchema, recursive_type
 from core.errors import HubError, SchemaNotFound, SubjectNotFound, TopicNotFound
 from core.events import is_internal_topic, refuse_internal, tenant_of
+from core.fold import TopicFold
 from core.metrics import Metrics
 from core.pii import (
     UNATTRIBUTED,
@@ -73,7 +74,14 @@ from core.pii import (
     pii_fields,
     refuse_erased,
 )
-from core.ports.eventlog import ColumnBatch, EventLog, Record, RecordColumns, RecordMetadata
+from core.ports.eventlog import (
+    ColumnBatch,
+    EventLog,
+    Record,
+    RecordColumns,
+    RecordMetadata,
+    StoredRecord,
+)
 from core.ports.eventlog import Headers as env_Headers
 from core.ports.keystore import DecryptionFailed, KeyDestroyed
 from core.ports.policy import HUB_TENANT
@@ -121,25 +129,30 @@ def _nothing() -> None:
     """``IngestPipeline.limit``'s charge while the limits are off."""
 
 
-def quarantine_bytes(log: EventLog) -> dict[str, int]:
-    """Bytes of the quarantine entries the log keeps, per tenant (``QuarantineQuota``'s fold:
-    run once, on the quota's first check)."""
-    held: dict[str, int] = {}
-    try:
-        for partition, start in log.beginning_offsets(QUARANTINE_TOPIC).items():
-            for rec in log.scan(QUARANTINE_TOPIC, partition, start):
-                tenant = tenant_of(rec) or "default"
-                held[tenant] = held.get(tenant, 0) + len(rec.value or b"")
-    except TopicNotFound:
-        pass
-    return held
+class QuarantineBytes:
+    """Bytes of the quarantine entries the log keeps, per tenant (``QuarantineQuota``'s
+    count): a fold of the quarantine topic that each call catches up with the log, reading only
+    what was appended since the last call, by this process or any other on the same log."""
+
+    def __init__(self, log: EventLog) -> None:
+        self._held: dict[str, int] = {}
+        self._fold = TopicFold(log, QUARANTINE_TOPIC, self._apply)
+
+    def _apply(self, rec: StoredRecord) -> None:
+        tenant = tenant_of(rec) or "default"
+        self._held[tenant] = self._held.get(tenant, 0) + len(rec.value or b"")
+
+    def __call__(self) -> dict[str, int]:
+        self._fold.catch_up()
+        with self._fold.lock:
+            return dict(self._held)
 
 
 def stored_bytes(log: EventLog) -> dict[str, int]:
     """Bytes of the values the log keeps per tenant on every external topic (the records ingest
     and the publish route accepted) and in the quarantine (``StoredQuota``'s fold: run once, at
     start). Records retention has cut are not counted."""
-    held = quarantine_bytes(log)
+    held = QuarantineBytes(log)()
     for info in log.topics():
         if is_internal_topic(info.name):
             continue
@@ -523,7 +536,7 @@ class IngestPipeline:
         )
         self.quarantine_quota = QuarantineQuota(
             quarantine_max_bytes,
-            partial(quarantine_bytes, log),
+            QuarantineBytes(log),
             refused=lambda t, limit: refused(t, limit).inc(),
         )
         self.stored_quota = StoredQuota(
@@ -1062,8 +1075,7 @@ class IngestPipeline:
         stored.check(tenant, nbytes)
 
         def charge() -> None:
-            rates.charge(tenant, records, nbytes)
-            quota.add(tenant, q_bytes)
+            rates.charge(tenant, records, nbytes)  # the quarantine quota reads rejects back
             stored.add(tenant, nbytes)
 
         return charge

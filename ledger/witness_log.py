@@ -49,6 +49,7 @@ from pathlib import Path
 from audit.errors import AuditError
 from audit.note import VerifierKey, open_checkpoint, open_note
 from core.errors import ConfigError, HubError
+from core.ports.keyfiles import private_dir
 from core.ports.ledgerstore import LedgerStore
 from core.ports.objectstore import ObjectStore
 from core.ports.signer import Signer
@@ -132,7 +133,7 @@ class WitnessLog:
     def append(self, kind: str, note: bytes) -> None:
         line = f"{kind} {base64.b64encode(note).decode()}\n".encode()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)  # 0700 whatever the umask: the rollback check's anchor
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         except OSError as exc:
             raise WitnessLogError(f"cannot open the outside witness {self.path}: {exc}") from None

@@ -63,6 +63,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from audit.errors import NoteError
 from audit.note import open_note, parse_signer_key
 from core.errors import ConfigError, HubError, InvalidInput, NotFound
+from core.ports.keyfiles import private_dir
 from core.ports.objectstore import ObjectNotFound, ObjectStore, ObjectTooLarge
 from storage.erasures import PREFIX as ERASURES_PREFIX
 
@@ -133,7 +134,7 @@ def create_kek_file(path: Path, *, forbidden_under: tuple[Path, ...] = ()) -> Ke
     path = Path(path).expanduser()
     check_kek_place(path, forbidden_under)
     key = os.urandom(KEK_BYTES)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)  # whoever may write it may swap the KEK or delete the witness
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -94,26 +94,27 @@ def test_full_buckets_are_forgotten_past_the_keep(monkeypatch: pytest.MonkeyPatc
         lim.check("debtor", 1, 0)
 
 
-def test_the_quarantine_quota_is_folded_once_and_refuses_past_it() -> None:
+def test_the_quarantine_quota_counts_the_log_at_each_check_and_refuses_past_it() -> None:
+    log = {"b": 900}  # what the quarantine topic holds, whichever process appended it
     folds = []
 
     def count() -> dict[str, int]:
         folds.append(1)
-        return {"b": 900}
+        return log
 
     q = QuarantineQuota(1000, count)
     q.check("b", 100)
-    q.add("b", 100)
+    log["b"] += 100  # the batch stored (here, or by another process on the same log)
     with pytest.raises(TenantQuotaExceeded) as e:
         q.check("b", 1)
     assert e.value.code == "tenant_quarantine_full" and e.value.http_status == 507
     assert "HUB_QUARANTINE_MAX_BYTES_PER_TENANT" in e.value.message
+    assert "1000 bytes" in e.value.message
     q.check("a", 1000)
-    q.check("b", 0)  # a batch without rejects
-    assert folds == [1]
+    q.check("b", 0)  # a batch without rejects: not counted
+    assert len(folds) == 3 and q.held("b") == 1000
     off = QuarantineQuota(0, lambda: pytest.fail("folded while off"))  # type: ignore[arg-type]
     off.check("b", 10**12)
-    off.add("b", 10**12)
 
 
 def test_the_storage_quota_refuses_past_it_with_its_own_code_and_metric_label() -> None:

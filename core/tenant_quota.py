@@ -240,6 +240,7 @@ class QuarantineQuota:
                 code="tenant_quarantine_full",
             )
 
+
 class StoredQuota(QuarantineQuota):
     """The bytes of values each tenant holds in the log (accepted records on the external topics
     and quarantine entries), against ``max_bytes`` (0: off). Unlike the quarantine's, this count

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -366,5 +367,12 @@ def evidence_export(obj: Ctx, since: str, until: str, controls: str, out: str | 
                 f"{pack.checkpoints[-1]}); verify with: hub-verify bundle {path} --public-key "
                 f"{h.settings.ledger_key_path.with_suffix('.pub')}"
             )
+            if until_t.timestamp() > time.time():
+                click.echo(
+                    f"warning: --to {until} is after the export: the pack holds entries up to "
+                    "now only, and says so (report and hub-verify: INCOMPLETE); export again "
+                    "once the period is over for its evidence.",
+                    err=True,
+                )
 
     run_safely(go)

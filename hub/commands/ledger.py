@@ -140,6 +140,11 @@ def ledger_verify(obj: Ctx, public_key: tuple[str, ...], full: bool) -> None:
                     f"warning: subject {subject!r} names {name!r} ({why}); its records are a "
                     "publisher's, not the hub's: rename the record in your own namespace."
                 )
+            from ledger.verify import clock_behind
+
+            clock = clock_behind(h.ledger, time.time_ns() // 1000)
+            if clock is not None:
+                click.echo(f"warning: {clock}")
             for rollback in report.rollbacks_acknowledged:  # restores the operator made
                 click.echo(f"acknowledged rollback (outside witness): {rollback}")
             if report.unkeyed_batches:

@@ -304,6 +304,11 @@ def _displayed(e: Mapping[str, Any], pairs: list[tuple[str, bytes]], where: str)
         _resource_is(e, subject, key_sha, where, "")
 
 
+def check_displayed(e: Mapping[str, Any], pairs: list[tuple[str, bytes]], where: str) -> None:
+    """``_displayed`` for another verifier of this folder (``hub-verify leaf``)."""
+    _displayed(e, pairs, where)
+
+
 def _same(e: Mapping[str, Any], want: Mapping[str, object], where: str, within: str) -> None:
     for name, value in want.items():
         if name in e and e[name] != value:

@@ -151,3 +151,47 @@ def test_a_control_in_a_proposed_file_is_refused_through_the_service(
         assert change.change_id
     finally:
         h.close()
+
+
+def test_hub_policy_diff_of_a_change_recorded_before_shows_its_controls_escaped(
+    tmp_path: Path,
+) -> None:
+    """A change recorded before the refusal (its event written as ``propose`` wrote it then)
+    keeps its text; ``hub policy diff`` prints each line escaped, line breaks kept, so the
+    hidden rule is visible to whoever reads the diff."""
+    from core.events import OutgoingEvent
+    from governance.changes import bundle_diff
+    from governance.store import POLICIES_TOPIC, PROPOSED
+    from hub.bootstrap import bootstrap
+    from hub.settings import load_settings
+
+    data = tmp_path / "data"
+    admin_args(data)
+    shipped = PolicyBundle.from_dir()
+    hidden = shipped.files["hub/authz.rego"] + "# ok\x1b[1A\x1b[2K\n"
+    files = {**shipped.files, "hub/authz.rego": hidden}
+    h = bootstrap(load_settings(environ={}, data_dir=data))
+    try:
+        value = {
+            "change_id": "c-old",
+            "resource": "policy",
+            "kind": "change",
+            "bundle_version": PolicyBundle.from_files(files).version,
+            "base_version": shipped.version,
+            "files": files,
+            "diff": bundle_diff(shipped.files, files),
+            "proposed_by": "admin",
+            "proposed_by_key": "",
+            "reason": "old",
+            "requires_approval": True,
+            "tests_passed": 1,
+            "proposed_at": "2026-01-01T00:00:00+00:00",
+        }
+        event = OutgoingEvent(value=value, event_type=PROPOSED, key="c-old")
+        h.publisher.publish(POLICIES_TOPIC, [event], producer="admin", tenant="default")
+    finally:
+        h.close()
+    code, out, err = run(data, "policy", "diff", "c-old")
+    assert code == 0, err
+    assert not _hostile(out), out
+    assert "+# ok\\x1b[1A\\x1b[2K\n" in out and out.count("\n") == value["diff"].count("\n")

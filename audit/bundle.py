@@ -48,6 +48,9 @@ Layout of the zip::
        as text or ``sha256:<prefix>`` against ``key_sha256``;
     4. every file's SHA-256 against the manifest, and no unlisted file;
     5. the manifest's signature over its SHA-256.
+The OK line states the range the pack's entries cover: its ``range``, marked INCOMPLETE when the
+range ends after the time of the pack's newest checkpoint (the export's): nothing logged after
+the export can be in it (``_covered``).
 """
 
 from __future__ import annotations
@@ -301,6 +304,11 @@ def _displayed(e: Mapping[str, Any], pairs: list[tuple[str, bytes]], where: str)
         _resource_is(e, subject, key_sha, where, "")
 
 
+def check_displayed(e: Mapping[str, Any], pairs: list[tuple[str, bytes]], where: str) -> None:
+    """``_displayed`` for another verifier of this folder (``hub-verify leaf``)."""
+    _displayed(e, pairs, where)
+
+
 def _same(e: Mapping[str, Any], want: Mapping[str, object], where: str, within: str) -> None:
     for name, value in want.items():
         if name in e and e[name] != value:
@@ -520,6 +528,23 @@ def _files(zf: zipfile.ZipFile, manifest: Mapping[str, Any]) -> None:
             raise PackError(f"{name} does not match its SHA-256 in the manifest (altered).")
 
 
+def _covered(manifest: Mapping[str, Any], newest: Checkpoint) -> str:
+    """What the OK line adds to the range: nothing when the pack's newest checkpoint (the
+    ledger's at export, its time signed) is at or after the range's end; else that the entries
+    are complete only up to that time. A range ending after its export (``--to`` a date still
+    to come) holds nothing logged after it, and would otherwise read as the whole period."""
+    until_ms = _range_ms(manifest)[1]
+    if newest.time_micros is None:
+        return " (complete up to its newest checkpoint, whose time is not stated)"
+    if newest.time_micros >= until_ms * 1000:
+        return ""
+    at = datetime.fromtimestamp(newest.time_micros / 1e6, tz=UTC).isoformat()
+    return (
+        f" (INCOMPLETE: entries only up to {at}, the time of its newest checkpoint; the rest "
+        "of the range was later than the export)"
+    )
+
+
 def verify_pack(
     zf: zipfile.ZipFile, manifest: dict[str, object], trusted: VerifierKey | None = None
 ) -> str:
@@ -550,7 +575,7 @@ def verify_pack(
     if _checks_claims(manifest):
         r: Any = manifest["range"]
         scope = manifest.get("tenant_scope")
-        claims = f"range {r['from']} .. {r['to']}, " + (
+        claims = f"range {r['from']} .. {r['to']}{_covered(manifest, cps[sizes[-1]])}, " + (
             "every tenant" if scope is None else f"tenant {str(scope)!r} only"
         )
     else:

@@ -228,6 +228,44 @@ def _digest(event: dict[str, object], name: str) -> bytes | None:
     return parse_hash(hexed, f"{name}_sha256")
 
 
+_COLUMNS = ("actor", "action", "resource")
+
+
+def _stated_fields(event: dict[str, object], headers: list[tuple[str, bytes]], where: str) -> None:
+    """What the event file states beside the hashed fields, checked against them (as an
+    evidence pack's entries are, ``audit.bundle``): an auditor reads ``actor``, ``time`` or
+    ``event_id`` from the file ``hub ledger find --export`` wrote, so an edited one must not
+    pass under the OK line. Time and tenant; the ledger's actor, action and resource (from the
+    headers and the key); ``event_id`` (the ``ce_id`` header); a ``key_sha256`` or
+    ``value_sha256`` stated beside the bytes. A field the file leaves out is not checked."""
+    for name in ("key", "value"):
+        stated = event.get(f"{name}_sha256")
+        if name in event and stated is not None:
+            digest = _digest(event, name)
+            if digest is None or parse_hash(str(stated), f"{name}_sha256") != digest:
+                raise AuditError(
+                    f"{where}: its {name}_sha256 {stated} is not the SHA-256 of its {name} "
+                    "(the event file was altered)."
+                )
+    key = _digest(event, "key")
+    shown: dict[str, object] = {k: v for k, v in event.items() if k in ("time", "tenant")}
+    shown |= {"timestamp_ms": event["timestamp_ms"], "topic": "hub.leaf"}  # columns below
+    shown["key_sha256"] = None if key is None else key.hex()
+    shown["leaf_columns"] = {k: event[k] for k in _COLUMNS if k in event}
+    try:
+        bundle.check_displayed(shown, headers, where)
+    except bundle.PackError as exc:
+        raise AuditError(str(exc).replace("entry's display fields", "event file")) from None
+    if "event_id" in event:
+        ids = [v for n, v in headers if n == "ce_id"]
+        want = ids[0].decode("utf-8", "replace") if len(ids) == 1 else None
+        if event["event_id"] != want:
+            raise AuditError(
+                f"{where}: its event_id is {event['event_id']!r}, but the hashed record's ce_id "
+                f"header says {want!r} (the event file was altered)."
+            )
+
+
 def cmd_leaf(args: argparse.Namespace) -> str:
     """Recompute an exported event's leaf hash; check its inclusion proof when it has one."""
     raw = _read_bytes(args.event, "event file")
@@ -266,6 +304,7 @@ def cmd_leaf(args: argparse.Namespace) -> str:
                 f"the leaf hash recomputed from the event {where} is {leaf.hex()}, but the "
                 f"file states {stated.lower()}: the event was changed."
             )
+    _stated_fields(event, headers, where)  # once the hashed fields are known to be the event's
     proof_raw, index, cp = event.get("proof"), event.get("index"), event.get("checkpoint")
     if proof_raw is None or index is None or not isinstance(cp, dict):
         if args.public_key is not None:

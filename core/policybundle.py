@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from audit.printable import first_unsafe
 from core import jsonkeys
 from core.errors import HubError
 from core.ports.policy import Decision, PolicyEngine, Principal
@@ -76,6 +77,26 @@ def _check_path(path: str) -> None:
             f"Bundle file {path!r} is neither a .rego module nor a data.json document; "
             "only those two kinds are loaded by both engines."
         )
+
+
+def refuse_hidden_text(files: Mapping[str, str]) -> None:
+    """Refuse a proposed file holding a character that changes how its text is shown: a
+    control (a lone carriage return, an ANSI escape, a backspace), a Unicode line separator or
+    a bidirectional override. Printed in the diff an approver reads (``hub policy diff``), it
+    can erase or reorder the very rule being approved ("Trojan Source"); a policy's own text
+    never needs one (a string value can write it as a JSON or Rego escape, ``\\u202e``).
+    Bundles already recorded are not checked again: their diffs are shown escaped."""
+    for path in sorted(files):
+        found = first_unsafe(files[path])
+        if found is not None:
+            line, column, escaped = found
+            raise PolicyError(
+                f"Bundle file {path!r} line {line} column {column} holds the character "
+                f"{escaped}, which changes how the text is shown (a control, line separator or "
+                "bidirectional override) and could hide a change from its approver: remove it, "
+                "or write it as an escape inside a string.",
+                code="policy_hidden_text",
+            )
 
 
 def _merge_data(data: dict[str, Any], at: list[str], doc: dict[str, Any], path: str) -> None:

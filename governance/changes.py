@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.errors import Conflict, Forbidden, HubError
-from core.policybundle import PolicyBundle, PolicyError
+from core.policybundle import PolicyBundle, PolicyError, refuse_hidden_text
 from core.ports.policy import HUB_TENANT, Decision, Principal
 from governance.decisions import new_decision_id
 from governance.policycases import all_cases, run_cases
@@ -347,7 +347,8 @@ class PolicyChanges:
             raise PolicyError("A policy change needs a reason (--reason).", code="reason_required")
         with self._lock:
             self.store.refresh()
-            bundle = PolicyBundle.from_files(files)  # 1.
+            refuse_hidden_text(files)  # 1. (new text only: a diff must show what it changes)
+            bundle = PolicyBundle.from_files(files)
             active = self.store.active_bundle()
             if bundle.version == active.version:
                 raise Conflict(

@@ -616,8 +616,9 @@ def principals_list(obj: Ctx) -> None:
             now = datetime.now(UTC)
             for e in h.keys.enrolments():
                 if scope in (None, e.tenant):
-                    approval = (
-                        f"\tapproved by {e.approved_by}: {e.approval_reason or '(no reason)'}"
+                    approval = (  # the reason is the approver's text: escaped
+                        f"\tapproved by {e.approved_by}: "
+                        f"{printable(e.approval_reason) or '(no reason)'}"
                         if e.approved_by
                         else ""
                     )

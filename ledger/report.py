@@ -127,6 +127,16 @@ HEADERS = [
 ]
 
 
+def _incomplete(covered_to: str | None) -> list[str]:
+    """The warning of a pack whose range ends after its export (``ledger.evidence``)."""
+    if covered_to is None:
+        return []
+    return [
+        f"<p><strong>Incomplete range:</strong> it ends after the export; entries only up to "
+        f"{escape(covered_to)} (the ledger's newest checkpoint) are in this pack.</p>"
+    ]
+
+
 def render(
     *,
     origin: str,
@@ -140,6 +150,7 @@ def render(
     checkpoints: Mapping[str, Any],
     created_at: str,
     exported_by: str,
+    covered_to: str | None = None,
 ) -> str:
     e = escape
     parts = [
@@ -149,6 +160,7 @@ def render(
         f"<h1>SOC 2 evidence pack</h1><p class='muted'>Ledger <code>{e(origin)}</code>, "
         f"entries from {e(range_from)} to {e(range_to)} (log time, end exclusive). Exported "
         f"{e(created_at)} by <code>{e(exported_by)}</code>.</p>",
+        *_incomplete(covered_to),
         "<h2>Summary</h2><table><tr><th>Control</th><th>Criterion</th><th>Population</th></tr>",
     ]
     by_control: dict[str, list[Mapping[str, Any]]] = {c: [] for c in controls}

@@ -44,6 +44,7 @@ def render_pdf(
     checkpoints: Mapping[str, Any],
     created_at: str,
     exported_by: str,
+    covered_to: str | None = None,
 ) -> bytes:
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4, landscape
@@ -90,6 +91,12 @@ def render_pdf(
             _t(
                 f"Ledger {origin}; entries from {range_from} to {range_to} (log time, end "
                 f"exclusive). Exported {created_at} by {exported_by}."
+                + (
+                    f" Incomplete range: it ends after the export; entries only up to "
+                    f"{covered_to} (the ledger's newest checkpoint) are in this pack."
+                    if covered_to is not None
+                    else ""
+                )
             ),
             body,
         ),

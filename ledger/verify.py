@@ -1512,6 +1512,30 @@ def _verify_witness_anchor(
     return True
 
 
+CLOCK_SLACK_S = 300  # how far the newest checkpoint may lead this machine's clock unremarked
+
+
+def clock_behind(ledger: Ledger, now_us: int) -> str | None:
+    """A warning when the newest checkpoint is dated more than ``CLOCK_SLACK_S`` after
+    ``now_us``: the system clock was stepped back since it was signed, or it was signed by a
+    clock ahead (a checkpoint's time never goes back, so every later one keeps that date). Key
+    and token expiry, approvals and retention read this clock: an auditor should know."""
+    newest = ledger.store.latest_checkpoint()
+    if newest is None or newest.time_us - now_us <= CLOCK_SLACK_S * 1_000_000:
+        return None
+    from datetime import UTC, datetime
+
+    at = datetime.fromtimestamp(newest.time_us / 1e6, tz=UTC).isoformat()
+    now = datetime.fromtimestamp(now_us / 1e6, tz=UTC).isoformat()
+    return (
+        f"the newest checkpoint (size {newest.size}) is dated {at}, "
+        f"{(newest.time_us - now_us) / 1e6:.0f} s after this machine's clock ({now}): the "
+        "clock was stepped back since, or the checkpoints were signed by a clock ahead (every "
+        "later checkpoint keeps that date). Key and token expiry, approvals and retention read "
+        "this clock: check it (NTP) before relying on their times."
+    )
+
+
 def record_verification(ledger: Any, actor: Principal, result: dict[str, Any]) -> None:
     """A verification run is monitoring evidence (CC7): the ``ledger.verify`` audit action,
     recorded under the verifier's tenant (its auditor sees it, other tenants do not).

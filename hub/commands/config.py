@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from audit.printable import printable
 from core.errors import InvalidInput
 from core.yamlkeys import load_unique
 from hub.cli import (
@@ -82,9 +83,9 @@ def config_list(obj: Ctx, resource: str | None, pending: bool, key: str | None) 
                 if not h.config_changes.visible(c, scope):
                     continue
                 approvers = ",".join(a["approved_by"] for a in c.approvals) or "-"
-                click.echo(
+                click.echo(  # the reason is the proposer's text: escaped (audit.printable)
                     f"{c.change_id}\t{c.resource}\t{c.kind}\t{c.status}\t"
-                    f"by={c.proposed_by}\tapproved_by={approvers}\t{c.reason}"
+                    f"by={c.proposed_by}\tapproved_by={approvers}\t{printable(c.reason)}"
                 )
 
     run_safely(go)

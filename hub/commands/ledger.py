@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,11 @@ def ledger_verify(obj: Ctx, public_key: tuple[str, ...], full: bool) -> None:
                     f"warning: subject {subject!r} names {name!r} ({why}); its records are a "
                     "publisher's, not the hub's: rename the record in your own namespace."
                 )
+            from ledger.verify import clock_behind
+
+            clock = clock_behind(h.ledger, time.time_ns() // 1000)
+            if clock is not None:
+                click.echo(f"warning: {clock}")
             for rollback in report.rollbacks_acknowledged:  # restores the operator made
                 click.echo(f"acknowledged rollback (outside witness): {rollback}")
             if report.unkeyed_batches:
@@ -366,5 +372,12 @@ def evidence_export(obj: Ctx, since: str, until: str, controls: str, out: str | 
                 f"{pack.checkpoints[-1]}); verify with: hub-verify bundle {path} --public-key "
                 f"{h.settings.ledger_key_path.with_suffix('.pub')}"
             )
+            if until_t.timestamp() > time.time():
+                click.echo(
+                    f"warning: --to {until} is after the export: the pack holds entries up to "
+                    "now only, and says so (report and hub-verify: INCOMPLETE); export again "
+                    "once the period is over for its evidence.",
+                    err=True,
+                )
 
     run_safely(go)

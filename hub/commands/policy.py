@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from audit.printable import printable, printable_lines
 from core.errors import InvalidInput
 from hub.cli import (
     Ctx,
@@ -88,9 +89,9 @@ def policy_history(obj: Ctx, key: str | None) -> None:
             authorize(h, "policy.read", "policy", principal_for(h, key))
             for c in h.policy_changes.store.changes():
                 approvers = ",".join(a["approved_by"] for a in c.approvals) or "-"
-                click.echo(
+                click.echo(  # the reason is the proposer's text: escaped (audit.printable)
                     f"{c.change_id}\t{c.kind}\t{c.status}\t{c.bundle_version[:12]}\t"
-                    f"by={c.proposed_by}\tapproved_by={approvers}\t{c.reason}"
+                    f"by={c.proposed_by}\tapproved_by={approvers}\t{printable(c.reason)}"
                 )
 
     run_safely(go)
@@ -107,7 +108,9 @@ def policy_diff(obj: Ctx, change_id: str, key: str | None) -> None:
         with obj.hub() as h:
             # the diff names every tenant's principals (hub.api.routers.policy.WITHHELD)
             authorize_hub_wide(h, "policy.read", "policy", principal_for(h, key))
-            click.echo(h.policy_changes.store.change(change_id).diff, nl=False)
+            # the proposer's text: each line escaped (audit.printable), line breaks kept
+            diff = h.policy_changes.store.change(change_id).diff
+            click.echo(printable_lines(diff), nl=False)
 
     run_safely(go)
 

@@ -10,6 +10,7 @@ from typing import Any
 import click
 import yaml
 
+from audit.printable import printable
 from core.errors import ConfigError, Forbidden
 from core.yamlkeys import load_unique
 from hub.cli import Ctx, authorize, authorize_hub_wide, current_principal, decided, main, run_safely
@@ -46,10 +47,10 @@ def quarantine_list(obj: Ctx, offset: int, limit: int, topic: str | None, status
             )
             chosen = [e for e in found if status in ("all", e["status"])][:limit]
             for e in chosen:
-                click.echo(
-                    f"{e['offset']}\t{e['topic']}\t{e['source']}\t"
+                click.echo(  # a reason may quote the sender's record: escaped (audit.printable)
+                    f"{e['offset']}\t{e['topic']}\t{printable(str(e['source']))}\t"
                     f"{e['rule_id'] or e['reason_code']}\tattempt={e['attempt']}\t"
-                    f"status={e['status']}\t{sealed(e)}{e['reason']}"
+                    f"status={e['status']}\t{sealed(e)}{printable(str(e['reason']))}"
                 )
 
     run_safely(go)

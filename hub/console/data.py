@@ -852,7 +852,8 @@ def policy(
 ) -> dict[str, Any]:
     """The active policy bundle's text (every file; a reader limited to one tenant sees each
     file's name with its text withheld: ``hub.api.routers.policy.WITHHELD``) and the changes
-    waiting for approval."""
+    waiting for approval, each with its diff (withheld alike): the second person approves what
+    the page shows, never a change id alone."""
     changes = hub_of(request).policy_changes
     changes.store.refresh()
     bundle = changes.store.active_bundle()
@@ -862,7 +863,11 @@ def policy(
         "files": {
             name: bundle.files[name] if full else f"({WITHHELD})" for name in sorted(bundle.files)
         },
-        "pending": [c.summary() for c in changes.store.changes() if c.status == "pending_approval"],
+        "pending": [
+            {**c.summary(), "diff": c.diff if full else None}
+            for c in changes.store.changes()
+            if c.status == "pending_approval"
+        ],
     }
 
 

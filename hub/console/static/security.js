@@ -37,7 +37,15 @@
           } catch (e) { hub.text("approve-error", e.message); }
         });
         const td = tr.insertCell();
-        td.append(reason, b);
+        // what is approved: the change's diff, as text (a <pre>'s textContent, never markup)
+        const d = document.createElement("details");
+        const s = document.createElement("summary");
+        s.textContent = row.diff === null ? "diff withheld (policy.read hub-wide)" : "diff";
+        const pre = document.createElement("pre");
+        pre.className = "change-diff";
+        pre.textContent = row.diff === null ? "" : row.diff;
+        d.append(s, pre);
+        td.append(d, reason, b);
       });
   }
 

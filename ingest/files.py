@@ -386,7 +386,9 @@ def _csv_value(text: str, t: Any, nullable: bool) -> Any:
     if isinstance(t, dict) and t.get("logicalType") == "decimal":
         return text
     if base in ("int", "long"):
-        if isinstance(t, dict) and t.get("logicalType", "").startswith(("timestamp", "date")):
+        if isinstance(t, dict) and t.get("logicalType", "").startswith(
+            ("timestamp", "local-timestamp", "date")
+        ):
             return text if not text.lstrip("-").isdigit() else int(text)
         return int(text)
     if base in ("float", "double"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import re
 import struct
 import uuid
 from collections.abc import Callable, Mapping
@@ -165,6 +166,7 @@ def from_json(
                 raise SerializationError(
                     f"{path}: {value!r} is not an RFC 3339 timestamp."
                 ) from exc
+            _stamp_keeps(stamp, value, logical, path)
             return _readable_stamp(stamp, value, path)
         return _readable(_primitive(value, t, path), logical, path)
     if logical == "date":
@@ -263,6 +265,41 @@ def _readable(value: Any, logical: str, path: str) -> Any:
             + "."
         )
     return value
+
+
+# The fraction of a second in timestamp text (the date and the offset hold no '.' or ',').
+_FRACTION = re.compile(r"[.,]([0-9]+)")
+_UNIT_DIGITS = {"timestamp-millis": 3, "local-timestamp-millis": 3}  # micros: 6
+
+
+def _stamp_keeps(stamp: datetime, text: str, logical: str, path: str) -> None:
+    """Refuse timestamp text whose value the field would not keep as written.
+
+    1. An instant (``timestamp-*``) without a UTC offset: fastavro stores a naive time as UTC,
+       so ``2026-01-01T10:00:00`` written in Paris became 10:00Z, an hour off, silently.
+    2. A local time (``local-timestamp-*``) with an offset: fastavro dropped the offset, so
+       ``10:00:00+05:30`` and ``10:00:00-08:00`` were stored as the same value.
+    3. More fraction digits than the unit holds: ``10:00:00.999999Z`` in a millis field was
+       stored as .999, and nanoseconds were cut to microseconds (Python keeps six digits).
+    """
+    if stamp.tzinfo is None and logical.startswith("timestamp-"):
+        raise SerializationError(
+            f"{path}: {text!r} has no UTC offset, so the instant it names is unknown (it would "
+            "be stored as if in UTC): add 'Z' or an offset such as '+01:00'."
+        )
+    if stamp.tzinfo is not None and logical.startswith("local-timestamp-"):
+        raise SerializationError(
+            f"{path}: {text!r} has a UTC offset, which a {logical} value (a wall-clock time "
+            "with no zone) cannot hold: the offset would be dropped. Send the local time "
+            "without an offset, or use a timestamp-* field for an instant."
+        )
+    m = _FRACTION.search(text)
+    keep = _UNIT_DIGITS.get(logical, 6)
+    if m is not None and m.group(1)[keep:].strip("0"):
+        raise SerializationError(
+            f"{path}: {text!r} has more than {keep} digits of fractional seconds, which a "
+            f"{logical} value cannot hold (they would be cut off): round it to {keep} digits."
+        )
 
 
 def _readable_stamp(stamp: datetime, text: str, path: str) -> datetime:
@@ -379,6 +416,11 @@ def _timestamp_converter(generic: Callable[[Any], Any], logical: str) -> Callabl
     long in the readable range as it is, anything else through ``from_json`` itself."""
     lo, hi = _READABLE[logical]
     parse = datetime.fromisoformat
+    keep = _UNIT_DIGITS.get(logical, 6)
+
+    def fine(v: str) -> bool:
+        m = _FRACTION.search(v)
+        return m is None or not m.group(1)[keep:].strip("0")
 
     def convert(v: Any) -> Any:
         if type(v) is str:
@@ -386,8 +428,11 @@ def _timestamp_converter(generic: Callable[[Any], Any], logical: str) -> Callabl
                 stamp = parse(v.replace("Z", "+00:00"))
             except ValueError:
                 return generic(v)  # raises naming the value
-            # near either end of the range from_json checks that it reads back, naming it
-            return stamp if 1 < stamp.year < 9999 else generic(v)
+            # near either end of the range from_json checks that it reads back, naming it;
+            # text without an offset, or with more fraction digits than kept, it refuses
+            if stamp.tzinfo is None or not 1 < stamp.year < 9999 or not fine(v):
+                return generic(v)
+            return stamp
         if type(v) is int and lo <= v < hi:
             return v
         return generic(v)

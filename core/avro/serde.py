@@ -608,6 +608,52 @@ def coerce_decimals(datum: Any, fields: tuple[tuple[str, Mapping[str, Any]], ...
     return datum if out is None else out
 
 
+# Microseconds per unit of a timestamp type: a datum finer than its unit loses digits.
+_STAMP_UNIT_US = {
+    "timestamp-millis": 1000,
+    "local-timestamp-millis": 1000,
+    "timestamp-micros": 1,
+    "local-timestamp-micros": 1,
+}
+
+
+def stamp_fields(schema: Any) -> tuple[tuple[str, str], ...]:
+    """The top-level fields of a record schema (fastavro-parsed) whose type is a millis or
+    micros timestamp, or a nullable union holding one, with that logical type."""
+    if not isinstance(schema, Mapping) or schema.get("type") != "record":
+        return ()
+    out = []
+    for f in schema.get("fields", []):
+        t = f["type"]
+        for b in t if isinstance(t, list) else [t]:
+            if isinstance(b, Mapping) and b.get("logicalType") in _STAMP_UNIT_US:
+                out.append((f["name"], str(b["logicalType"])))
+                break
+    return tuple(out)
+
+
+def check_stamps(datum: Any, fields: tuple[tuple[str, str], ...]) -> None:
+    """Raise ``SerializationError`` for a time in ``fields`` of ``datum`` (a file row) finer
+    than its field's unit, which fastavro would store cut without a word: nanoseconds (a
+    Parquet ``timestamp[ns]`` column's rows are pandas Timestamps) in any field, or
+    microseconds in a millis field (``timestamp[us]``, or an Avro file's micros field read
+    through a later millis version)."""
+    if not fields or type(datum) is not dict:
+        return
+    for name, logical in fields:
+        v = datum.get(name)
+        if not isinstance(v, datetime):
+            continue
+        ns = getattr(v, "nanosecond", 0)
+        if ns or v.microsecond % _STAMP_UNIT_US[logical]:
+            unit = "milliseconds" if _STAMP_UNIT_US[logical] > 1 else "microseconds"
+            raise SerializationError(
+                f"/{name}: {v.isoformat()} is finer than the {unit} a {logical} value holds: "
+                f"the extra digits would be cut off. Round the times to {unit} before "
+                "publishing, or register a version with a finer timestamp type."
+            )
+
+
 def to_json(value: Any) -> Any:
     """A decoded Avro datum as JSON-ready data (decimals as strings, times as RFC 3339)."""
     if isinstance(value, dict):

@@ -137,7 +137,9 @@ def from_json(
             ((tag, inner),) = value.items()
             for branch in schema:
                 if _type_name(branch) == tag or _short(_type_name(branch)) == tag:
-                    return from_json(inner, branch, path, named)
+                    tagged = from_json(inner, branch, path, named)
+                    _refuse_ambiguous_tag(value, tag, schema, path, named)
+                    return tagged
 
         for branch in schema:
             if branch == "null":
@@ -466,6 +468,30 @@ def _from_default(value: Any, schema: Any, named: Mapping[str, Any]) -> Any:
     if schema == "bytes" and isinstance(value, str):
         return value.encode("latin-1")
     return value
+
+
+def _refuse_ambiguous_tag(
+    value: Mapping[str, Any], tag: str, union: list[Any], path: str, named: Mapping[str, Any]
+) -> None:
+    """Refuse a one-key object that reads both as the union branch its key names and, untagged,
+    as a map or record branch of the same union: ``{"string": "x"}`` for
+    ``["null", "string", map<string>]`` was stored as the string "x", though it is also the map
+    it looks like (and the map the hub's own JSON gives back for a stored map value)."""
+    for branch in union:
+        b = named.get(branch, branch) if isinstance(branch, str) else branch
+        if not isinstance(b, Mapping) or b.get("type") not in ("map", "record", "error"):
+            continue
+        try:
+            from_json(value, b, path, named)
+        except SerializationError:
+            continue
+        raise SerializationError(
+            f"{path or '/'}: {{{tag!r}: ...}} is ambiguous: it is the union's {tag!r} branch "
+            f"in Avro's tagged form, and also a {b['type']} value of the branch "
+            f"{_type_name(b)!r}. Send the value tagged with the branch you mean "
+            f'(for instance {{"{_type_name(b)}": {{"{tag}": ...}}}}), or, for the {tag!r} '
+            "branch, untagged."
+        )
 
 
 def _type_name(schema: Any) -> str:

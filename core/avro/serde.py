@@ -365,9 +365,10 @@ def _field_converter(t: Any, path: str, named: Mapping[str, Any]) -> Callable[[A
         other = t[1] if t[0] == "null" else t[0]
         if isinstance(other, str) and other not in named and other in _FAST and other != "int":
             # from_json: None -> the null branch; a value of T's exact type -> the T branch
-            # (a long's range is checked by the branch, so longs and ints stay generic)
+            # (a long's range is checked by the branch, so longs and ints stay generic; a float
+            # too: a double too small for a float32 is refused there)
             exact_t = _FAST[other]
-            if other != "long":
+            if other not in ("long", "float"):
                 return lambda v: None if v is None else v if type(v) is exact_t else generic(v)
         return generic
     if isinstance(t, Mapping):
@@ -380,7 +381,7 @@ def _field_converter(t: Any, path: str, named: Mapping[str, Any]) -> Callable[[A
             symbols = frozenset(t["symbols"])
             return lambda v: v if type(v) is str and v in symbols else generic(v)
         return generic
-    if not isinstance(t, str) or t in named or t not in _FAST:
+    if not isinstance(t, str) or t in named or t not in _FAST or t == "float":
         return generic
     exact = _FAST[t]
     bounds = _RANGE.get(t)
@@ -533,8 +534,18 @@ def _primitive(value: Any, t: str, path: str) -> Any:
                 f"{path}: {value} is out of the range of a {t} (it would be stored as infinity): "
                 "send a smaller number."
             )
+        stored = number if t == "double" else _F32.unpack(_F32.pack(number))[0]
+        if stored == 0 and value != 0:
+            # too small for the type: a non-zero source read back as 0.0, accepted
+            raise SerializationError(
+                f"{path}: {value} is too small for a {t} (it would be stored as 0): send 0, or "
+                "a number the type can hold (or use a decimal field)."
+            )
         return number
     return value
+
+
+_F32 = struct.Struct("<f")
 
 
 # The magnitude from which a number is written as infinity: a float32 rounds to infinity from

@@ -379,6 +379,14 @@ def csv_types(schema: Any) -> dict[str, tuple[Any, bool]]:
     return out
 
 
+def _plain(text: str) -> str:
+    """``text`` if it holds no digits Python reads but a CSV reader would not mean: ``int`` and
+    ``Decimal`` take "1_000" as 1000 (and "1_5" as 15) and "٣" (Arabic-Indic) as 3."""
+    if text.isascii() and "_" not in text:
+        return text
+    raise ValueError(f"{text!r} is not a number in plain digits (ASCII 0-9, no '_' grouping)")
+
+
 def _csv_value(text: str, t: Any, nullable: bool) -> Any:
     if text == "" and nullable:
         return None
@@ -389,10 +397,11 @@ def _csv_value(text: str, t: Any, nullable: bool) -> Any:
         if isinstance(t, dict) and t.get("logicalType", "").startswith(
             ("timestamp", "local-timestamp", "date")
         ):
-            return text if not text.lstrip("-").isdigit() else int(text)
-        return int(text)
+            plain = text.isascii() and text.lstrip("-").isdigit()
+            return int(text) if plain else text
+        return int(_plain(text))
     if base in ("float", "double"):
-        return Decimal(text)
+        return Decimal(_plain(text))
     if base == "boolean":
         if text.lower() not in ("true", "false", "1", "0"):
             raise ValueError(f"{text!r} is not a boolean (true/false)")

@@ -402,7 +402,7 @@ def _decimal_converter(t: Mapping[str, Any], path: str) -> Callable[[Any], Any]:
         return lambda v: _decimal(v, t, path)
 
     def convert(v: Any) -> Any:
-        if type(v) is str:
+        if type(v) is str and v.isascii() and "_" not in v:  # else ``_decimal`` refuses it
             try:
                 d = Decimal(v)
             except InvalidOperation:
@@ -426,7 +426,7 @@ def _timestamp_converter(generic: Callable[[Any], Any], logical: str) -> Callabl
         return m is None or not m.group(1)[keep:].strip("0")
 
     def convert(v: Any) -> Any:
-        if type(v) is str:
+        if type(v) is str and v.isascii() and "_" not in v:  # else ``_decimal`` refuses it
             try:
                 stamp = parse(v.replace("Z", "+00:00"))
             except ValueError:
@@ -583,6 +583,12 @@ def _decimal(value: Any, schema: Mapping[str, Any], path: str) -> Decimal:
     elif isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
         raise SerializationError(
             f"{where}: a decimal must be a number or a string of digits, got {value!r}."
+        )
+    if isinstance(value, str) and not (value.isascii() and "_" not in value):
+        # Python's Decimal reads "1_000.50" as 1000.50 and "١٢" (Arabic-Indic) as 12
+        raise SerializationError(
+            f"{where}: {value!r} is not a decimal number in plain digits: write it with ASCII "
+            "digits 0-9 and no '_' grouping (for instance '1000.50')."
         )
     try:
         d = value if isinstance(value, Decimal) else Decimal(value)

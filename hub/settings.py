@@ -260,7 +260,8 @@ class Settings(BaseSettings):
     registry_strict_logical_types: bool = Field(
         default=False,
         description="Registry compatibility also compares logical types (decimal precision and "
-        "scale, date/timestamp units); off by default, as in Confluent's registry (Avro Java).",
+        "scale, date/timestamp units) and refuses promotions that can round a number (int or "
+        "long to float, long to double); off by default, as in Confluent's registry (Avro Java).",
     )
     # Projections (issue 6).
     views_analytics: Literal["chdb", "clickhouse"] = Field(

@@ -210,8 +210,9 @@ def json_batch(
         cols = [col.take(take) for col in cols]
     out = []
     texts: list[pa.Array] = []  # the lines as one Arrow array, built once if a default is needed
+    tiny = _has_floats(lay) and may_underflow(data)
     for c, col in zip(lay.columns, cols, strict=True):
-        arr, unsure = _finish(c, col)
+        arr, unsure = _finish(c, col, tiny)
         force |= unsure
         if not c.null_ok and col.null_count:
             arr = _missing(c, col, arr, lines, texts, force)
@@ -407,8 +408,28 @@ def _read(
     _read(lines, idx[half:], schema, parsed, force)
 
 
-def _finish(c: Column, col: pa.Array) -> tuple[pa.Array, Bools]:
-    """Column ``c`` as its final Arrow type; rows whose reference outcome it cannot vouch for."""
+def _has_floats(lay: Layout) -> bool:
+    return any(c.kind in ("double", "float") for c in lay.columns)
+
+
+def may_underflow(data: bytes) -> bool:
+    """Whether number text in ``data`` may be a non-zero value a double reads as 0.0 (the
+    reference refuses it): that needs a negative exponent, or a run of over 300 zeros.
+    One vector pass over the bytes. Pessimistic: a batch it flags only sends its zero floats
+    to the reference."""
+    if b"0" * 300 in data:  # a long needle: the search skips along the data
+        return True
+    o = np.frombuffer(data, dtype=np.uint8)
+    dash = np.flatnonzero(o[1:-1] == 0x2D) + 1  # "e-" then a digit ("one-time" is not one)
+    nxt = o[dash + 1]
+    return bool(np.any(((o[dash - 1] | 0x20) == 0x65) & (nxt >= 0x30) & (nxt <= 0x39)))
+
+
+def _finish(c: Column, col: pa.Array, tiny: bool = True) -> tuple[pa.Array, Bools]:
+    """Column ``c`` as its final Arrow type; rows whose reference outcome it cannot vouch for.
+
+    ``tiny``: whether the source text may hold a non-zero number read as 0.0 (``may_underflow``);
+    then every 0.0 of a float column is left to the reference, which tells the two apart."""
     n = len(col)
     valid = np.ones(n, dtype=np.bool_) if col.null_count == 0 else _np(col.is_valid())
     unsure = np.zeros(n, dtype=np.bool_)  # nulls: ``_missing`` decides them
@@ -438,6 +459,9 @@ def _finish(c: Column, col: pa.Array) -> tuple[pa.Array, Bools]:
         if c.kind == "float":
             with np.errstate(all="ignore"):
                 bad |= np.abs(v) > _F32_MAX
+                bad |= (v != 0) & (v.astype(np.float32) == 0)  # non-zero, 0.0 as a float32
+        if tiny:
+            bad |= valid & (v == 0)
         unsure |= bad
         if bad.any():
             col = pc.if_else(pa.array(bad), pa.scalar(None, pa.float64()), col)
@@ -700,8 +724,9 @@ def csv_batch(
         take = pa.array(where, mask=where < 0)
         strings = [col.take(take) for col in strings]
     out = []
+    tiny = _has_floats(lay) and may_underflow(data)
     for c, col in zip(lay.columns, strings, strict=True):
-        arr, unsure = _csv_column(c, col, c.name in nullable)
+        arr, unsure = _csv_column(c, col, c.name in nullable, tiny)
         force |= unsure
         out.append(arr)
     return pa.RecordBatch.from_arrays(out, schema=lay.schema), force
@@ -725,7 +750,9 @@ _native_csv_split = _load_csv_split()
 _native_decimal_text = None if _native_csv_split is None else _load_decimal_text()
 
 
-def _csv_column(c: Column, col: pa.Array, nullable: bool) -> tuple[pa.Array, Bools]:
+def _csv_column(
+    c: Column, col: pa.Array, nullable: bool, tiny: bool = True
+) -> tuple[pa.Array, Bools]:
     """One CSV column's text as ``c.final``; the rows whose text is not of a strict form."""
     n = len(col)
     present = np.ones(n, dtype=np.bool_) if col.null_count == 0 else _np(col.is_valid())
@@ -789,7 +816,8 @@ def _csv_column(c: Column, col: pa.Array, nullable: bool) -> tuple[pa.Array, Boo
             wide = (v < -(2**31)) | (v >= 2**31)
             return _nulled(arr, wide).cast(c.final), unsure | wide
         return arr, unsure
-    arr, bad = _finish(c, text.cast(pa.float64()))  # non-finite, out of float32 range
+    # non-finite, out of float32 range, too small (its text has at most two exponent digits)
+    arr, bad = _finish(c, text.cast(pa.float64()), tiny)
     return arr, unsure | bad
 
 

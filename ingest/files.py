@@ -52,6 +52,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from core import jsonkeys, lineage
+from core.avro.compatibility import LOSSY_PROMOTION, check_reader_writer
+from core.avro.schema import parse_schema
 from core.errors import HubError, InvalidInput
 from core.pii import encrypted_schema
 from core.tenant_quota import TenantQuotaExceeded, TenantRateLimited
@@ -377,6 +379,14 @@ def csv_types(schema: Any) -> dict[str, tuple[Any, bool]]:
     return out
 
 
+def _plain(text: str) -> str:
+    """``text`` if it holds no digits Python reads but a CSV reader would not mean: ``int`` and
+    ``Decimal`` take "1_000" as 1000 (and "1_5" as 15) and "٣" (Arabic-Indic) as 3."""
+    if text.isascii() and "_" not in text:
+        return text
+    raise ValueError(f"{text!r} is not a number in plain digits (ASCII 0-9, no '_' grouping)")
+
+
 def _csv_value(text: str, t: Any, nullable: bool) -> Any:
     if text == "" and nullable:
         return None
@@ -384,11 +394,14 @@ def _csv_value(text: str, t: Any, nullable: bool) -> Any:
     if isinstance(t, dict) and t.get("logicalType") == "decimal":
         return text
     if base in ("int", "long"):
-        if isinstance(t, dict) and t.get("logicalType", "").startswith(("timestamp", "date")):
-            return text if not text.lstrip("-").isdigit() else int(text)
-        return int(text)
+        if isinstance(t, dict) and t.get("logicalType", "").startswith(
+            ("timestamp", "local-timestamp", "date")
+        ):
+            plain = text.isascii() and text.lstrip("-").isdigit()
+            return int(text) if plain else text
+        return int(_plain(text))
     if base in ("float", "double"):
-        return Decimal(text)
+        return Decimal(_plain(text))
     if base == "boolean":
         if text.lower() not in ("true", "false", "1", "0"):
             raise ValueError(f"{text!r} is not a boolean (true/false)")
@@ -753,7 +766,36 @@ def _avro_target(
             f"subject {t.subject!r}; files are not auto-registered: register it with "
             f"`hub schema register {t.subject} SCHEMA.avsc` and publish again."
         ) from exc
+    _refuse_rounding(t, text, path)
     return t
+
+
+def _refuse_rounding(t: Target, text: str, path: Source) -> None:
+    """Refuse a file whose rows the target's schema would read through a promotion that can
+    round a number (int or long to float, long to double: ``LOSSY_PROMOTION``). fastavro's
+    resolving reader turned a long 9007199254740993 of an older registered version into
+    9007199254740992.0, accepted without a word. Logical-type changes are not refused here, as
+    the wire path refuses them: fastavro reads a file's values by the writer's own logical type
+    and the pipeline re-encodes them by value (a decimal at another scale, millis as micros; a
+    time finer than the reader's unit is quarantined by ``serde.check_stamps``)."""
+    try:
+        writer = parse_schema(text)
+    except HubError as exc:  # registered, so parseable; a refusal names it all the same
+        raise FileUnreadable(
+            f"The writer schema of Avro file {path.name!r} is invalid: {exc}"
+        ) from exc
+    lossy = [
+        f"{i.path}: {i.message}"
+        for i in check_reader_writer(t.plain, writer, strict_logical_types=True)
+        if i.rule == LOSSY_PROMOTION
+    ]
+    if lossy:
+        raise FileUnreadable(
+            f"Avro file {path.name!r} was written with a schema whose numbers the latest schema "
+            f"of subject {t.subject!r} would round ({LOSSY_PROMOTION}): {'; '.join(lossy)}. "
+            "Nothing of it was published. Convert the file to the latest schema (checking each "
+            "value is exact), or keep the field's type in a new version."
+        )
 
 
 def _avro_datums(f: Any, path: Source, t: Target, batch_size: int) -> Iterator[list[Any]]:

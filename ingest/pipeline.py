@@ -423,6 +423,7 @@ class Compiled:
         "has_rules",
         "refs",
         "schema",
+        "stamps",
         "unique",
         "wire_header",
     )
@@ -441,6 +442,7 @@ class Compiled:
         self.defaults = frozenset(f["name"] for f in fields if "default" in f)
         self.wire_header = serde.wire_header(t.schema_id)
         self.decimals = serde.decimal_fields(self.schema)
+        self.stamps = serde.stamp_fields(self.schema)
         self.encode: Callable[[Any], bytes] = serde.encoder(t.schema_id, t.schema)
         # Defaults as datums, computed once when every one is immutable (shared safely).
         named = self.schema.get("__named_schemas", {}) if isinstance(self.schema, dict) else {}
@@ -707,6 +709,7 @@ class IngestPipeline:
                 return t, serde.from_json(raw.value, t.plain.parsed), None
             if raw.kind == "datum":
                 c = self.compiled(t)  # file rows: floats and ints into decimals, exactly
+                serde.check_stamps(raw.value, c.stamps)  # and times never cut to the unit
                 return t, c.fill(serde.coerce_decimals(raw.value, c.decimals)), None
             assert writer_id is not None
             problems = self._incompatibilities(t, writer_id)

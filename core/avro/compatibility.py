@@ -2,10 +2,11 @@
 
 Pure: walks the ``normalized`` node graphs that ``parse_schema`` built once per schema.
 
-Logical types. By default (``strict_logical_types=False``) the checker does what Apache Avro's
-``SchemaCompatibility`` (Java, which Confluent's registry uses) and ``avro.compatibility``
-(Python) do: logical types are ignored and a pair resolves by its underlying types, so ``int``
-vs ``date``, ``long`` vs ``timestamp-micros`` or ``bytes`` vs ``decimal(10, 2)`` are compatible.
+Logical types and lossy promotions. By default (``strict_logical_types=False``) the checker
+does what Apache Avro's ``SchemaCompatibility`` (Java, which Confluent's registry uses) and
+``avro.compatibility`` (Python) do: logical types are ignored and a pair resolves by its
+underlying types, so ``int`` vs ``date``, ``long`` vs ``timestamp-micros`` or ``bytes`` vs
+``decimal(10, 2)`` are compatible, and every promotion the specification lists is allowed.
 With ``strict_logical_types=True`` (``HUB_REGISTRY_STRICT_LOGICAL_TYPES=true`` for the registry;
 the ingest path always resolves strictly, because it re-encodes values and must never misread a
 number):
@@ -17,6 +18,11 @@ number):
    their presence: timestamp-millis vs timestamp-micros, or long vs long timestamp-millis, is a
    ``LOGICAL_TYPE_MISMATCH``. ``uuid`` and unknown logical types only annotate a string or fixed
    and are ignored.
+3. Promotions that can round a value: int to float, long to float and long to double
+   (``LOSSY_PROMOTION``). The specification allows them, but a float holds integers exactly
+   only up to 2**24 and a double up to 2**53: a long 9007199254740993 written under the old
+   schema reads back as 9007199254740992.0, silently. int to long/double and float to double
+   are exact and stay allowed.
 
 An empty union (``[]``, a type with no values) is accepted as both Avro checkers accept it: a
 writer with no branches writes nothing a reader could fail on; a reader with no branches reads
@@ -24,11 +30,11 @@ no writer type but another empty union.
 
 Where this checker deliberately differs from Avro's checkers in every mode:
 
-3. Unions: as the specification says, a writer branch is resolved against the *first* reader
+4. Unions: as the specification says, a writer branch is resolved against the *first* reader
    branch that matches it (same kind and unqualified name, or a promotion), and that resolution
    must succeed. Avro's checkers accept the union if *any* reader branch would work, which a
    first-match reader (fastavro, the specification) may not honour.
-4. A reader enum with a default accepts unknown writer symbols (as the specification says); the
+5. A reader enum with a default accepts unknown writer symbols (as the specification says); the
    Python package's checker also requires the default to be truthy and mishandles a reader field
    of enum type that is missing from the writer.
 """
@@ -94,6 +100,7 @@ MISSING_UNION_BRANCH: Final = "MISSING_UNION_BRANCH"
 DECIMAL_PRECISION_MISMATCH: Final = "DECIMAL_PRECISION_MISMATCH"
 DECIMAL_SCALE_MISMATCH: Final = "DECIMAL_SCALE_MISMATCH"
 LOGICAL_TYPE_MISMATCH: Final = "LOGICAL_TYPE_MISMATCH"
+LOSSY_PROMOTION: Final = "LOSSY_PROMOTION"
 RULES: Final = (
     NAME_MISMATCH,
     FIXED_SIZE_MISMATCH,
@@ -104,6 +111,7 @@ RULES: Final = (
     DECIMAL_PRECISION_MISMATCH,
     DECIMAL_SCALE_MISMATCH,
     LOGICAL_TYPE_MISMATCH,
+    LOSSY_PROMOTION,
 )
 
 # (writer kind, reader kind) pairs the specification lets a reader promote.
@@ -119,6 +127,9 @@ _PROMOTIONS: Final = frozenset(
         ("bytes", "string"),
     }
 )
+# Promotions the strict mode refuses: (writer kind, reader kind) -> the largest magnitude up to
+# which every integer survives (2**24 for a float's 24-bit significand, 2**53 for a double's).
+_LOSSY: Final = {("int", "float"): "2**24", ("long", "float"): "2**24", ("long", "double"): "2**53"}
 # Logical types that only annotate (the value reads the same without them).
 _ANNOTATION_ONLY: Final = frozenset({"uuid"})
 # Stop collecting after this many findings: a pathological pair must not run away.
@@ -258,6 +269,7 @@ class _Checker:
             return
         if rk != wk:
             if (wk, rk) in _PROMOTIONS:
+                self._lossy(r, w, path, ctx)
                 self._logical(r, w, path, ctx)
             else:
                 self.add(
@@ -333,6 +345,18 @@ class _Checker:
                 f"{ctx}: the reader {r.kind} {r.fullname} does not match the writer {w.kind} "
                 f"{w.fullname} by unqualified name or alias: keep the name or add "
                 f"'{w.fullname}' to the reader's aliases",
+            )
+
+    def _lossy(self, r: Node, w: Node, path: str, ctx: str) -> None:
+        exact_to = _LOSSY.get((w.kind, r.kind)) if self.strict else None
+        if exact_to is not None:
+            self.add(
+                path,
+                LOSSY_PROMOTION,
+                f"{ctx}: the reader type {describe(r)} would round values of the writer type "
+                f"{describe(w)} (integers are exact only up to {exact_to}), so a number could "
+                f"change silently: keep the type {w.kind}, widen to an exact type (long, or a "
+                "decimal in a new field), or convert the old records",
             )
 
     def _logical(self, r: Node, w: Node, path: str, ctx: str) -> None:

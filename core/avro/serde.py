@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import re
 import struct
 import uuid
 from collections.abc import Callable, Mapping
@@ -136,7 +137,9 @@ def from_json(
             ((tag, inner),) = value.items()
             for branch in schema:
                 if _type_name(branch) == tag or _short(_type_name(branch)) == tag:
-                    return from_json(inner, branch, path, named)
+                    tagged = from_json(inner, branch, path, named)
+                    _refuse_ambiguous_tag(value, tag, schema, path, named)
+                    return tagged
 
         for branch in schema:
             if branch == "null":
@@ -165,6 +168,7 @@ def from_json(
                 raise SerializationError(
                     f"{path}: {value!r} is not an RFC 3339 timestamp."
                 ) from exc
+            _stamp_keeps(stamp, value, logical, path)
             return _readable_stamp(stamp, value, path)
         return _readable(_primitive(value, t, path), logical, path)
     if logical == "date":
@@ -265,6 +269,41 @@ def _readable(value: Any, logical: str, path: str) -> Any:
     return value
 
 
+# The fraction of a second in timestamp text (the date and the offset hold no '.' or ',').
+_FRACTION = re.compile(r"[.,]([0-9]+)")
+_UNIT_DIGITS = {"timestamp-millis": 3, "local-timestamp-millis": 3}  # micros: 6
+
+
+def _stamp_keeps(stamp: datetime, text: str, logical: str, path: str) -> None:
+    """Refuse timestamp text whose value the field would not keep as written.
+
+    1. An instant (``timestamp-*``) without a UTC offset: fastavro stores a naive time as UTC,
+       so ``2026-01-01T10:00:00`` written in Paris became 10:00Z, an hour off, silently.
+    2. A local time (``local-timestamp-*``) with an offset: fastavro dropped the offset, so
+       ``10:00:00+05:30`` and ``10:00:00-08:00`` were stored as the same value.
+    3. More fraction digits than the unit holds: ``10:00:00.999999Z`` in a millis field was
+       stored as .999, and nanoseconds were cut to microseconds (Python keeps six digits).
+    """
+    if stamp.tzinfo is None and logical.startswith("timestamp-"):
+        raise SerializationError(
+            f"{path}: {text!r} has no UTC offset, so the instant it names is unknown (it would "
+            "be stored as if in UTC): add 'Z' or an offset such as '+01:00'."
+        )
+    if stamp.tzinfo is not None and logical.startswith("local-timestamp-"):
+        raise SerializationError(
+            f"{path}: {text!r} has a UTC offset, which a {logical} value (a wall-clock time "
+            "with no zone) cannot hold: the offset would be dropped. Send the local time "
+            "without an offset, or use a timestamp-* field for an instant."
+        )
+    m = _FRACTION.search(text)
+    keep = _UNIT_DIGITS.get(logical, 6)
+    if m is not None and m.group(1)[keep:].strip("0"):
+        raise SerializationError(
+            f"{path}: {text!r} has more than {keep} digits of fractional seconds, which a "
+            f"{logical} value cannot hold (they would be cut off): round it to {keep} digits."
+        )
+
+
 def _readable_stamp(stamp: datetime, text: str, path: str) -> datetime:
     """``stamp`` if its instant is within years 1 to 9999 in UTC, where it reads back: an offset
     can push a time near either end (``0001-01-01T00:00:00+01:00``) out of it."""
@@ -326,9 +365,10 @@ def _field_converter(t: Any, path: str, named: Mapping[str, Any]) -> Callable[[A
         other = t[1] if t[0] == "null" else t[0]
         if isinstance(other, str) and other not in named and other in _FAST and other != "int":
             # from_json: None -> the null branch; a value of T's exact type -> the T branch
-            # (a long's range is checked by the branch, so longs and ints stay generic)
+            # (a long's range is checked by the branch, so longs and ints stay generic; a float
+            # too: a double too small for a float32 is refused there)
             exact_t = _FAST[other]
-            if other != "long":
+            if other not in ("long", "float"):
                 return lambda v: None if v is None else v if type(v) is exact_t else generic(v)
         return generic
     if isinstance(t, Mapping):
@@ -341,7 +381,7 @@ def _field_converter(t: Any, path: str, named: Mapping[str, Any]) -> Callable[[A
             symbols = frozenset(t["symbols"])
             return lambda v: v if type(v) is str and v in symbols else generic(v)
         return generic
-    if not isinstance(t, str) or t in named or t not in _FAST:
+    if not isinstance(t, str) or t in named or t not in _FAST or t == "float":
         return generic
     exact = _FAST[t]
     bounds = _RANGE.get(t)
@@ -362,7 +402,7 @@ def _decimal_converter(t: Mapping[str, Any], path: str) -> Callable[[Any], Any]:
         return lambda v: _decimal(v, t, path)
 
     def convert(v: Any) -> Any:
-        if type(v) is str:
+        if type(v) is str and v.isascii() and "_" not in v:  # else ``_decimal`` refuses it
             try:
                 d = Decimal(v)
             except InvalidOperation:
@@ -379,15 +419,23 @@ def _timestamp_converter(generic: Callable[[Any], Any], logical: str) -> Callabl
     long in the readable range as it is, anything else through ``from_json`` itself."""
     lo, hi = _READABLE[logical]
     parse = datetime.fromisoformat
+    keep = _UNIT_DIGITS.get(logical, 6)
+
+    def fine(v: str) -> bool:
+        m = _FRACTION.search(v)
+        return m is None or not m.group(1)[keep:].strip("0")
 
     def convert(v: Any) -> Any:
-        if type(v) is str:
+        if type(v) is str and v.isascii() and "_" not in v:  # else ``_decimal`` refuses it
             try:
                 stamp = parse(v.replace("Z", "+00:00"))
             except ValueError:
                 return generic(v)  # raises naming the value
-            # near either end of the range from_json checks that it reads back, naming it
-            return stamp if 1 < stamp.year < 9999 else generic(v)
+            # near either end of the range from_json checks that it reads back, naming it;
+            # text without an offset, or with more fraction digits than kept, it refuses
+            if stamp.tzinfo is None or not 1 < stamp.year < 9999 or not fine(v):
+                return generic(v)
+            return stamp
         if type(v) is int and lo <= v < hi:
             return v
         return generic(v)
@@ -421,6 +469,30 @@ def _from_default(value: Any, schema: Any, named: Mapping[str, Any]) -> Any:
     if schema == "bytes" and isinstance(value, str):
         return value.encode("latin-1")
     return value
+
+
+def _refuse_ambiguous_tag(
+    value: Mapping[str, Any], tag: str, union: list[Any], path: str, named: Mapping[str, Any]
+) -> None:
+    """Refuse a one-key object that reads both as the union branch its key names and, untagged,
+    as a map or record branch of the same union: ``{"string": "x"}`` for
+    ``["null", "string", map<string>]`` was stored as the string "x", though it is also the map
+    it looks like (and the map the hub's own JSON gives back for a stored map value)."""
+    for branch in union:
+        b = named.get(branch, branch) if isinstance(branch, str) else branch
+        if not isinstance(b, Mapping) or b.get("type") not in ("map", "record", "error"):
+            continue
+        try:
+            from_json(value, b, path, named)
+        except SerializationError:
+            continue
+        raise SerializationError(
+            f"{path or '/'}: {{{tag!r}: ...}} is ambiguous: it is the union's {tag!r} branch "
+            f"in Avro's tagged form, and also a {b['type']} value of the branch "
+            f"{_type_name(b)!r}. Send the value tagged with the branch you mean "
+            f'(for instance {{"{_type_name(b)}": {{"{tag}": ...}}}}), or, for the {tag!r} '
+            "branch, untagged."
+        )
 
 
 def _type_name(schema: Any) -> str:
@@ -462,8 +534,18 @@ def _primitive(value: Any, t: str, path: str) -> Any:
                 f"{path}: {value} is out of the range of a {t} (it would be stored as infinity): "
                 "send a smaller number."
             )
+        stored = number if t == "double" else _F32.unpack(_F32.pack(number))[0]
+        if stored == 0 and value != 0:
+            # too small for the type: a non-zero source read back as 0.0, accepted
+            raise SerializationError(
+                f"{path}: {value} is too small for a {t} (it would be stored as 0): send 0, or "
+                "a number the type can hold (or use a decimal field)."
+            )
         return number
     return value
+
+
+_F32 = struct.Struct("<f")
 
 
 # The magnitude from which a number is written as infinity: a float32 rounds to infinity from
@@ -501,6 +583,12 @@ def _decimal(value: Any, schema: Mapping[str, Any], path: str) -> Decimal:
     elif isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
         raise SerializationError(
             f"{where}: a decimal must be a number or a string of digits, got {value!r}."
+        )
+    if isinstance(value, str) and not (value.isascii() and "_" not in value):
+        # Python's Decimal reads "1_000.50" as 1000.50 and "١٢" (Arabic-Indic) as 12
+        raise SerializationError(
+            f"{where}: {value!r} is not a decimal number in plain digits: write it with ASCII "
+            "digits 0-9 and no '_' grouping (for instance '1000.50')."
         )
     try:
         d = value if isinstance(value, Decimal) else Decimal(value)
@@ -561,6 +649,52 @@ def coerce_decimals(datum: Any, fields: tuple[tuple[str, Mapping[str, Any]], ...
             out = dict(datum)
         out[name] = _decimal(v, schema, "/" + name)
     return datum if out is None else out
+
+
+# Microseconds per unit of a timestamp type: a datum finer than its unit loses digits.
+_STAMP_UNIT_US = {
+    "timestamp-millis": 1000,
+    "local-timestamp-millis": 1000,
+    "timestamp-micros": 1,
+    "local-timestamp-micros": 1,
+}
+
+
+def stamp_fields(schema: Any) -> tuple[tuple[str, str], ...]:
+    """The top-level fields of a record schema (fastavro-parsed) whose type is a millis or
+    micros timestamp, or a nullable union holding one, with that logical type."""
+    if not isinstance(schema, Mapping) or schema.get("type") != "record":
+        return ()
+    out = []
+    for f in schema.get("fields", []):
+        t = f["type"]
+        for b in t if isinstance(t, list) else [t]:
+            if isinstance(b, Mapping) and b.get("logicalType") in _STAMP_UNIT_US:
+                out.append((f["name"], str(b["logicalType"])))
+                break
+    return tuple(out)
+
+
+def check_stamps(datum: Any, fields: tuple[tuple[str, str], ...]) -> None:
+    """Raise ``SerializationError`` for a time in ``fields`` of ``datum`` (a file row) finer
+    than its field's unit, which fastavro would store cut without a word: nanoseconds (a
+    Parquet ``timestamp[ns]`` column's rows are pandas Timestamps) in any field, or
+    microseconds in a millis field (``timestamp[us]``, or an Avro file's micros field read
+    through a later millis version)."""
+    if not fields or type(datum) is not dict:
+        return
+    for name, logical in fields:
+        v = datum.get(name)
+        if not isinstance(v, datetime):
+            continue
+        ns = getattr(v, "nanosecond", 0)
+        if ns or v.microsecond % _STAMP_UNIT_US[logical]:
+            unit = "milliseconds" if _STAMP_UNIT_US[logical] > 1 else "microseconds"
+            raise SerializationError(
+                f"/{name}: {v.isoformat()} is finer than the {unit} a {logical} value holds: "
+                f"the extra digits would be cut off. Round the times to {unit} before "
+                "publishing, or register a version with a finer timestamp type."
+            )
 
 
 def to_json(value: Any) -> Any:

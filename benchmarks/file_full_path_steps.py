@@ -8,7 +8,8 @@ script imports the tree it is run from (``cd /tmp/old && PYTHONPATH=. python
 /path/to/benchmarks/file_full_path_steps.py JSONL 300000`` profiles an older tree, as long as
 the steps it wraps exist there).
 Run: ``.venv/bin/python -m benchmarks.file_full_path_steps JSONL 300000`` (or CSV, Parquet,
-Avro; Parquet's decoder child is started by a small file first and its CPU shown apart).
+Avro; a small file of the format is published first, and Parquet's decoder child's CPU is shown
+apart).
 """
 
 from __future__ import annotations
@@ -108,8 +109,9 @@ def main() -> int:
 
     with accounts_hub() as (h, folder):
         path = trades_file(h, folder / "f", fmt, n, 10**8)
-        if fmt == "Parquet":  # the decoder child running, as in a hub that read a file before
-            publish_file(h.ingest, trades_file(h, folder / "w", fmt, 1000, 10**9), "trades")
+        # a file before (as in a hub that has run): the decoder child started, pandas imported
+        publish_file(h.ingest, trades_file(h, folder / "w", fmt, 1000, 10**9), "trades")
+        h.ledger.sync()
         _CPU.clear()
         _CALLS.clear()
         _ENDED.clear()

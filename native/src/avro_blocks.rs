@@ -1,5 +1,6 @@
 //! Column-wise decoding of one Avro object-container block (records back to back, one flat
-//! writer schema) in one call. The pure-Python reference is `ingest/avrofile.py`
+//! writer schema) in one call (`avro_block_columns`), or of a batch's blocks together
+//! (`avro_batch_columns`: the same reading and checks per block, one set of columns). The pure-Python reference is `ingest/avrofile.py`
 //! (`decode_block_py`); `tests/unit/test_avro_file_columns.py` checks both give equal columns,
 //! and equal fastavro's datums, on random schemas and records.
 //!

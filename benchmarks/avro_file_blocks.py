@@ -2,8 +2,10 @@
 
 The same trades (``e2e.write_avro``, other ids per run so none is a duplicate) through
 ``publish_file`` on one hub, alternating in one run:
-- ``native``: blocks decoded to Arrow columns by ``hub_native.avro_block_columns``
-  (``ingest.avrofile``), the path ``publish_file`` takes;
+- ``native``: each batch's blocks decoded to Arrow columns in one call by
+  ``hub_native.avro_batch_columns`` (``ingest.avrofile``), the path ``publish_file`` takes;
+- ``per-block``: the path before session 23, one ``hub_native.avro_block_columns`` call and
+  one record batch per block, concatenated per batch (``avrofile.native_batch_decoder`` None);
 - ``fastavro``: the path before it (``ingest.avrofile.native_decoder`` set to None: fastavro's
   datums, ``arrowread.datum_batch``), the reference;
 - ``floor``: ``SqliteEventLog.append`` alone of the same number of pre-encoded records with an
@@ -47,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ingest.files import publish_file
     from tests.service.accounts import open_accounts
 
-    native = avrofile.native_decoder
+    native, native_batch = avrofile.native_decoder, avrofile.native_batch_decoder
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         h = bootstrap(load_settings(environ={}, data_dir=folder / "d", projection_autostart=False))
@@ -63,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             h.log.create_topic("bench_floor", 1)
             start = 10**8
             for r in range(args.rounds):
-                for mode in ("fastavro", "native", "floor"):
+                for mode in ("fastavro", "per-block", "native", "floor"):
                     load = os.getloadavg()[0]
                     if mode == "floor":
                         recs = ingested_records(encoded)
@@ -85,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 ),
                             )
                         start += 10**7
-                        avrofile.native_decoder = native if mode == "native" else None
+                        avrofile.native_decoder = None if mode == "fastavro" else native
+                        avrofile.native_batch_decoder = native_batch if mode == "native" else None
                         out: list[Any] = []
 
                         def ingest(path: Path = path, out: list[Any] = out) -> None:
@@ -100,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         flush=True,
                     )
         finally:
-            avrofile.native_decoder = native
+            avrofile.native_decoder, avrofile.native_batch_decoder = native, native_batch
             h.close()
     return 0
 

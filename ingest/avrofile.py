@@ -40,6 +40,18 @@ try:
 except ImportError:  # not built (no cargo): every block is read by fastavro
     _decoder = None
 native_decoder = _decoder  # None also reads every block with fastavro (benchmarks)
+native_batch_decoder: (
+    Callable[[list[tuple[bytes, int, int, int]], Plan], list[tuple[bytes, Any, Any]] | None] | None
+)
+try:
+    from hub_native import (  # type: ignore[import-not-found,unused-ignore]
+        avro_batch_columns as _batch_decoder,
+    )
+except ImportError:  # an older build: each block is decoded alone (``block_batch``)
+    _batch_decoder = None
+# A batch's blocks in one call, made into one record batch (``Batch.record_batch``); None: one
+# call and one record batch per block, concatenated (the reference this is held to).
+native_batch_decoder = _batch_decoder
 
 # Kind codes of native/src/avro_blocks.rs, by ``arrowread.Column.kind``.
 _KINDS = {
@@ -76,12 +88,19 @@ def block_batch(data: bytes, count: int, plan: Plan, lay: Layout) -> pa.RecordBa
     None (the reference reads the block; see the module docstring)."""
     if native_decoder is None or count <= 0:
         return None
-    got = native_decoder(data, count, plan)
+    return _columns_batch(native_decoder(data, count, plan), count, lay)
+
+
+def _columns_batch(
+    got: list[tuple[bytes, Any, Any]] | None, n: int, lay: Layout
+) -> pa.RecordBatch | None:
+    """The native decoder's columns of ``n`` rows as a record batch of ``lay.schema``, or None
+    (declined by the decoder, or holding a value ``datum_batch`` refuses)."""
     if got is None:
         return None
     arrays = []
     for c, (words, valid, strings) in zip(lay.columns, got, strict=True):
-        arr = _array(c.kind, c.final, c.symbols, count, words, valid, strings)
+        arr = _array(c.kind, c.final, c.symbols, n, words, valid, strings)
         if arr is None:
             return None
         arrays.append(arr)
@@ -190,7 +209,7 @@ def read_blocks(f: Any, writer: Any) -> Iterator[Block]:
 @dataclass(slots=True)
 class Segment:
     """Rows ``lo:hi`` of one block and the block's native record batch (None: the reference
-    reads it)."""
+    reads it; unused when the batch is decoded whole, ``Batch.plan``)."""
 
     block: Block
     rb: pa.RecordBatch | None
@@ -207,9 +226,15 @@ class Segment:
 
 @dataclass(slots=True)
 class Batch:
-    """A batch of an Avro file: consecutive rows of one or more blocks."""
+    """A batch of an Avro file: consecutive rows of one or more blocks. With ``plan`` and
+    ``lay`` its blocks are decoded together when the record batch is asked for (one native call
+    and one Arrow conversion per batch, not per block: files written with small blocks paid
+    the conversion's fixed cost per few hundred rows); without, from the segments' own
+    record batches."""
 
     segments: list[Segment] = field(default_factory=list)
+    plan: Plan | None = None
+    lay: Layout | None = None
 
     def __len__(self) -> int:
         return sum(s.hi - s.lo for s in self.segments)
@@ -225,10 +250,15 @@ class Batch:
                 continue
             out.append(Segment(s.block, s.rb, s.lo + skip, s.hi))
             skip = 0
-        return Batch(out)
+        return Batch(out, self.plan, self.lay)
 
     def record_batch(self) -> pa.RecordBatch | None:
         """The rows as one native record batch, or None when a block needs the reference."""
+        if self.plan is not None and self.lay is not None and native_batch_decoder is not None:
+            if not self.segments:
+                return None
+            cuts = [(s.block.data, s.block.count, s.lo, s.hi) for s in self.segments]
+            return _columns_batch(native_batch_decoder(cuts, self.plan), len(self), self.lay)
         if any(s.rb is None for s in self.segments):
             return None
         parts = [s.rb.slice(s.lo, s.hi - s.lo) for s in self.segments if s.rb is not None]
@@ -265,15 +295,21 @@ class Batch:
 
 def batches(blocks: Iterator[Block], plan: Plan, lay: Layout, batch_size: int) -> Iterator[Batch]:
     """The rows of ``blocks`` in batches of ``batch_size`` (the last may be smaller; a batch
-    also closes at a block's end once its blocks hold ``BATCH_BYTES``), each block decoded
-    natively once (``block_batch``)."""
-    pending = Batch()
+    also closes at a block's end once its blocks hold ``BATCH_BYTES``), decoded natively per
+    batch (``Batch.record_batch``; a block cut by a batch's end is read whole by both batches),
+    or each block once (``block_batch``) without the batch decoder."""
+    whole = native_batch_decoder is not None and native_decoder is not None
+
+    def fresh() -> Batch:
+        return Batch([], plan, lay) if whole else Batch()
+
+    pending = fresh()
     room, held = batch_size, 0
     for block in blocks:
         n = block.count
         if n <= 0:
             continue
-        rb = block_batch(block.data, n, plan, lay)
+        rb = None if whole else block_batch(block.data, n, plan, lay)
         held += len(block.data)
         lo = 0
         while lo < n:
@@ -284,6 +320,6 @@ def batches(blocks: Iterator[Block], plan: Plan, lay: Layout, batch_size: int) -
             # Cut by inflated bytes too: a few KB of deflate per record filled a batch of GBs.
             if room == 0 or (lo == n and held >= BATCH_BYTES):
                 yield pending
-                pending, room, held = Batch(), batch_size, 0
+                pending, room, held = fresh(), batch_size, 0
     if pending.segments:
         yield pending

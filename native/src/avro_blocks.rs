@@ -1,5 +1,6 @@
 //! Column-wise decoding of one Avro object-container block (records back to back, one flat
-//! writer schema) in one call. The pure-Python reference is `ingest/avrofile.py`
+//! writer schema) in one call (`avro_block_columns`), or of a batch's blocks together
+//! (`avro_batch_columns`: the same reading and checks per block, one set of columns). The pure-Python reference is `ingest/avrofile.py`
 //! (`decode_block_py`); `tests/unit/test_avro_file_columns.py` checks both give equal columns,
 //! and equal fastavro's datums, on random schemas and records.
 //!
@@ -68,20 +69,26 @@ impl Column {
         }
     }
 
-    /// Read one value; None where fastavro's reading is left to fastavro.
+    /// Read one value; None where fastavro's reading is left to fastavro. With `emit` false
+    /// the value is read and checked exactly the same but not kept (a row of the block outside
+    /// the rows asked for).
     #[inline]
-    fn read(&mut self, r: &mut Reader) -> Option<()> {
+    fn read(&mut self, r: &mut Reader, emit: bool) -> Option<()> {
         if self.null_index >= 0 {
             let branch = r.long()?;
             if branch != 0 && branch != 1 {
                 return None;
             }
             if branch == self.null_index {
-                self.valid.push(0);
-                self.absent();
+                if emit {
+                    self.valid.push(0);
+                    self.absent();
+                }
                 return Some(());
             }
-            self.valid.push(1);
+            if emit {
+                self.valid.push(1);
+            }
         }
         match self.kind {
             LONG | TIMESTAMP | ENUM => {
@@ -91,7 +98,9 @@ impl Column {
                 {
                     return None;
                 }
-                self.words.extend_from_slice(&v.to_le_bytes());
+                if emit {
+                    self.words.extend_from_slice(&v.to_le_bytes());
+                }
             }
             STRING | BYTES | DECIMAL => {
                 let len = r.long()?;
@@ -112,17 +121,21 @@ impl Column {
                     if n > 0 && n < 8 && bytes[0] & 0x80 != 0 {
                         value -= 1i64 << (8 * n);
                     }
-                    self.words.extend_from_slice(&value.to_le_bytes());
+                    if emit {
+                        self.words.extend_from_slice(&value.to_le_bytes());
+                    }
                 } else {
                     if self.kind == STRING && std::str::from_utf8(bytes).is_err() {
                         return None;
                     }
-                    if self.data.len() + bytes.len() >= (1 << 31) {
-                        return None;
+                    if emit {
+                        if self.data.len() + bytes.len() >= (1 << 31) {
+                            return None;
+                        }
+                        self.data.extend_from_slice(bytes);
+                        self.words
+                            .extend_from_slice(&(self.data.len() as i32).to_le_bytes());
                     }
-                    self.data.extend_from_slice(bytes);
-                    self.words
-                        .extend_from_slice(&(self.data.len() as i32).to_le_bytes());
                 }
             }
             BOOLEAN => {
@@ -130,13 +143,22 @@ impl Column {
                 if b > 1 {
                     return None;
                 }
-                self.words.push(b);
+                if emit {
+                    self.words.push(b);
+                }
             }
-            DOUBLE => self.words.extend_from_slice(r.take(8)?),
+            DOUBLE => {
+                let w = r.take(8)?;
+                if emit {
+                    self.words.extend_from_slice(w);
+                }
+            }
             FLOAT => {
                 let w = r.take(4)?;
-                let f = f32::from_le_bytes([w[0], w[1], w[2], w[3]]) as f64;
-                self.words.extend_from_slice(&f.to_le_bytes());
+                if emit {
+                    let f = f32::from_le_bytes([w[0], w[1], w[2], w[3]]) as f64;
+                    self.words.extend_from_slice(&f.to_le_bytes());
+                }
             }
             _ => return None,
         }
@@ -144,25 +166,8 @@ impl Column {
     }
 }
 
-/// Decode the `count` records of one block's (decompressed) `data` with the field plan
-/// `fields` ((kind, null branch index or -1, aux: the enum's symbol count) per field).
-///
-/// Returns None (the caller reads the block with fastavro) or a list with one tuple per field:
-/// (values, validity or None, string bytes or None): values are i64 / f64 little-endian
-/// (decimals: the unscaled i64; enums: the index; floats widened to f64), one byte per row for
-/// booleans, i32 offsets (n + 1) for strings and bytes; validity is one byte per row.
-#[pyfunction]
-fn avro_block_columns<'py>(
-    py: Python<'py>,
-    data: &Bound<'py, PyBytes>,
-    count: usize,
-    fields: Vec<(u8, i64, i64)>,
-) -> PyResult<Option<Bound<'py, PyList>>> {
-    let b = data.as_bytes();
-    if fields.is_empty() || count > b.len() {
-        return Ok(None); // every field takes a byte at least: fastavro names the problem
-    }
-    let mut cols: Vec<Column> = fields
+fn columns(fields: &[(u8, i64, i64)], rows: usize) -> Vec<Column> {
+    fields
         .iter()
         .map(|&(kind, null_index, aux)| {
             let width = match kind {
@@ -170,7 +175,7 @@ fn avro_block_columns<'py>(
                 STRING | BYTES => 4,
                 _ => 8,
             };
-            let mut words = Vec::with_capacity(width * (count + 1));
+            let mut words = Vec::with_capacity(width * (rows + 1));
             if kind == STRING || kind == BYTES {
                 words.extend_from_slice(&0i32.to_le_bytes());
             }
@@ -181,28 +186,35 @@ fn avro_block_columns<'py>(
                 words,
                 data: Vec::new(),
                 valid: if null_index >= 0 {
-                    Vec::with_capacity(count)
+                    Vec::with_capacity(rows)
                 } else {
                     Vec::new()
                 },
             }
         })
-        .collect();
-    let ok = py.allow_threads(|| {
-        let mut r = Reader { b, at: 0 };
-        for _ in 0..count {
-            for c in cols.iter_mut() {
-                c.read(&mut r)?;
-            }
-        }
-        if r.at != b.len() {
-            return None;
-        }
-        Some(())
-    });
-    if ok.is_none() {
-        return Ok(None);
+        .collect()
+}
+
+/// Read all `count` records of one block's `b` (every check, and nothing may be left after
+/// the last record), keeping rows `lo..hi` in `cols`; None as `Column::read`.
+fn read_block(b: &[u8], count: usize, lo: usize, hi: usize, cols: &mut [Column]) -> Option<()> {
+    if count > b.len() {
+        return None; // every field takes a byte at least: fastavro names the problem
     }
+    let mut r = Reader { b, at: 0 };
+    for row in 0..count {
+        let emit = lo <= row && row < hi;
+        for c in cols.iter_mut() {
+            c.read(&mut r, emit)?;
+        }
+    }
+    if r.at != b.len() {
+        return None;
+    }
+    Some(())
+}
+
+fn columns_out<'py>(py: Python<'py>, cols: Vec<Column>) -> PyResult<Bound<'py, PyList>> {
     let out = PyList::empty(py);
     for c in cols {
         let item = PyTuple::new(
@@ -223,10 +235,75 @@ fn avro_block_columns<'py>(
         )?;
         out.append(item)?;
     }
-    Ok(Some(out))
+    Ok(out)
+}
+
+/// Decode the `count` records of one block's (decompressed) `data` with the field plan
+/// `fields` ((kind, null branch index or -1, aux: the enum's symbol count) per field).
+///
+/// Returns None (the caller reads the block with fastavro) or a list with one tuple per field:
+/// (values, validity or None, string bytes or None): values are i64 / f64 little-endian
+/// (decimals: the unscaled i64; enums: the index; floats widened to f64), one byte per row for
+/// booleans, i32 offsets (n + 1) for strings and bytes; validity is one byte per row.
+#[pyfunction]
+fn avro_block_columns<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyBytes>,
+    count: usize,
+    fields: Vec<(u8, i64, i64)>,
+) -> PyResult<Option<Bound<'py, PyList>>> {
+    let b = data.as_bytes();
+    if fields.is_empty() || count > b.len() {
+        return Ok(None); // every field takes a byte at least: fastavro names the problem
+    }
+    let mut cols = columns(&fields, count);
+    let ok = py.allow_threads(|| read_block(b, count, 0, count, &mut cols));
+    if ok.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(columns_out(py, cols)?))
+}
+
+/// `avro_block_columns` of several blocks at once, as one set of columns: `segments` are
+/// (decompressed data, record count, lo, hi) per block; every block is read whole and checked
+/// as `avro_block_columns` checks it, and rows `lo..hi` of each are kept, in order. None when
+/// any block is declined (the caller reads the batch with fastavro), or a segment's rows are
+/// not inside its block.
+#[pyfunction]
+fn avro_batch_columns<'py>(
+    py: Python<'py>,
+    segments: Vec<(Bound<'py, PyBytes>, usize, usize, usize)>,
+    fields: Vec<(u8, i64, i64)>,
+) -> PyResult<Option<Bound<'py, PyList>>> {
+    if fields.is_empty() || segments.is_empty() {
+        return Ok(None);
+    }
+    let mut rows = 0usize;
+    for (data, count, lo, hi) in &segments {
+        if *count == 0 || *count > data.as_bytes().len() || lo >= hi || *hi > *count {
+            return Ok(None);
+        }
+        rows += hi - lo;
+    }
+    let blocks: Vec<(&[u8], usize, usize, usize)> = segments
+        .iter()
+        .map(|(d, c, lo, hi)| (d.as_bytes(), *c, *lo, *hi))
+        .collect();
+    let mut cols = columns(&fields, rows);
+    let ok = py.allow_threads(|| {
+        for &(b, count, lo, hi) in &blocks {
+            read_block(b, count, lo, hi, &mut cols)?;
+        }
+        Some(())
+    });
+    if ok.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(columns_out(py, cols)?))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(avro_block_columns, m)?)?;
+    m.add_function(wrap_pyfunction!(avro_batch_columns, m)?)?;
     Ok(())
 }

@@ -283,3 +283,89 @@ def test_a_declined_block_makes_the_batch_read_by_the_reference() -> None:
     assert batch.record_batch() is None
     assert batch.datums() == [{"a": 1}, {"a": 2}]
     assert json.dumps(batch.datums_at([1])) == '[{"a": 2}]'
+
+
+def _batch_columns(blocks: list[Any], cuts: list[tuple[int, int, int]], plan: Any) -> Any:
+    return hub_native.avro_batch_columns(
+        [(blocks[k].data, blocks[k].count, lo, hi) for k, lo, hi in cuts], plan
+    )
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_a_batch_decoded_whole_equals_its_blocks_decoded_alone(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Batch.record_batch`` of a batch's blocks in one native call gives the rows the per-block
+    reference gives (each block's record batch, cut and concatenated), for batches that cut
+    blocks anywhere; where it answers None, so does the reference, and where it answers a batch,
+    it equals fastavro's datums of those rows (``datum_batch``)."""
+    from ingest import avrofile
+
+    rnd = random.Random(1000 + seed)
+    schema = random_schema(rnd)
+    parsed = fastavro.parse_schema(schema)
+    lay = layout(parsed)
+    assert lay is not None
+    plan = block_plan(parsed, lay)
+    assert plan is not None
+    rows = random_rows(schema, rnd.randint(1, 400), rnd)
+    blocks = blocks_of(schema, rows, rnd.choice(["null", "deflate"]))
+    size = rnd.choice([1, 7, 50, 128, 1000])
+    whole = list(batches(iter(blocks), plan, lay, size))
+    monkeypatch.setattr(avrofile, "native_batch_decoder", None)
+    alone = list(batches(iter(blocks), plan, lay, size))
+    assert [len(b) for b in whole] == [len(b) for b in alone]
+    assert all(b.plan is not None for b in whole) and all(b.plan is None for b in alone)
+    decoded = 0
+    for a, b in zip(whole, alone, strict=True):
+        monkeypatch.undo()
+        got = a.record_batch()
+        monkeypatch.setattr(avrofile, "native_batch_decoder", None)
+        want = b.record_batch()
+        if got is None:
+            assert want is None
+            continue
+        decoded += 1
+        ref = datum_batch(a.datums(), lay)
+        assert ref is not None
+        for x in (want, ref):
+            if x is None:
+                continue
+            assert got.schema == x.schema
+            for c, d in zip(got.columns, x.columns, strict=True):
+                assert c.to_pylist() == d.to_pylist() or _same_nan(c, d)
+                assert c.null_count == d.null_count
+    assert decoded
+
+
+def test_the_batch_decoder_declines_when_any_block_is_declined() -> None:
+    """One bad block (bytes after its last record, a varint too long, a row of it outside the
+    batch's rows included: every block is read whole) declines the whole batch; rows outside
+    a block are refused."""
+    plan, _ = _plan_of([{"name": "a", "type": "long"}])
+    good = Block(zz(1) + zz(2) + zz(3), 3, None)
+    assert _batch_columns([good], [(0, 0, 3)], plan) == [(struct.pack("<3q", 1, 2, 3), None, None)]
+    assert _batch_columns([good, good], [(0, 2, 3), (1, 0, 1)], plan) == [
+        (struct.pack("<2q", 3, 1), None, None)
+    ]
+    for bad in (Block(zz(1) + b"\x00", 1, None), Block(b"\xff" * 11, 1, None)):
+        assert _batch_columns([good, bad], [(0, 0, 3), (1, 0, 1)], plan) is None
+    tail = Block(zz(1) + zz(2) + b"\xff" * 11, 3, None)  # row 2 is bad, only rows 0..2 asked
+    assert _batch_columns([tail], [(0, 0, 2)], plan) is None
+    for lo, hi in ((0, 4), (2, 2), (3, 1)):
+        assert _batch_columns([good], [(0, lo, hi)], plan) is None
+    assert _batch_columns([Block(zz(1), 2**62, None)], [(0, 0, 1)], plan) is None
+    assert _batch_columns([], [], plan) is None
+
+
+def test_a_straddling_block_with_an_int_out_of_range_in_the_next_batch() -> None:
+    """A value ``datum_batch`` refuses (an int out of 32 bits) in rows of the block that belong
+    to the next batch: this batch's rows decode natively and equal fastavro's; the next batch
+    is declined (the reference reads it, and refuses the value)."""
+    fields = [{"name": "a", "type": "int"}]
+    plan, lay = _plan_of(fields)
+    block = Block(zz(1) + zz(2) + zz(2**31), 3, fastavro.parse_schema(fields[0]["type"]))
+    first, second = batches(iter([block]), plan, lay, 2)
+    got = first.record_batch()
+    assert got is not None and got.column(0).to_pylist() == [1, 2]
+    assert second.record_batch() is None

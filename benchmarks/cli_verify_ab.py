@@ -10,6 +10,12 @@ before and after the verification proper (bootstrap, recording the run, the clos
 
 Both trees run on this venv (its ``hub_native``); the child prints which of pandas and the web
 framework it imported.
+
+``--events N`` (session 23, ``verify23``): after ``hub init`` each folder's log gets N records
+(``e2e_common.ledger_records``, 10,000 per append, topic ``bench.trades``) and its ledger one
+sync, so the rounds measure the command on a large ledger (1M: the issue-13 goal's size):
+
+    .venv/bin/python -m benchmarks.cli_verify_ab /tmp/cli-old --rounds 6 --events 1000000
 """
 
 from __future__ import annotations
@@ -36,6 +42,29 @@ _CHILD = (
 )
 
 
+_FILL = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from benchmarks.e2e_common import ledger_records\n"
+    "from hub.bootstrap import bootstrap\n"
+    "from hub.settings import load_settings\n"
+    "n = int(sys.argv[2])\n"
+    "h = bootstrap(load_settings(None, data_dir=Path(sys.argv[1])))\n"
+    "h.log.create_topic('bench.trades', 1)\n"
+    "for s in range(0, n, 10_000):\n"
+    "    h.log.append('bench.trades', ledger_records(min(10_000, n - s), s))\n"
+    "h.ledger.sync(force_checkpoint=True)\n"
+    "h.close()\n"
+)
+
+
+def _fill(tree: Path, data: Path, events: int) -> None:
+    """``events`` records appended to the folder's log and synced to its ledger, by ``tree``."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    argv = [sys.executable, "-c", _FILL, str(data), str(events)]
+    subprocess.run(argv, cwd=tree, env=env, check=True, capture_output=True)
+
+
 def _run(tree: Path, data: Path, key: Path, *args: str) -> tuple[float, float, str]:
     """(CPU s, wall s, stderr's last line) of one ``hub`` command run from ``tree``: the CPU
     is the difference of ``RUSAGE_CHILDREN`` around it (one child at a time: that child's)."""
@@ -58,6 +87,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("old_tree", type=Path)
     ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--events", type=int, default=0, help="records appended after hub init")
     a = ap.parse_args()
     new_tree = Path(__file__).resolve().parents[1]
     trees = {"old": a.old_tree.resolve(), "new": new_tree}
@@ -66,6 +96,8 @@ def main() -> None:
     for name, tree in trees.items():
         data, key = tmp / name / "hub", tmp / name / "admin.key"
         _run(tree, data, key, "init", "--key-file", str(key))
+        if a.events:
+            _fill(tree, data, a.events)
         folders[name] = (data, key)
     cpu: dict[str, list[float]] = {"old": [], "new": []}
     wall: dict[str, list[float]] = {"old": [], "new": []}

@@ -583,14 +583,12 @@ def save_verified(
         return prev
     offsets = dict(prev.last_offsets) if prev is not None else {}
     start = prev.size if prev is not None else 0
-    for batch in ledger.store.iter_leaf_batches(start=start):
+    # the key columns only (topic, partition, offset: ``iter_stored_batches``, each batch's
+    # digest and MAC checked as ``iter_leaf_batches`` checks them), not every batch decoded
+    for batch in ledger.store.iter_stored_batches(start=start):
         if batch.first >= cp.size:
             break
-        cols = batch.columns.slice(0, cp.size - batch.first)
-        # each partition's last offset: a dict built from pairs keeps the last one per key
-        topics, parts = column_values(cols.column("topic")), column_values(cols.column("part"))
-        where = zip(topics, parts, strict=True)
-        offsets.update(zip(where, column_values(cols.column("off")), strict=True))
+        _last_offsets(batch.keys.slice(0, cp.size - batch.first), offsets)
     state = Verified(
         ledger.config.origin,
         cp.size,
@@ -605,6 +603,40 @@ def save_verified(
     tmp.write_bytes(ledger.signer.sign_note(state.text()))
     os.replace(tmp, path)
     return state
+
+
+def _last_offsets(keys: Any, offsets: dict[tuple[str, int], int]) -> None:
+    """Each partition's last offset in ``keys`` (topic, part, off) into ``offsets``, in row
+    order (a later row of a partition replaces an earlier one; a new partition is added after
+    those there): read at the last row of each run of one partition, which gives what
+    :func:`_last_offsets_by_row`, the reference, gives row by row. A null topic or partition
+    takes the reference."""
+    import pyarrow.compute as pc
+
+    n = keys.num_rows
+    if not n:
+        return
+    topic, part = keys.column("topic").combine_chunks(), keys.column("part").combine_chunks()
+    if topic.null_count or part.null_count:
+        _last_offsets_by_row(keys, offsets)
+        return
+    off = keys.column("off").combine_chunks()
+    ends = [n - 1]
+    if n > 1:  # where (topic, partition) changes: the row before ends a run
+        change = pc.or_(
+            pc.not_equal(topic.slice(1), topic.slice(0, n - 1)),
+            pc.not_equal(part.slice(1), part.slice(0, n - 1)),
+        )
+        ends = [*pc.indices_nonzero(change).to_pylist(), n - 1]
+    for e in ends:
+        offsets[(topic[e].as_py(), part[e].as_py())] = off[e].as_py()
+
+
+def _last_offsets_by_row(keys: Any, offsets: dict[tuple[str, int], int]) -> None:
+    """:func:`_last_offsets` row by row: a dict built from pairs keeps the last one per key."""
+    topics, parts = column_values(keys.column("topic")), column_values(keys.column("part"))
+    where = zip(topics, parts, strict=True)
+    offsets.update(zip(where, column_values(keys.column("off")), strict=True))
 
 
 @dataclass(frozen=True)

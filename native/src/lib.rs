@@ -26,6 +26,7 @@ mod metadata;
 mod prepare_columns;
 mod record_mac;
 mod rfc3339;
+mod side_body;
 mod stored_avro;
 mod stored_batch;
 mod stored_leaves;
@@ -58,6 +59,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     prepare_columns::register(m)?;
     record_mac::register(m)?;
     rfc3339::register(m)?;
+    side_body::register(m)?;
     stored_avro::register(m)?;
     stored_batch::register(m)?;
     stored_leaves::register(m)?;

@@ -114,6 +114,7 @@ def _reference(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("_native_stored_batch", "_native_column_batch", "_native_leaf_batch"):
         monkeypatch.setattr(leaves_module, name, None)
     monkeypatch.setattr(TileLedgerStore, "iter_stored_batches", LedgerStore.iter_stored_batches)
+    monkeypatch.setattr(sideindex, "_native_body", None)  # the side-index body in NumPy
 
 
 def _first_problem(tmp: Path) -> str | None:
@@ -232,7 +233,7 @@ def _actor_changed(real: Callable[..., Any], table: pa.Table, _d: Any) -> Any:
 def _wide(real: Callable[..., Any], table: pa.Table, d: Any) -> Any:
     with pytest.MonkeyPatch.context() as m:
         m.setattr(sideindex, "_WIDTHS", ())  # every index and delta at 8 bytes: same values
-        return real(table, d)
+        return sideindex.body_of_reference(table, d)  # (the widths of the NumPy writer)
 
 
 SIGNED: dict[str, Callable[..., Any]] = {

@@ -6,7 +6,8 @@ apache-flink). ``SparkLauncher(python, workdir).run(script, name, spec)``:
      and where it writes (inputs are files the caller wrote, e.g. Parquet);
   2. runs ``<python> <script> spec.json`` with ``TMPDIR`` and Java's temp folder inside the job
      folder and the job's output in ``stdout.log`` / ``stderr.log`` there, in its own process
-     group (a timeout kills the JVM with it);
+     group (a timeout kills the JVM with it); its environment is the hub's minus the hub's
+     settings and secrets (``core.childenv``): the job gets everything it needs in the spec;
   3. reads ``result.json`` the job wrote last; a job that exits non-zero, or writes no result,
      raises ``SparkJobFailed`` with the error lines of its output.
 One process is one Spark session (``local[N]``): start-up costs seconds, so a job does all its
@@ -27,6 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from core.childenv import child_environment
 from core.errors import ConfigError, HubError
 
 _CAUSE = re.compile(r"^(Caused by: .*|.*(Exception|Error): .*)$", re.MULTILINE)
@@ -68,7 +70,9 @@ class SparkLauncher:
         result = folder / "result.json"
         result.unlink(missing_ok=True)
         # 2. the process
-        env = dict(os.environ)
+        # the hub's settings and secrets (HUB_MASTER_KEY, HUB_VAULT_TOKEN, database URLs) stay
+        # behind: the job reads local files the spec names
+        env = child_environment()
         env.update(
             {
                 "TMPDIR": str(folder / "tmp"),

@@ -5,7 +5,11 @@ virtualenv's interpreter (``infra/flink.sh python``); each job runs on a Flink m
 that process. Per job, under ``workdir/<name>``:
   1. ``spec.json`` (mode 0600: it holds the PostgreSQL password) is written;
   2. the process starts with ``TMPDIR`` and Java's temp folder inside the job folder (Flink
-     writes big temporary files) and the registry credentials in its environment only;
+     writes big temporary files) and the registry credentials in its environment only. That
+     environment is the hub's minus its settings and secrets (``core.childenv``): the job reads
+     PostgreSQL's password from the spec and its three keys (registry, row MAC, tenant MAC) from
+     the names this launcher sets, nothing else of the hub's (``HUB_MASTER_KEY``,
+     ``HUB_VAULT_TOKEN``, database URLs) reaches the JVM, its Python workers or their logs;
   3. ``FlinkJob.wait`` returns when a bounded job finished, or raises ``FlinkJobFailed`` with the
      root cause Flink logged (the Python traceback only says "job failed").
 A job that should stop is sent SIGTERM, then SIGKILL (``FlinkJob.stop`` / ``kill``); with
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import tenant_mac
+from core.childenv import child_environment
 from core.errors import ConfigError, HubError
 from projections.flink.compile import JobSpec
 from projections.flink.rowmac import ROW_KEY_ENV
@@ -152,7 +157,10 @@ class FlinkLauncher:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(spec.to_json())
         # 2. the process, in its own process group (kill takes the JVM and workers with it)
-        env = dict(os.environ)
+        # only what the job needs: the JVM and Python find themselves through PATH, JAVA_HOME,
+        # HOME and the locale, which child_environment keeps; the hub's settings and anything
+        # secret-like stay behind (the row and tenant keys are set below, never inherited)
+        env = child_environment()
         env.update(
             {
                 "TMPDIR": str(folder / "tmp"),
@@ -165,10 +173,8 @@ class FlinkLauncher:
                 "PYTHONPATH": str(JOB_SCRIPT.parents[2]),
             }
         )
-        env.pop(ROW_KEY_ENV, None)  # only this launcher's key, never one inherited
         if self.row_key is not None:
             env[ROW_KEY_ENV] = self.row_key.hex()
-        env.pop(tenant_mac.KEY_ENV, None)  # likewise
         if self.tenant_key is not None:
             env[tenant_mac.KEY_ENV] = tenant_mac.env_value(self.tenant_key)
         # appended: a restarted job's folder keeps the output of the run that died

@@ -1097,11 +1097,46 @@ def undone_erasures_problem(hub: Hub, *, full: bool = False) -> str | None:
     )
 
 
+ERASURES_WRITER = "erasures.interrupted"  # the lease's fence the completion runs in
+
+
 def complete_interrupted_erasures(hub: Hub) -> None:
     """Complete the erasures a killed process began and did not record
     (``Eraser.complete_interrupted``: its keys destroyed, the views not yet scrubbed, nothing
     on the ledger); each is logged. One that fails again is logged with what to run: the
-    open goes on (the subject's key is destroyed whatever happens: reads show it erased)."""
+    open goes on (the subject's key is destroyed whatever happens: reads show it erased).
+
+    Under leader election the processes share the data folder, so each would find the same
+    intents and record the same erasure again: only the lease's holder completes them (taking
+    the lease when it is free, as a CLI command does), inside the lease's fence (a newer
+    leader's completion waits for this one, then finds the intents gone). A follower leaves
+    them, and the leader completes them when it is elected (``hub.ha.single_writers``)."""
+    leader = hub.leader
+    if leader is None:
+        _complete_interrupted(hub)
+        return
+    folder = hub.settings.erasure_intents_dir
+    if not folder.is_dir() or not any(folder.glob("*.json")):
+        return  # nothing left half done: no lease to take
+    try:
+        token = leader.fence(ERASURES_WRITER)
+        if token is None:
+            holder = leader.leadership.current()
+            log.info(
+                "interrupted erasures left to the leader",
+                extra={"leader": None if holder is None else holder.holder},
+            )
+            return
+        with leader.leadership.fenced(token):
+            _complete_interrupted(hub)
+    except HubError as exc:  # the lease's store, or the fence (a newer leader took over)
+        log.error(
+            "interrupted erasures not completed",
+            extra={"detail": exc.message, "fix": "the leader completes them when elected"},
+        )
+
+
+def _complete_interrupted(hub: Hub) -> None:
     try:
         for line in hub.eraser.complete_interrupted():
             log.warning("interrupted erasure", extra={"detail": line})

@@ -90,6 +90,11 @@ def single_writers(hub: Hub, *, projections: bool = True) -> Iterator[None]:
         if shared:
             hub.projections.start(shared, group="shared")
         log.info("single-writer parts started", extra={"epoch": epoch})
+        # the erasures a killed process (any of them: the data folder is shared) left half
+        # done, completed by the leader only (``bootstrap.complete_interrupted_erasures``)
+        from hub.bootstrap import complete_interrupted_erasures
+
+        complete_interrupted_erasures(hub)
 
     def lost(epoch: int) -> None:
         if shared:

@@ -317,7 +317,7 @@ class Eraser:
                 code="reason_required",
             )
         if resumed is not None:
-            return self._complete(principal, resumed, reason)
+            return self._completed(principal, resumed, reason)
         keys = self.plan(subject, tenant_scope, reapply=reapply)  # 1. before the hold
         named = frozenset(keys.tenants)
         if keys.legacy:  # the legacy key's tenants are erased too: their holds count
@@ -361,7 +361,19 @@ class Eraser:
         )
         if self._intents is not None:  # 1b. from here on, a crash is completed at the next open
             self._intents.begin(intent)
-        return self._complete(principal, intent, reason, keys)
+        return self._completed(principal, intent, reason, keys)
+
+    def _completed(
+        self, principal: Principal, intent: Intent, reason: str, keys: KeyPlan | None = None
+    ) -> Erasure:
+        """``_complete``; when it fails, the intent's lock is let go (it stays for the next
+        completion, which must not take this process's failed erasure for a running one)."""
+        try:
+            return self._complete(principal, intent, reason, keys)
+        except BaseException:
+            if self._intents is not None:
+                self._intents.release(intent.subject, intent.tenant_scope)
+            raise
 
     def _complete(
         self, principal: Principal, intent: Intent, reason: str, keys: KeyPlan | None = None

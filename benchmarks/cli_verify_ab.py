@@ -16,6 +16,12 @@ framework it imported.
 sync, so the rounds measure the command on a large ledger (1M: the issue-13 goal's size):
 
     .venv/bin/python -m benchmarks.cli_verify_ab /tmp/cli-old --rounds 6 --events 1000000
+
+``--command`` (session 23, ``clistart23``): another one-shot command than ``ledger verify
+--full``, as one string (``--command "ledger entry 1"``, ``--command status``), to measure what
+each command pays to start:
+
+    .venv/bin/python -m benchmarks.cli_verify_ab /tmp/cli-old --rounds 6 --command "ledger entry 1"
 """
 
 from __future__ import annotations
@@ -88,6 +94,7 @@ def main() -> None:
     ap.add_argument("old_tree", type=Path)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--events", type=int, default=0, help="records appended after hub init")
+    ap.add_argument("--command", default="ledger verify --full", help="the command measured")
     a = ap.parse_args()
     new_tree = Path(__file__).resolve().parents[1]
     trees = {"old": a.old_tree.resolve(), "new": new_tree}
@@ -106,7 +113,7 @@ def main() -> None:
         order = ("old", "new") if r % 2 == 0 else ("new", "old")
         line = []
         for name in order:
-            c, w, imported = _run(trees[name], *folders[name], "ledger", "verify", "--full")
+            c, w, imported = _run(trees[name], *folders[name], *a.command.split())
             cpu[name].append(c)
             wall[name].append(w)
             line.append(f"{name} {c:.3f} CPU s {w:.2f} s wall ({imported})")

@@ -61,11 +61,25 @@ class Ctx:
         kafka_migration: bool = False,
         witness_refuses: bool = True,
         check_erasures: bool = True,
+        pandas: bool = True,
     ) -> Iterator[Any]:
         """A hub for one command; ``sync``: give what it appended its ledger leaves on exit
         (False for verifiers, which must not change what they check); ``kafka_migration``,
         ``witness_refuses``: ``bootstrap``'s, for ``hub migrate kafka-seal`` and
-        ``hub ledger verify`` only; ``check_erasures``: ``bootstrap``'s (False: verify only)."""
+        ``hub ledger verify`` only; ``check_erasures``: ``bootstrap``'s (False: verify only);
+        ``pandas``: False for a command that hands pyarrow no pandas object: pandas is not
+        imported while it runs (:func:`hub.nopandas.without_pandas`)."""
+        if not pandas:
+            from hub.nopandas import without_pandas
+
+            with (
+                without_pandas(_command_line()),
+                self.hub(
+                    install_domain, sync, kafka_migration, witness_refuses, check_erasures
+                ) as h,
+            ):
+                yield h
+            return
         from hub.bootstrap import bootstrap
         from hub.settings import load_settings
 
@@ -98,6 +112,12 @@ class Ctx:
                 _sync_after(h)
         finally:
             h.close()
+
+
+def _command_line() -> str:
+    """The running command's name (``hub ledger verify``), for messages."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.command_path if ctx is not None else "this command"
 
 
 def _sync_after(h: Any) -> None:

@@ -53,7 +53,7 @@ def publish(
     path = Path(file)
 
     def go() -> None:
-        with obj.hub() as h:
+        with obj.hub(pandas=False) as h:
             principal = authorize(h, "ingest.publish", f"topics/{topic}")
             size = path.stat().st_size if path.exists() else 0
             with Progress(

@@ -89,7 +89,11 @@ def ledger_verify(obj: Ctx, public_key: tuple[str, ...], full: bool) -> None:
         # verify changes nothing; a ledger the outside witness refuses opens, to be named here
         # (erasures undone are read from the whole ledger below, and reported, not refused)
         with obj.hub(
-            install_domain=False, sync=False, witness_refuses=False, check_erasures=False
+            install_domain=False,
+            sync=False,
+            witness_refuses=False,
+            check_erasures=False,
+            pandas=False,
         ) as h:
             principal = authorize(h, "ledger.verify", "ledger")
             trusted = [_verifier_key_file(p) for p in public_key]
@@ -217,7 +221,7 @@ def ledger_entry(obj: Ctx, index: int, checkpoint: int | None) -> None:
     """One entry with its inclusion proof against a checkpoint."""
 
     def go() -> None:
-        with obj.hub() as h:
+        with obj.hub(pandas=False) as h:
             scope = _tenant_scope(h, f"ledger/entries/{index}")
             h.ledger.sync(force_checkpoint=True)
             _echo_json(h.ledger.entry(index, checkpoint, tenant_scope=scope))
@@ -232,7 +236,7 @@ def ledger_checkpoints(obj: Ctx, latest: bool) -> None:
     """Signed checkpoints: size, time, root (or the latest note)."""
 
     def go() -> None:
-        with obj.hub() as h:
+        with obj.hub(pandas=False) as h:
             authorize(h, "ledger.read", "ledger/checkpoints")
             h.ledger.sync(force_checkpoint=True)
             if latest:
@@ -253,7 +257,7 @@ def ledger_consistency(obj: Ctx, size1: int, size2: int) -> None:
     """Consistency proof between the checkpoints of SIZE1 and SIZE2."""
 
     def go() -> None:
-        with obj.hub() as h:
+        with obj.hub(pandas=False) as h:
             authorize(h, "ledger.read", "ledger/consistency")
             _echo_json(h.ledger.consistency(size1, size2))
 

@@ -18,14 +18,21 @@ outside one): the caller MUST have every text read by a JSON parser (Arrow, or P
 ones Arrow refuses) and parse the whole body itself when one is refused. A text that is one
 valid JSON value holds no comma at its top level, so when every text is one, the texts are
 exactly the elements and the body is valid JSON: what lies between them is a comma and spaces.
+
+``event_lines(body)`` gives the same texts as a ``Lines`` (what ``Lines.texts(events(body))``
+gives, byte for byte): for a ``json.dumps`` body the rewritten array (each separator made a line
+end) is already the ``Lines``' data, so no ``bytes`` object per event is made and joined again.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from ingest.lines import Lines, line_starts
 
 U8 = npt.NDArray[np.uint8]
 I64 = npt.NDArray[np.int64]
@@ -58,6 +65,48 @@ def events(body: bytes) -> list[bytes] | None:
     out = inner.replace(sep, b"}\n{").split(b"\n")
     out[0], out[-1] = out[0].lstrip(b" "), out[-1].rstrip(b" ")
     return out if out[0] and out[-1] else None  # ``[]``, ``[ ]``: no event
+
+
+def event_lines(body: bytes) -> Lines | None:
+    """``events(body)`` as ``Lines`` (numbered from 1), or None where ``events`` gives None."""
+    head = _HEAD.match(body)
+    tail = _TAIL.search(body, max(0, len(body) - 4096))
+    if head is None or tail is None or tail.start() < head.end():
+        return None
+    start, end = head.end(), tail.start()
+    inner = body[start:end]
+    if b"\t" in inner or b"\n" in inner or b"\r" in inner:
+        texts = _scanned(body, start, end)
+        return None if texts is None else Lines.texts(texts)
+    sep = b"}, {" if b"}, {" in inner else b"},{"
+    # ``events`` strips the first text's leading and the last one's trailing spaces; with a
+    # separator in the array, the first text ends with ``}`` and the last starts with ``{``,
+    # so neither is empty, and the spaces around the array are just those. A lone text keeps
+    # its leading spaces there (its ``lstrip`` is overwritten by the ``rstrip``): so here.
+    inner = inner.strip(b" ") if sep in inner else inner.rstrip(b" ")
+    if not inner:
+        return None  # ``[]``, ``[ ]``: no event
+    if _native_array_lines is not None:  # one pass (json_array.rs), equal to the two below
+        data, at = _native_array_lines(inner, sep)
+        starts = np.frombuffer(at, dtype="<i8")
+    else:
+        data = inner.replace(sep, b"}\n{")
+        starts = line_starts(data)
+    ends = np.empty(len(starts), dtype=np.int64)
+    ends[:-1] = starts[1:] - 1
+    ends[-1] = len(data)
+    return Lines(data, starts, ends, np.arange(1, len(starts) + 1, dtype=np.int64))
+
+
+def _load_array_lines() -> Any:
+    try:
+        import hub_native
+    except ImportError:  # not built: ``bytes.replace`` and the line starts
+        return None
+    return getattr(hub_native, "json_array_lines", None)
+
+
+_native_array_lines = _load_array_lines()
 
 
 def _scanned(body: bytes, start: int, end: int) -> list[bytes] | None:

@@ -73,7 +73,7 @@ class Lines:
             if b"\r\n" in region:
                 region = _without_trailing_crs(region)
             region = region.rstrip(b"\r")  # the last line's (no ``\n`` after it)
-        starts = _line_starts(region)
+        starts = line_starts(region)
         ends = np.empty(len(starts), dtype=np.int64)
         ends[:-1] = starts[1:]
         ends[:-1] -= 1  # each line's ``\n``
@@ -221,7 +221,7 @@ def _load_line_starts() -> Any:
 _native_line_starts = _load_line_starts()
 
 
-def _line_starts(region: bytes) -> I64:
+def line_starts(region: bytes) -> I64:
     """0 and the offset after every ``\n`` of ``region``: one native memchr walk
     (line_ends.rs), or the numpy reference, whose ``a == 10`` is a temporary as long as the
     region (a fresh 4 MiB block: its page faults cost more than the scan)."""

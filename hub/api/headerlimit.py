@@ -86,10 +86,20 @@ class HeadBoundedProtocol(HttpToolsProtocol):
         if self._refused:  # what still arrives on a refused connection is dropped unread
             return
         if self._in_head:
-            self._head_bytes += len(data)
-            if self._head_bytes > self.max_head_bytes:
-                self._refuse_head()
-                return
+            room = self.max_head_bytes - self._head_bytes
+            if len(data) <= room:
+                self._head_bytes += len(data)
+            else:
+                # Only the head is bounded: a read may hold a small head and the body after it
+                # (a loaded server reads late, up to 256 KiB at once). What fits is parsed; if
+                # the headers end within it, the rest is the body, parsed as usual.
+                super().data_received(data[:room])
+                if self._refused or self.transport.is_closing():
+                    return
+                if self._in_head:
+                    self._refuse_head()
+                    return
+                data = data[room:]
         super().data_received(data)
 
     def on_message_begin(self) -> None:

@@ -171,28 +171,30 @@ def _columnar(
     """The columnar result, or None when the reference must take the body whole."""
     from ingest.arrowread import json_batch
     from ingest.columnar import ingest_arrow
-    from ingest.jsonsplit import events
+    from ingest.jsonsplit import event_lines
+    from ingest.lines import Lines
 
     lay = _layout(pipeline, topic)
     if lay is None:
         return None
-    # 1. The events as texts, an envelope holding only "value" as its inner object.
-    texts = ndjson_lines(body) if ndjson else events(body)
-    if not texts:
+    # 1. The events as texts (one buffer and offsets: a JSON body's rewritten array is its
+    # texts joined already), an envelope holding only "value" as its inner object.
+    whole = Lines.texts(ndjson_lines(body)) if ndjson else event_lines(body)
+    if whole is None or not len(whole):
         return None
-    whole = texts
+    texts = whole
     if b'"value"' in body:
-        texts = [_unwrapped(x) for x in texts]
+        texts = Lines.texts([_unwrapped(whole.line(i)) for i in range(len(whole))])
     # 2. Arrow reads them; a JSON body's canonical original may be 3x its text (``\\u00e9``
     # for ``é``, a decimal quoted), so texts over a third of the record limit are forced.
     limit = pipeline.max_record_bytes
     rb, force = json_batch(texts, lay, limit if ndjson else limit // 3)
     if texts is not whole:
-        force |= np.fromiter(map(len, whole), dtype=np.int64, count=len(whole)) > limit
+        force |= whole.lengths() > limit
     # 3. What the reference makes of every forced event, decided before anything is written.
     made: dict[int, RawRecord] = {}
     for i in np.flatnonzero(force).tolist():
-        raw = _reference_event(whole[i], i, ndjson)
+        raw = _reference_event(whole.line(i), i, ndjson)
         if raw is None or _enveloped(raw):
             return None
         made[i] = raw
@@ -202,7 +204,7 @@ def _columnar(
         for i in at:
             raw = made.get(i)
             if raw is None:  # read by Arrow: a flat object the reference parses alike
-                raw = _reference_event(whole[i], i, ndjson)
+                raw = _reference_event(whole.line(i), i, ndjson)
                 assert raw is not None
             out.append(raw)
         return out

@@ -13,6 +13,7 @@ mod csv_rows;
 mod dict_column;
 mod find_text;
 mod headers;
+mod json_array;
 mod json_rows;
 mod json_text;
 mod kafka_produce;
@@ -47,6 +48,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     csv_rows::register(m)?;
     find_text::register(m)?;
     headers::register(m)?;
+    json_array::register(m)?;
     json_rows::register(m)?;
     json_text::register(m)?;
     kafka_produce::register(m)?;

@@ -139,6 +139,7 @@ from adapters.kafka_log.errors import (
     translate,
     txn_action,
 )
+from adapters.kafka_log.replays import first_replay, replay_what
 from adapters.kafka_log.seals import SEALS_TOPIC, PartitionSeal, SealCorrupt, fold_seals
 from adapters.kafka_log.transactions import KafkaTransaction
 from core.errors import (
@@ -159,6 +160,7 @@ from core.ports.eventlog import (
     EventLog,
     Headers,
     IdempotenceKey,
+    LogProblem,
     Record,
     RecordMetadata,
     StoredRecord,
@@ -841,6 +843,23 @@ class KafkaEventLog(EventLog):
         """Whether a record as ``scan_stored`` gives it carries a valid MAC (False without a
         MAC key: then nothing is sealed)."""
         return self._mac_key is not None and mac_valid(self._mac_key, r)
+
+    def integrity_problems(
+        self, checked: Mapping[tuple[str, int], tuple[int, int]] | None = None
+    ) -> list[LogProblem]:
+        """The broker stores the records (its ACLs and replication protect them); what this
+        log checks is replays (``replays``): per partition, the first record that repeats a
+        valid MAC. Reads every record of the namespace once more (``checked`` is of no use:
+        readers strip the MACs); nothing to check without a MAC key."""
+        if self._mac_key is None:
+            return []
+        found: list[LogProblem] = []
+        for t in self.topics():
+            for p in range(t.partitions):
+                hit = first_replay(self.scan_stored(t.name, p), self.has_valid_mac)
+                if hit is not None:
+                    found.append(LogProblem(t.name, p, hit[0], replay_what(hit[1])))
+        return found
 
     def scan_stored(self, topic: str, partition: int) -> Iterator[StoredRecord]:
         """Every committed record of a partition exactly as stored: no MAC checked, none of

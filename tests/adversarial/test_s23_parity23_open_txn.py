@@ -7,8 +7,10 @@ partition and leave it open: the partition's last stable offset stops there, so 
 ``read_committed`` reader (projections, the ledger's sync, verify) sees nothing past it until
 the broker aborts it (``transaction.max.timeout.ms``, 15 min by default), and the attacker can
 open the next one at once. The hub still acknowledges acme's publishes to that partition, yet
-they reach neither the views nor the ledger, and verify passes: it counts no pending record.
-Held as a strict xfail (see docs/benchmarks/s23-parity23.md for the proposed fix).
+they reached neither the views nor the ledger, and verify passed: it counted no pending
+record. Now verify's step 5 on Kafka reads past the last stable offset (``read_uncommitted``)
+and names a partition held below a record of the hub's older than any hub transaction can stay
+open (``adapters.kafka_log.replays.held_back_what``). The stall itself remains (broker ACLs).
 """
 
 from __future__ import annotations
@@ -47,11 +49,6 @@ def hub(kafka: str, tmp_path: Path) -> Iterator[tuple[Hub, str]]:
     h.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="s23 parity23: records held back behind another producer's open transaction are "
-    "invisible to the ledger and to verify (no pending count past the last stable offset)",
-)
 def test_an_acknowledged_record_held_behind_an_open_transaction_fails_verify(
     hub: tuple[Hub, str], kafka: str
 ) -> None:
@@ -72,10 +69,17 @@ def test_an_acknowledged_record_held_behind_an_open_transaction_fails_verify(
     evil.produce(prefix + "quotes", value=b"x", key=b"AAPL", partition=part)
     assert evil.flush(10) == 0
     try:
-        h.publisher.publish("quotes", quote, "p", "acme")  # acknowledged
-        time.sleep(2)  # older than ledger_max_pending_ms
+        at = h.publisher.publish("quotes", quote, "p", "acme")[0].offset  # acknowledged
+        h.ledger.sync()
+        assert verify_ledger(h.ledger).ok  # not yet: a transaction of the hub's could be open
+        # older than any transaction of the hub's can stay open (2 min), plus the grace
+        time.sleep(h.log.held_back_after_ms / 1000 + 1)  # type: ignore[attr-defined]
         h.ledger.sync()
         report = verify_ledger(h.ledger)
         assert not report.ok, "verify passed with an acknowledged record off the ledger"
+        (problem,) = [p for p in report.problems if p.topic == "quotes"]
+        assert problem.partition == part
+        assert f"a record the hub wrote and acknowledged (offset {at})" in problem.what
+        assert "another producer's open transaction holds it back" in problem.what
     finally:
         evil.abort_transaction(10)

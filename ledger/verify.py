@@ -21,7 +21,9 @@ Steps (each names the first bad entry it finds, by leaf index and (topic, partit
     5. The log itself (``EventLog.integrity_problems``): embedded, every batch's MAC chain,
        every partition's seal (start and end offsets) and every topic's MAC; a batch changed,
        forged, moved or removed, or bounds moved, without the log key fails here even where
-       the ledger has not reached it yet.
+       the ledger has not reached it yet. Kafka: a genuine record copied again into its
+       partition (a valid MAC seen twice), and records of the hub's held back past the last
+       stable offset by another producer's open transaction (``adapters.kafka_log.replays``).
     6. Removals: a partition whose start offset is above 0 (its records below were removed)
        MUST have a ``retention.delete`` entry on the ledger whose cut ends exactly at that
        start offset (``details.to``); a removal without one, or a start below the last

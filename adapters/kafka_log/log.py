@@ -139,6 +139,13 @@ from adapters.kafka_log.errors import (
     translate,
     txn_action,
 )
+from adapters.kafka_log.replays import (
+    HELD_BACK_GRACE_MS,
+    HELD_BACK_SCAN,
+    first_replay,
+    held_back_what,
+    replay_what,
+)
 from adapters.kafka_log.seals import SEALS_TOPIC, PartitionSeal, SealCorrupt, fold_seals
 from adapters.kafka_log.transactions import KafkaTransaction
 from core.errors import (
@@ -159,6 +166,7 @@ from core.ports.eventlog import (
     EventLog,
     Headers,
     IdempotenceKey,
+    LogProblem,
     Record,
     RecordMetadata,
     StoredRecord,
@@ -841,6 +849,85 @@ class KafkaEventLog(EventLog):
         """Whether a record as ``scan_stored`` gives it carries a valid MAC (False without a
         MAC key: then nothing is sealed)."""
         return self._mac_key is not None and mac_valid(self._mac_key, r)
+
+    def integrity_problems(
+        self, checked: Mapping[tuple[str, int], tuple[int, int]] | None = None
+    ) -> list[LogProblem]:
+        """The broker stores the records (its ACLs and replication protect them); what this
+        log checks is replays (``replays``): per partition, the first record that repeats a
+        valid MAC. Reads every record of the namespace once more (``checked`` is of no use:
+        readers strip the MACs); nothing to check without a MAC key."""
+        if self._mac_key is None:
+            return []
+        found: list[LogProblem] = []
+        for t in self.topics():
+            for p in range(t.partitions):
+                hit = first_replay(self.scan_stored(t.name, p), self.has_valid_mac)
+                if hit is not None:
+                    found.append(LogProblem(t.name, p, hit[0], replay_what(hit[1])))
+        return found + self._held_back()
+
+    @property
+    def held_back_after_ms(self) -> int:
+        """How old a record of the hub's above a partition's last stable offset must be before
+        verify names it held back (``_held_back``): the longest a transaction of this log can
+        stay open (the coordinator aborts it then) plus ``HELD_BACK_GRACE_MS``."""
+        longest = max(
+            60_000, int(self._delivery_timeout * 2000), int(self._atomic_txn_timeout * 1000)
+        )
+        return longest + HELD_BACK_GRACE_MS
+
+    def _held_back(self) -> list[LogProblem]:
+        """Partitions whose last stable offset stays below a record of the hub's own, with a
+        valid MAC, older than any transaction of the hub's can stay open (``_transactional``'s
+        timeout, the atomic one's, plus ``HELD_BACK_GRACE_MS``): another producer's open
+        transaction pins it, so ``read_committed`` readers (projections, the ledger's sync) do
+        not see records the hub acknowledged. Reads ``read_uncommitted`` from the last stable
+        offset, at most ``HELD_BACK_SCAN`` records per partition."""
+        cutoff = time.time_ns() // 1_000_000 - self.held_back_after_ms
+        found: list[LogProblem] = []
+        for t in self.topics():
+            stable = self._watermarks(t.name, committed=True)
+            high = self._watermarks(t.name)
+            for p, lso in sorted(stable.items()):
+                if lso >= high.get(p, 0):
+                    continue
+                for r in self._uncommitted(t.name, p, lso, min(high[p], lso + HELD_BACK_SCAN)):
+                    if r.timestamp_ms < cutoff and self.has_valid_mac(r):
+                        found.append(LogProblem(t.name, p, lso, held_back_what(r.offset)))
+                        break
+        return found
+
+    def _uncommitted(self, topic: str, partition: int, start: int, end: int) -> list[StoredRecord]:
+        """The records from ``start`` below ``end`` as stored, transactions still open
+        included (``read_uncommitted``); a fresh consumer, never the reader."""
+        consumer = Consumer(
+            {
+                **self._base,
+                "group.id": f"hub.held.{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_uncommitted",
+                "enable.partition.eof": True,
+            }
+        )
+        out: list[StoredRecord] = []
+        try:
+            consumer.assign([KafkaTP(self._wire(topic), partition, start)])
+            deadline = time.monotonic() + self._timeout
+            while time.monotonic() < deadline:
+                msgs = consumer.consume(500, 1.0)
+                done = False  # an empty consume is a slow fetch: the EOF event ends it
+                for m in msgs:
+                    at = m.offset()
+                    if m.error() is not None or at is None or at >= end - 1:
+                        done = True
+                    if m.error() is None and at is not None and at < end:
+                        out.append(stored_record(topic, partition, at, m))
+                if done:
+                    break
+        finally:
+            consumer.close()
+        return out
 
     def scan_stored(self, topic: str, partition: int) -> Iterator[StoredRecord]:
         """Every committed record of a partition exactly as stored: no MAC checked, none of

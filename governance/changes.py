@@ -148,6 +148,24 @@ class ChangeWithdrawn(Conflict):
     code = "change_withdrawn"
 
 
+class NotAsShown(Conflict):
+    """An approval naming another bundle than the one the pending change now proposes."""
+
+    code = "change_not_as_shown"
+
+
+def check_as_shown(change: Change, expected_version: str) -> None:
+    """Raise ``NotAsShown`` unless ``expected_version`` (what the approver was shown) is the
+    change's whole ``bundle_version``: a prefix is not enough, one can be searched for."""
+    if expected_version.strip().lower() != change.bundle_version:
+        shown = expected_version.strip()[:64] or "(empty)"
+        raise NotAsShown(
+            f"Policy change {change.change_id} now proposes bundle {change.bundle_version}, "
+            f"not {shown!r}, the one you were shown: it changed since. Nothing was approved; "
+            "read its diff again (hub policy diff, or reload the page) before approving."
+        )
+
+
 def withdrawn_error(what: str, by: str | None, reason: str) -> ChangeWithdrawn:
     return ChangeWithdrawn(
         f"{what[:1].upper()}{what[1:]} was withdrawn by {by!r}: {reason}. It is no longer "
@@ -394,10 +412,25 @@ class PolicyChanges:
             self._after_activation(principal.id, bundle)
         return self.store.change(change_id)
 
-    def approve(self, principal: Principal, change_id: str, reason: str = "") -> Change:
+    def approve(
+        self,
+        principal: Principal,
+        change_id: str,
+        reason: str = "",
+        *,
+        expected_version: str | None = None,
+    ) -> Change:
+        """Approve ``change_id`` as the second person. ``expected_version``: the
+        ``bundle_version`` the approver was shown with the diff (the console always sends it,
+        ``hub policy approve --expect``, the API's ``expected_version``); refused
+        (``change_not_as_shown``) unless the pending change still proposes exactly that bundle
+        and its recorded diff is still the one of that bundle against the active one, so a
+        change replaced between showing and approving is never approved unseen."""
         with self._lock:
             self.store.refresh()
             change = self.store.change(change_id)
+            if expected_version is not None:
+                check_as_shown(change, expected_version)
             if change.activated_at is not None:
                 raise Conflict(f"Policy change {change_id} is already active.")
             if change.withdrawn_at is not None:
@@ -432,6 +465,15 @@ class PolicyChanges:
                     f"but {active.version[:12]} is active now: propose it again."
                 )
             bundle = PolicyBundle.from_files(change.files)
+            if expected_version is not None and (
+                bundle.version != change.bundle_version
+                or bundle_diff(active.files, bundle.files) != change.diff
+            ):
+                raise NotAsShown(
+                    f"Policy change {change_id}: the diff shown with it is not the diff of the "
+                    "files it would activate (the recorded change is inconsistent). Nothing "
+                    "was approved; ask for it to be proposed again."
+                )
             validate_bundle(bundle, self._evaluator, self.timing)  # the cases may have grown since
             events = [
                 self._event(

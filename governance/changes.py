@@ -39,7 +39,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.errors import Conflict, Forbidden, HubError
-from core.policybundle import PolicyBundle, PolicyError, refuse_hidden_text
+from core.policybundle import (
+    PolicyBundle,
+    PolicyError,
+    refuse_hidden_text,
+    refuse_shadowed_data,
+)
 from core.ports.policy import HUB_TENANT, Decision, Principal
 from governance.decisions import new_decision_id
 from governance.policycases import all_cases, run_cases
@@ -195,11 +200,20 @@ def lost_right(
 
 
 def refused_for_proposer(
-    ledger: Any, approver: Principal, action: str, resource: str, change_id: str, exc: Exception
+    ledger: Any,
+    approver: Principal,
+    action: str,
+    resource: str,
+    change_id: str,
+    exc: Exception,
+    *,
+    tenant: str,
 ) -> None:
     """Record in the audit ledger an approval refused because the proposer lost the right to
     propose (``proposer_revoked``): an auditor sees who tried to complete whose change, not
-    only the changes that were applied. Best effort: the refusal stands if recording fails."""
+    only the changes that were applied. ``tenant``: the change's (a hold release's is the
+    hold's; the policy's the hub's own), where its tenant's officers read it, not the
+    approver's. Best effort: the refusal stands if recording fails."""
     if ledger is None or getattr(exc, "code", "") not in PROPOSER_LOST:
         return
     try:
@@ -213,7 +227,7 @@ def refused_for_proposer(
                 "reason": getattr(exc, "code", ""),
                 "message": str(exc),
             },
-            tenant=approver.tenant,
+            tenant=tenant,
         )
     except Exception:  # the answer is still the refusal; the log line keeps the trace
         log.exception("recording the refused approval of %s failed", change_id)
@@ -283,12 +297,14 @@ def validate_bundle(
     """Compile ``bundle`` with ``evaluator`` (an embedded engine, built by the composition root)
     and run every policy case on it; returns how many passed.
 
-    Its ``data.hub.two_person`` must be a list of names (``check_two_person_list``).
+    Its ``data.hub.two_person`` must be a list of names (``check_two_person_list``), and no
+    Rego rule may define what its data files define (``refuse_shadowed_data``).
     With ``timing``, the cases are first timed by it: a bundle with a slow decision is refused
     before any of its evaluations runs here (rego-cpp cannot stop one).
     Raises ``PolicyError`` naming each failing case (at most ten).
     """
     check_two_person_list(bundle)
+    refuse_shadowed_data(bundle)
     engine = evaluator(bundle)
     cases = all_cases(bundle)
     if timing is not None:
@@ -456,6 +472,7 @@ class PolicyChanges:
                     change.resource,
                     change_id,
                     exc,
+                    tenant=HUB_TENANT,  # one bundle, hub-wide: the hub's officers read it
                 )
                 raise
             active = self.store.active_bundle()

@@ -1029,7 +1029,16 @@ class ConfigChanges:
             )
         except (Conflict, Forbidden) as exc:
             refused_for_proposer(
-                self._ledger, principal, "config.approve_refused", change.resource, change_id, exc
+                self._ledger,
+                principal,
+                "config.approve_refused",
+                change.resource,
+                change_id,
+                exc,
+                # the change's tenant (a release: the hold's, even one recorded before s23)
+                tenant=self._tenant_of(res, principal)
+                if isinstance(res, LegalHoldResource)
+                else change.tenant,
             )
             raise
         current = to_text(res.current())

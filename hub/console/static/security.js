@@ -45,7 +45,7 @@
           : `diff (bundle ${row.bundle_version.slice(0, 12)})`;
         const pre = document.createElement("pre");
         pre.className = "change-diff";
-        pre.textContent = row.diff === null ? "" : row.diff;
+        pre.textContent = row.diff === null ? "" : hub.visibleLines(row.diff);  // controls escaped
         d.append(s, pre);
         td.append(d, reason, b);
       });

@@ -99,6 +99,96 @@ def refuse_hidden_text(files: Mapping[str, str]) -> None:
             )
 
 
+# ``data.hub``'s settings the hub itself reads from the data files (the two-person list, the
+# role table, grants, cases, the derived index): never a Rego rule's
+HUB_SETTINGS = frozenset(
+    {
+        "roles",
+        "actions",
+        "role_actions",
+        "read_actions",
+        "masked_classifications",
+        "investigation_purpose",
+        "open_cases",
+        "grants",
+        "two_person",
+        INDEX_KEY,
+    }
+)
+_REGO_TOKEN = re.compile(
+    r'#[^\n]*|"(?:[^"\\\n]|\\.)*"|`[^`]*`|[{}\[\]()]|\n|[A-Za-z_][A-Za-z0-9_]*|:=|\S'
+)
+_REGO_KEYWORDS = frozenset({"package", "import", "default", "else", "not", "some", "every"})
+_HEAD_FOLLOWS = frozenset({":=", "=", "[", ".", "{", "(", "if", "contains"})
+
+
+def rule_heads(text: str) -> tuple[list[str], list[str]]:
+    """A Rego module's package path and the names its rules define at top level (outside
+    every brace, bracket and parenthesis, wherever the line is indented): each name that starts
+    a line (or follows ``default``) and is followed by ``:=``, ``=``, ``[``, ``.``, ``{``,
+    ``(``, ``if`` or ``contains``. Comments and strings are skipped. A shallow reading, wide
+    rather than narrow: a continued expression's first name may be counted too."""
+    tokens = [t for t in _REGO_TOKEN.findall(text) if not t.startswith("#")]
+    package: list[str] = []
+    names: list[str] = []
+    depth, line_start = 0, True
+    for i, tok in enumerate(tokens):
+        if tok == "\n":
+            line_start = True
+            continue
+        starts = line_start or (i > 0 and tokens[i - 1] == "default")
+        line_start = False
+        if tok in "{[(":
+            depth += 1
+        elif tok in "}])":
+            depth = max(depth - 1, 0)
+        elif depth == 0 and tok == "package" and starts:
+            for part in tokens[i + 1 :]:
+                if part == "\n":
+                    break
+                if part.startswith('"'):
+                    try:
+                        package.append(str(json.loads(part)))
+                    except ValueError:
+                        package.append(part)
+                elif part[0].isalpha() or part[0] == "_":
+                    package.append(part)
+        elif depth == 0 and starts and (tok[0].isalpha() or tok[0] == "_"):
+            after = next((t for t in tokens[i + 1 :] if t != "\n"), "")
+            if tok not in _REGO_KEYWORDS and after in _HEAD_FOLLOWS:
+                names.append(tok)
+    return package, names
+
+
+def refuse_shadowed_data(bundle: PolicyBundle) -> None:
+    """Refuse a bundle whose Rego rules define a document its data files define too (or one
+    under a data value), and any rule defining one of ``data.hub``'s settings
+    (``HUB_SETTINGS``): the hub's own checks (the two-person list, the role index) read the
+    data files only, so such a rule would make the engine and the hub read two policies."""
+    for path, text in sorted(bundle.modules.items()):
+        package, names = rule_heads(text)
+        for name in dict.fromkeys(names):
+            where = [*package, name]
+            node: Any = bundle.data
+            shadows = len(where) >= 2 and where[0] == "hub" and where[1] in HUB_SETTINGS
+            for part in where:
+                if not isinstance(node, dict) or part not in node:
+                    shadows = shadows or not isinstance(node, dict)
+                    break
+                node = node[part]
+            else:
+                shadows = True  # the data files define this very document
+            if shadows:
+                raise PolicyError(
+                    f"Bundle file {path!r} defines data.{'.'.join(where)} as a Rego rule, "
+                    "which the bundle's data files define (or the hub reads from them only: "
+                    f"data.hub's {', '.join(sorted(HUB_SETTINGS))}). The engine and the hub's "
+                    "own checks would read different values: define it in one place, the "
+                    "data file.",
+                    code="policy_data_shadowed",
+                )
+
+
 def _merge_data(data: dict[str, Any], at: list[str], doc: dict[str, Any], path: str) -> None:
     """Put ``doc`` at ``data.<at>``, merging objects as OPA does; a value two files define is
     refused (``node.update`` let a parent's member replace a child file's whole document

@@ -39,7 +39,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.errors import Conflict, Forbidden, HubError
-from core.policybundle import PolicyBundle, PolicyError, refuse_hidden_text
+from core.policybundle import (
+    PolicyBundle,
+    PolicyError,
+    refuse_hidden_text,
+    refuse_shadowed_data,
+)
 from core.ports.policy import HUB_TENANT, Decision, Principal
 from governance.decisions import new_decision_id
 from governance.policycases import all_cases, run_cases
@@ -148,6 +153,24 @@ class ChangeWithdrawn(Conflict):
     code = "change_withdrawn"
 
 
+class NotAsShown(Conflict):
+    """An approval naming another bundle than the one the pending change now proposes."""
+
+    code = "change_not_as_shown"
+
+
+def check_as_shown(change: Change, expected_version: str) -> None:
+    """Raise ``NotAsShown`` unless ``expected_version`` (what the approver was shown) is the
+    change's whole ``bundle_version``: a prefix is not enough, one can be searched for."""
+    if expected_version.strip().lower() != change.bundle_version:
+        shown = expected_version.strip()[:64] or "(empty)"
+        raise NotAsShown(
+            f"Policy change {change.change_id} now proposes bundle {change.bundle_version}, "
+            f"not {shown!r}, the one you were shown: it changed since. Nothing was approved; "
+            "read its diff again (hub policy diff, or reload the page) before approving."
+        )
+
+
 def withdrawn_error(what: str, by: str | None, reason: str) -> ChangeWithdrawn:
     return ChangeWithdrawn(
         f"{what[:1].upper()}{what[1:]} was withdrawn by {by!r}: {reason}. It is no longer "
@@ -177,11 +200,20 @@ def lost_right(
 
 
 def refused_for_proposer(
-    ledger: Any, approver: Principal, action: str, resource: str, change_id: str, exc: Exception
+    ledger: Any,
+    approver: Principal,
+    action: str,
+    resource: str,
+    change_id: str,
+    exc: Exception,
+    *,
+    tenant: str,
 ) -> None:
     """Record in the audit ledger an approval refused because the proposer lost the right to
     propose (``proposer_revoked``): an auditor sees who tried to complete whose change, not
-    only the changes that were applied. Best effort: the refusal stands if recording fails."""
+    only the changes that were applied. ``tenant``: the change's (a hold release's is the
+    hold's; the policy's the hub's own), where its tenant's officers read it, not the
+    approver's. Best effort: the refusal stands if recording fails."""
     if ledger is None or getattr(exc, "code", "") not in PROPOSER_LOST:
         return
     try:
@@ -195,7 +227,7 @@ def refused_for_proposer(
                 "reason": getattr(exc, "code", ""),
                 "message": str(exc),
             },
-            tenant=approver.tenant,
+            tenant=tenant,
         )
     except Exception:  # the answer is still the refusal; the log line keeps the trace
         log.exception("recording the refused approval of %s failed", change_id)
@@ -265,12 +297,14 @@ def validate_bundle(
     """Compile ``bundle`` with ``evaluator`` (an embedded engine, built by the composition root)
     and run every policy case on it; returns how many passed.
 
-    Its ``data.hub.two_person`` must be a list of names (``check_two_person_list``).
+    Its ``data.hub.two_person`` must be a list of names (``check_two_person_list``), and no
+    Rego rule may define what its data files define (``refuse_shadowed_data``).
     With ``timing``, the cases are first timed by it: a bundle with a slow decision is refused
     before any of its evaluations runs here (rego-cpp cannot stop one).
     Raises ``PolicyError`` naming each failing case (at most ten).
     """
     check_two_person_list(bundle)
+    refuse_shadowed_data(bundle)
     engine = evaluator(bundle)
     cases = all_cases(bundle)
     if timing is not None:
@@ -394,10 +428,25 @@ class PolicyChanges:
             self._after_activation(principal.id, bundle)
         return self.store.change(change_id)
 
-    def approve(self, principal: Principal, change_id: str, reason: str = "") -> Change:
+    def approve(
+        self,
+        principal: Principal,
+        change_id: str,
+        reason: str = "",
+        *,
+        expected_version: str | None = None,
+    ) -> Change:
+        """Approve ``change_id`` as the second person. ``expected_version``: the
+        ``bundle_version`` the approver was shown with the diff (the console always sends it,
+        ``hub policy approve --expect``, the API's ``expected_version``); refused
+        (``change_not_as_shown``) unless the pending change still proposes exactly that bundle
+        and its recorded diff is still the one of that bundle against the active one, so a
+        change replaced between showing and approving is never approved unseen."""
         with self._lock:
             self.store.refresh()
             change = self.store.change(change_id)
+            if expected_version is not None:
+                check_as_shown(change, expected_version)
             if change.activated_at is not None:
                 raise Conflict(f"Policy change {change_id} is already active.")
             if change.withdrawn_at is not None:
@@ -423,6 +472,7 @@ class PolicyChanges:
                     change.resource,
                     change_id,
                     exc,
+                    tenant=HUB_TENANT,  # one bundle, hub-wide: the hub's officers read it
                 )
                 raise
             active = self.store.active_bundle()
@@ -432,6 +482,15 @@ class PolicyChanges:
                     f"but {active.version[:12]} is active now: propose it again."
                 )
             bundle = PolicyBundle.from_files(change.files)
+            if expected_version is not None and (
+                bundle.version != change.bundle_version
+                or bundle_diff(active.files, bundle.files) != change.diff
+            ):
+                raise NotAsShown(
+                    f"Policy change {change_id}: the diff shown with it is not the diff of the "
+                    "files it would activate (the recorded change is inconsistent). Nothing "
+                    "was approved; ask for it to be proposed again."
+                )
             validate_bundle(bundle, self._evaluator, self.timing)  # the cases may have grown since
             events = [
                 self._event(

@@ -86,6 +86,7 @@ from core.ports.policy import HUB_TENANT, Principal
 from governance.changes import (
     Identities,
     Need,
+    NotAsShown,
     check_two_person,
     lost_right,
     refused_for_proposer,
@@ -127,6 +128,24 @@ HELD = "held"  # the value of an active hold's resource (its details stay on hub
 # Changes of one process are serialised (stale checks read, then append); across processes the
 # end offsets checked in the appending transaction are (module docstring).
 _LOCK = threading.RLock()
+NOT_GIVEN: Any = object()  # ``approve``'s expected value when the approver named none
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _check_value_as_shown(change: ConfigChange, expected: Any) -> None:
+    """Raise ``NotAsShown`` unless ``change`` sets the value the approver was shown."""
+    now = None if change.new_value is None else json.loads(change.new_value)
+    if _canonical(now) != _canonical(expected):
+        raise NotAsShown(
+            f"Configuration change {change.change_id} now sets {change.resource} to "
+            f"{_canonical(now)[:200]}, not the value you were shown: it changed since. Nothing "
+            "was approved; read it again (hub config show, GET /v1/config/changes/ID)."
+        )
+
+
 _ATTEMPTS = 5  # checks of one apply whose topics kept moving before it answers 409
 
 
@@ -937,12 +956,22 @@ class ConfigChanges:
         assert change is not None
         return change
 
-    def approve(self, principal: Principal, change_id: str, reason: str = "") -> ConfigChange:
+    def approve(
+        self,
+        principal: Principal,
+        change_id: str,
+        reason: str = "",
+        *,
+        expected_new_value: Any = NOT_GIVEN,
+    ) -> ConfigChange:
+        """Approve ``change_id`` as the second person. ``expected_new_value``: the new value
+        the approver was shown (``GET /v1/config/changes/{id}``); refused (409
+        ``change_not_as_shown``) unless the pending change still sets exactly that value."""
         with _LOCK:
             self.store.refresh()
             res = self.resource(self.store.change(change_id).resource)
             for _attempt in range(_ATTEMPTS):
-                if self._approve_once(principal, res, change_id, reason):
+                if self._approve_once(principal, res, change_id, reason, expected_new_value):
                     self._audit(principal, "config.approve", change_id)
                     if isinstance(res, LegalHoldResource):
                         self._audit(principal, "legalhold.release", change_id)
@@ -1003,13 +1032,20 @@ class ConfigChanges:
             return [str(e.value["change_id"]) for es in by_tenant.values() for e in es]
 
     def _approve_once(
-        self, principal: Principal, res: ConfigResource, change_id: str, reason: str
+        self,
+        principal: Principal,
+        res: ConfigResource,
+        change_id: str,
+        reason: str,
+        expected_new_value: Any = NOT_GIVEN,
     ) -> bool:
         """One check and guarded append of an approval; False when the guard moved."""
         guard = self._ends(res)
         self.store.refresh()
         res.fold()
         change = self.store.change(change_id)
+        if expected_new_value is not NOT_GIVEN:
+            _check_value_as_shown(change, expected_new_value)
         if change.applied_at is not None:
             raise Conflict(f"Configuration change {change_id} is already applied.")
         if change.withdrawn_at is not None:
@@ -1029,7 +1065,16 @@ class ConfigChanges:
             )
         except (Conflict, Forbidden) as exc:
             refused_for_proposer(
-                self._ledger, principal, "config.approve_refused", change.resource, change_id, exc
+                self._ledger,
+                principal,
+                "config.approve_refused",
+                change.resource,
+                change_id,
+                exc,
+                # the change's tenant (a release: the hold's, even one recorded before s23)
+                tenant=self._tenant_of(res, principal)
+                if isinstance(res, LegalHoldResource)
+                else change.tenant,
             )
             raise
         current = to_text(res.current())

@@ -13,6 +13,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from audit.printable import printable, printable_lines
+
 PDF_ROWS = 200
 _CSS = (
     "body{font-family:sans-serif;margin:2em;color:#1b1f24}table{border-collapse:collapse;"
@@ -29,9 +31,16 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _e(value: Any) -> str:
+    """``value`` as HTML text (and reportlab's markup), every control, line separator and
+    bidirectional override or isolate visibly escaped (``audit.printable``), as the CLI shows
+    them: such a character in a cell could reorder or hide its text in the report."""
+    return html.escape(printable_lines(str(value)))  # a line break is HTML's white space
+
+
 def _fit(text: str, chars: int) -> str:
     """One line of at most ``chars`` characters (cut ones end in ``..``)."""
-    text = " ".join(text.split())
+    text = printable(" ".join(text.split()))  # what is left of controls and bidi: escaped
     return text if len(text) <= chars else text[: chars - 2] + ".."
 
 
@@ -54,7 +63,7 @@ def _summary_lines(view: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def render_html(view: Mapping[str, Any], data: Mapping[str, Mapping[str, Any]]) -> str:
-    e = html.escape
+    e = _e
     out = [
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{e(view['title'])}"
         f"</title><style>{_CSS}</style></head><body><h1>{e(view['title'])}</h1>"
@@ -99,7 +108,7 @@ def render_pdf(view: Mapping[str, Any], data: Mapping[str, Mapping[str, Any]]) -
 
     styles = getSampleStyleSheet()
     small = styles["BodyText"].clone("small", fontSize=7, leading=8.5)
-    e = html.escape
+    e = _e
     buf = io.BytesIO()
     doc = SimpleDocTemplate(
         buf,

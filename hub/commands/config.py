@@ -178,13 +178,27 @@ def config_propose(
 @config.command("approve")
 @click.argument("change_id")
 @click.option("--reason", default="", help="Why (recorded in the event).")
+@click.option(
+    "--expect",
+    "expected",
+    default=None,
+    help="The new value you read, as JSON: refused if the change no longer sets it.",
+)
 @key_option
 @click.pass_obj
-def config_approve(obj: Ctx, change_id: str, reason: str, key: str | None) -> None:
-    """Approve (and apply) a change someone else proposed."""
+def config_approve(
+    obj: Ctx, change_id: str, reason: str, expected: str | None, key: str | None
+) -> None:
+    """Approve (and apply) a change someone else proposed (with --expect, only while it sets
+    the value you read)."""
 
     def go() -> None:
-        from governance.configchanges import LEGALHOLD_PREFIX, hub_wide, write_action
+        from governance.configchanges import (
+            LEGALHOLD_PREFIX,
+            NOT_GIVEN,
+            hub_wide,
+            write_action,
+        )
 
         with obj.hub() as h:
             principal = principal_for(h, key)
@@ -196,7 +210,13 @@ def config_approve(obj: Ctx, change_id: str, reason: str, key: str | None) -> No
             if resource.startswith(LEGALHOLD_PREFIX):  # one who may release that hold
                 authorize(h, write_action(resource), resource, principal)
                 _hold_in_scope(h, resource, principal)
-            echo_change(changes.approve(principal, change_id, reason))
+            wanted: Any = NOT_GIVEN
+            if expected is not None:
+                try:
+                    wanted = json.loads(expected)
+                except ValueError as exc:
+                    raise InvalidInput(f"--expect is not JSON: {exc}.") from exc
+            echo_change(changes.approve(principal, change_id, reason, expected_new_value=wanted))
 
     run_safely(go)
 

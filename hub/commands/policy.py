@@ -109,8 +109,14 @@ def policy_diff(obj: Ctx, change_id: str, key: str | None) -> None:
             # the diff names every tenant's principals (hub.api.routers.policy.WITHHELD)
             authorize_hub_wide(h, "policy.read", "policy", principal_for(h, key))
             # the proposer's text: each line escaped (audit.printable), line breaks kept
-            diff = h.policy_changes.store.change(change_id).diff
-            click.echo(printable_lines(diff), nl=False)
+            change = h.policy_changes.store.change(change_id)
+            click.echo(printable_lines(change.diff), nl=False)
+            if change.status == "pending_approval":  # what to approve: this diff, no other
+                click.echo(
+                    f"approve this diff: hub policy approve {change.change_id} "
+                    f"--expect {change.bundle_version} --reason ...",
+                    err=True,
+                )
 
     run_safely(go)
 
@@ -170,16 +176,35 @@ def policy_propose(obj: Ctx, path: str, reason: str, target: str | None, key: st
 @policy.command("approve")
 @click.argument("change_id")
 @click.option("--reason", default="", help="Why (recorded in the event).")
+@click.option(
+    "--expect",
+    "expected_version",
+    default=None,
+    help="The bundle version `hub policy diff` showed: refused if the change is no longer it.",
+)
 @key_option
 @click.pass_obj
-def policy_approve(obj: Ctx, change_id: str, reason: str, key: str | None) -> None:
-    """Approve (and activate) a change someone else proposed."""
+def policy_approve(
+    obj: Ctx, change_id: str, reason: str, expected_version: str | None, key: str | None
+) -> None:
+    """Approve (and activate) a change someone else proposed. With --expect (as `hub policy
+    diff` prints it), only while the change still proposes the bundle whose diff was read."""
 
     def go() -> None:
         with obj.hub() as h:
             principal = principal_for(h, key)
             authorize_hub_wide(h, "policy.approve", "policy", principal)
-            echo_change(h.policy_changes.approve(principal, change_id, reason))
+            changes = h.policy_changes
+            if expected_version is None:
+                pending = changes.store.change(change_id)
+                click.echo(  # the version approved, to compare with the diff read
+                    f"approving bundle {pending.bundle_version} (pass --expect VERSION, as "
+                    "`hub policy diff` prints it, to approve only that one)",
+                    err=True,
+                )
+            echo_change(
+                changes.approve(principal, change_id, reason, expected_version=expected_version)
+            )
 
     run_safely(go)
 

@@ -76,6 +76,9 @@ class QueryIn(BaseModel):
 
 class ApproveIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2_000)
+    # the bundle_version shown with the diff: the page always sends it, so what is approved is
+    # what was shown (``governance.changes.check_as_shown``)
+    expected_version: str = Field(min_length=1, max_length=200)
 
 
 def _rows(table: Any) -> dict[str, Any]:
@@ -880,10 +883,13 @@ def approve(
         authorize_hub_wide("policy.approve", "policy")
     ),  # one bundle, all tenants
 ) -> dict[str, Any]:
-    """Approve a pending policy change (the two-person rule applies: not its proposer)."""
-    summary: dict[str, Any] = (
-        hub_of(request).policy_changes.approve(principal, change_id, body.reason).summary()
-    )
+    """Approve a pending policy change (the two-person rule applies: not its proposer), the
+    one the page showed: refused (409 ``change_not_as_shown``) when the change now proposes
+    another bundle than ``expected_version``."""
+    changes = hub_of(request).policy_changes
+    summary: dict[str, Any] = changes.approve(
+        principal, change_id, body.reason, expected_version=body.expected_version
+    ).summary()
     return summary
 
 

@@ -112,7 +112,8 @@ def test_the_console_approve_route_applies_the_rule(hub: Hub, client: TestClient
     change = _propose(client, auth(alice_key.token))
     csrf = as_(client, alice2_key.token)
     url = f"/ui/api/security/policy/changes/{change}/approve"
-    resp = client.post(url, json={"reason": "me again"}, headers=csrf)
+    shown = hub.policy_changes.store.change(change).bundle_version  # the console sends it
+    resp = client.post(url, json={"reason": "me again", "expected_version": shown}, headers=csrf)
     assert resp.status_code == 403 and "Two-person rule" in resp.text
 
 

@@ -16,7 +16,13 @@ from pydantic import BaseModel, Field
 
 from core.errors import Forbidden
 from core.ports.policy import HUB_TENANT, Principal
-from governance.configchanges import LEGALHOLD_PREFIX, ConfigChanges, hub_wide, write_action
+from governance.configchanges import (
+    LEGALHOLD_PREFIX,
+    NOT_GIVEN,
+    ConfigChanges,
+    hub_wide,
+    write_action,
+)
 from governance.configstore import ConfigChangeNotFound
 from hub.api.deps import authorize, decision_context, hub_of
 from hub.api.models import ConfigChange, ConfigValue
@@ -74,6 +80,11 @@ class ProposeBody(BaseModel):
 
 class ApproveBody(BaseModel):
     reason: str = ""
+    expected_new_value: Any = Field(
+        None,
+        description="The new value the approver was shown (GET /v1/config/changes/{id}); when "
+        "given (null included), refused (409 change_not_as_shown) unless the change still sets it.",
+    )
 
 
 class RollbackBody(BaseModel):
@@ -151,7 +162,12 @@ def approve(
         _decide(request, principal, "config.approve", resource)
     if resource.startswith(LEGALHOLD_PREFIX):
         _may_write(request, principal, resource)
-    return changes.approve(principal, change_id, body.reason).summary()
+    expected = (
+        body.expected_new_value
+        if "expected_new_value" in body.model_fields_set
+        else NOT_GIVEN  # not named: approved as it stands (as before)
+    )
+    return changes.approve(principal, change_id, body.reason, expected_new_value=expected).summary()
 
 
 @router.post("/v1/config/rollback", status_code=201, response_model=ConfigChange)

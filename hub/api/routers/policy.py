@@ -62,6 +62,12 @@ class ProposeBody(BaseModel):
 
 class ApproveBody(BaseModel):
     reason: str = ""
+    expected_version: str | None = Field(
+        None,
+        max_length=200,
+        description="The bundle_version the approver was shown (GET /v1/policy/changes/{id}): "
+        "refused (409 change_not_as_shown) when the pending change no longer proposes it.",
+    )
 
 
 class RollbackBody(BaseModel):
@@ -127,7 +133,10 @@ def approve(
     request: Request,
     principal: Principal = Depends(authorize_hub_wide("policy.approve", "policy")),
 ) -> dict[str, Any]:
-    return _changes(request.app).approve(principal, change_id, body.reason).summary()
+    changes = _changes(request.app)
+    return changes.approve(
+        principal, change_id, body.reason, expected_version=body.expected_version
+    ).summary()
 
 
 @router.post("/v1/policy/rollback", status_code=201, response_model=PolicyChange)

@@ -68,10 +68,25 @@ const hub = (() => {
     }
   }
 
+  // Text from outside shown visibly escaped, as the CLI prints it (audit/printable.py): a
+  // control (C0, DEL, C1), a line or paragraph separator or a bidirectional embedding,
+  // override or isolate could reorder or hide the text of a cell ("Trojan Source").
+  const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+  function visible(text) {
+    return String(text).replace(UNSAFE, (c) => {
+      const n = c.charCodeAt(0);
+      return n < 0x100 ? `\\x${n.toString(16).padStart(2, "0")}` : `\\u${n.toString(16).padStart(4, "0")}`;
+    });
+  }
+  // Each line of `text` visible, its line breaks kept (a diff).
+  function visibleLines(text) {
+    return String(text).split("\n").map(visible).join("\n");
+  }
+
   function cell(value) {
     if (value === null || value === undefined) return "";
-    if (typeof value === "object") return JSON.stringify(value);
-    return String(value);
+    if (typeof value === "object") return visible(JSON.stringify(value));
+    return visible(String(value));
   }
 
   // Fill <table> `el` with `rows` (objects) under `columns`; `onRow(row, tr)` may add behaviour.
@@ -109,5 +124,5 @@ const hub = (() => {
     try { await call("/ui/logout", { method: "POST" }); } finally { window.location = "/ui/login"; }
   });
 
-  return { call, json, newest, table, text, csrf };
+  return { call, json, newest, table, text, csrf, cell, visible, visibleLines };
 })();

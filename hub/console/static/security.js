@@ -31,7 +31,8 @@
           try {
             const done = await hub.json(
               `/ui/api/security/policy/changes/${encodeURIComponent(row.change_id)}/approve`,
-              { method: "POST", json: { reason: reason.value.trim() } });
+              // the version shown with the diff: refused if the change is no longer that one
+              { method: "POST", json: { reason: reason.value.trim(), expected_version: row.bundle_version } });
             hub.text("approve-result", `${done.change_id}: ${done.status}`);
             await policy();
           } catch (e) { hub.text("approve-error", e.message); }
@@ -40,10 +41,11 @@
         // what is approved: the change's diff, as text (a <pre>'s textContent, never markup)
         const d = document.createElement("details");
         const s = document.createElement("summary");
-        s.textContent = row.diff === null ? "diff withheld (policy.read hub-wide)" : "diff";
+        s.textContent = row.diff === null ? "diff withheld (policy.read hub-wide)"
+          : `diff (bundle ${row.bundle_version.slice(0, 12)})`;
         const pre = document.createElement("pre");
         pre.className = "change-diff";
-        pre.textContent = row.diff === null ? "" : row.diff;
+        pre.textContent = row.diff === null ? "" : hub.visibleLines(row.diff);  // controls escaped
         d.append(s, pre);
         td.append(d, reason, b);
       });

@@ -52,7 +52,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from core import jsonkeys, lineage
-from core.avro.compatibility import LOSSY_PROMOTION, check_reader_writer
+from core.avro.compatibility import (
+    LOGICAL_TYPE_MISMATCH,
+    LOSSY_PROMOTION,
+    Incompatibility,
+    check_reader_writer,
+)
 from core.avro.schema import parse_schema
 from core.errors import HubError, InvalidInput
 from core.pii import encrypted_schema
@@ -770,31 +775,62 @@ def _avro_target(
     return t
 
 
+# Logical types of one kind in two units: the pipeline re-encodes a file's value by value
+# (millis as micros exactly; a time finer than the reader's unit is quarantined by
+# ``serde.check_stamps``), so a file may cross them; every other logical-type change is refused.
+_SAME_KIND_UNITS = (
+    frozenset({"timestamp-millis", "timestamp-micros"}),
+    frozenset({"local-timestamp-millis", "local-timestamp-micros"}),
+    frozenset({"time-millis", "time-micros"}),
+)
+
+
+def _changes_meaning(i: Incompatibility) -> bool:
+    """Whether the Avro file path must refuse ``i`` (found in strict mode) before any row."""
+    if i.rule == LOSSY_PROMOTION:
+        return True
+    if i.rule != LOGICAL_TYPE_MISMATCH or i.logical is None:
+        return False
+    return not any(set(i.logical) <= units for units in _SAME_KIND_UNITS)
+
+
 def _refuse_rounding(t: Target, text: str, path: Source) -> None:
-    """Refuse a file whose rows the target's schema would read through a promotion that can
-    round a number (int or long to float, long to double: ``LOSSY_PROMOTION``). fastavro's
-    resolving reader turned a long 9007199254740993 of an older registered version into
-    9007199254740992.0, accepted without a word. Logical-type changes are not refused here, as
-    the wire path refuses them: fastavro reads a file's values by the writer's own logical type
-    and the pipeline re-encodes them by value (a decimal at another scale, millis as micros; a
-    time finer than the reader's unit is quarantined by ``serde.check_stamps``)."""
+    """Refuse a file whose rows the target's schema would read as other values: through a
+    promotion that can round a number (int or long to float, long to double:
+    ``LOSSY_PROMOTION``; fastavro's resolving reader turned a long 9007199254740993 of an older
+    registered version into 9007199254740992.0, accepted without a word), or through a change
+    of logical type (``LOGICAL_TYPE_MISMATCH``) that changes what a value means: a plain long
+    of an older version read as a ``timestamp-millis`` (seconds taken as milliseconds), a time
+    read as a plain number, an instant read as a local time. The wire path refuses those
+    records the same way. A time that only changes unit (millis and micros) is read by value
+    (a time finer than the reader's unit is quarantined by ``serde.check_stamps``); decimals of
+    another scale are converted exactly by ``serde.coerce_decimals`` or quarantined."""
     try:
         writer = parse_schema(text)
     except HubError as exc:  # registered, so parseable; a refusal names it all the same
         raise FileUnreadable(
             f"The writer schema of Avro file {path.name!r} is invalid: {exc}"
         ) from exc
-    lossy = [
-        f"{i.path}: {i.message}"
+    found = [
+        i
         for i in check_reader_writer(t.plain, writer, strict_logical_types=True)
-        if i.rule == LOSSY_PROMOTION
+        if _changes_meaning(i)
     ]
+    lossy = [f"{i.path}: {i.message}" for i in found if i.rule == LOSSY_PROMOTION]
     if lossy:
         raise FileUnreadable(
             f"Avro file {path.name!r} was written with a schema whose numbers the latest schema "
             f"of subject {t.subject!r} would round ({LOSSY_PROMOTION}): {'; '.join(lossy)}. "
             "Nothing of it was published. Convert the file to the latest schema (checking each "
             "value is exact), or keep the field's type in a new version."
+        )
+    if found:
+        raise FileUnreadable(
+            f"Avro file {path.name!r} was written with a schema whose values the latest schema "
+            f"of subject {t.subject!r} would read as something else ({LOGICAL_TYPE_MISMATCH}): "
+            f"{'; '.join(f'{i.path}: {i.message}' for i in found)}. Nothing of it was "
+            "published. Convert the file to the latest schema (for instance seconds to "
+            "milliseconds), or keep the field's logical type in a new version."
         )
 
 

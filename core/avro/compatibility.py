@@ -42,7 +42,7 @@ Where this checker deliberately differs from Avro's checkers in every mode:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
@@ -88,6 +88,8 @@ class Incompatibility:
     path: str
     rule: str
     message: str
+    # For LOGICAL_TYPE_MISMATCH: the (reader, writer) logical types, None for a plain type.
+    logical: tuple[str | None, str | None] | None = field(default=None, compare=False, repr=False)
 
 
 # Rule ids. The first six are Avro Java's SchemaIncompatibilityType names.
@@ -193,6 +195,7 @@ def _against(inc: Incompatibility, index: int, last: int, relation: str) -> Inco
         inc.path,
         inc.rule,
         f"{relation} the {which}previous version at index {index} (oldest is 0): {inc.message}",
+        inc.logical,
     )
 
 
@@ -244,8 +247,14 @@ class _Checker:
         # Shallowest in-progress pair assumed compatible while walking the current pair.
         self.low = 1 << 30
 
-    def add(self, path: str, rule: str, message: str) -> None:
-        self.out.append(Incompatibility(path or "/", rule, message))
+    def add(
+        self,
+        path: str,
+        rule: str,
+        message: str,
+        logical: tuple[str | None, str | None] | None = None,
+    ) -> None:
+        self.out.append(Incompatibility(path or "/", rule, message, logical))
 
     def check(self, r: Node, w: Node, path: str, ctx: str) -> None:
         """Append every incompatibility of reader ``r`` with writer ``w`` at ``path``."""
@@ -389,6 +398,7 @@ class _Checker:
             f"{ctx}: the reader type {describe(r)} and the writer type {describe(w)} have "
             f"different logical types ({rl or 'none'} vs {wl or 'none'}), so values would be "
             "misinterpreted: keep the logical type or add a new field",
+            (rl, wl),
         )
 
     def _record(self, r: RecordNode, w: RecordNode, path: str, ctx: str) -> None:

@@ -16,7 +16,7 @@ import re
 import struct
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
@@ -651,50 +651,122 @@ def coerce_decimals(datum: Any, fields: tuple[tuple[str, Mapping[str, Any]], ...
     return datum if out is None else out
 
 
-# Microseconds per unit of a timestamp type: a datum finer than its unit loses digits.
+# Microseconds per unit of a time type: a datum finer than its unit loses digits.
 _STAMP_UNIT_US = {
     "timestamp-millis": 1000,
     "local-timestamp-millis": 1000,
     "timestamp-micros": 1,
     "local-timestamp-micros": 1,
+    "time-millis": 1000,
+    "time-micros": 1,
 }
 
 
-def stamp_fields(schema: Any) -> tuple[tuple[str, str], ...]:
-    """The top-level fields of a record schema (fastavro-parsed) whose type is a millis or
-    micros timestamp, or a nullable union holding one, with that logical type."""
+def _stamp_plan(t: Any, named: dict[str, Any], seen: dict[str, list[Any]]) -> Any:
+    """Where the Avro type ``t`` (fastavro-parsed) can hold a millis or micros time: the
+    logical type's name for a time itself, ``("r", [(field, plan), ...])`` for a record,
+    ``("a", plan)`` / ``("m", plan)`` for an array's items / a map's values, ``("u", (plan,
+    ...))`` for a union's branches that can; None where no time can be. A recursive record's
+    plan holds itself (the list is filled after it is made)."""
+    if isinstance(t, str):
+        if t in seen:
+            return ("r", seen[t])
+        t = named.get(t, t)
+        if isinstance(t, str):
+            return None
+    if isinstance(t, list):
+        plans = tuple(p for p in (_stamp_plan(b, named, seen) for b in t) if p is not None)
+        return ("u", plans) if plans else None
+    if not isinstance(t, Mapping):
+        return None
+    kind = t.get("type")
+    if t.get("logicalType") in _STAMP_UNIT_US and kind in ("int", "long"):
+        return str(t["logicalType"])
+    if kind == "array":
+        p = _stamp_plan(t.get("items"), named, seen)
+        return None if p is None else ("a", p)
+    if kind == "map":
+        p = _stamp_plan(t.get("values"), named, seen)
+        return None if p is None else ("m", p)
+    if kind == "record" or kind == "error":
+        name = str(t.get("name", ""))
+        fields: list[Any] = []
+        seen[name] = fields
+        named[name] = t
+        for f in t.get("fields", []):
+            p = _stamp_plan(f["type"], named, seen)
+            if p is not None:
+                fields.append((f["name"], p))
+        return ("r", fields) if fields else None
+    if isinstance(kind, (Mapping, list)):
+        return _stamp_plan(kind, named, seen)
+    return None
+
+
+def stamp_fields(schema: Any) -> tuple[tuple[str, Any], ...]:
+    """The fields of a record schema (fastavro-parsed) that can hold a millis or micros time,
+    at any depth (inside records, arrays, maps and unions), each with its plan for
+    ``check_stamps``: the logical type's name for a top-level time field."""
     if not isinstance(schema, Mapping) or schema.get("type") != "record":
         return ()
-    out = []
-    for f in schema.get("fields", []):
-        t = f["type"]
-        for b in t if isinstance(t, list) else [t]:
-            if isinstance(b, Mapping) and b.get("logicalType") in _STAMP_UNIT_US:
-                out.append((f["name"], str(b["logicalType"])))
-                break
-    return tuple(out)
+    plan = _stamp_plan(schema, dict(schema.get("__named_schemas", {})), {})
+    return () if plan is None else tuple(plan[1])
 
 
-def check_stamps(datum: Any, fields: tuple[tuple[str, str], ...]) -> None:
-    """Raise ``SerializationError`` for a time in ``fields`` of ``datum`` (a file row) finer
-    than its field's unit, which fastavro would store cut without a word: nanoseconds (a
-    Parquet ``timestamp[ns]`` column's rows are pandas Timestamps) in any field, or
-    microseconds in a millis field (``timestamp[us]``, or an Avro file's micros field read
-    through a later millis version)."""
-    if not fields or type(datum) is not dict:
+def _too_fine(v: Any, logical: str) -> bool:
+    if isinstance(v, datetime):
+        return bool(getattr(v, "nanosecond", 0)) or v.microsecond % _STAMP_UNIT_US[logical] != 0
+    if isinstance(v, time) and logical.startswith("time-"):
+        return v.microsecond % _STAMP_UNIT_US[logical] != 0
+    return False
+
+
+def _check_stamp(v: Any, plan: Any, path: str) -> None:
+    if v is None:
         return
-    for name, logical in fields:
-        v = datum.get(name)
-        if not isinstance(v, datetime):
-            continue
-        ns = getattr(v, "nanosecond", 0)
-        if ns or v.microsecond % _STAMP_UNIT_US[logical]:
-            unit = "milliseconds" if _STAMP_UNIT_US[logical] > 1 else "microseconds"
+    if isinstance(plan, str):
+        if _too_fine(v, plan):
+            unit = "milliseconds" if _STAMP_UNIT_US[plan] > 1 else "microseconds"
             raise SerializationError(
-                f"/{name}: {v.isoformat()} is finer than the {unit} a {logical} value holds: "
+                f"{path}: {v.isoformat()} is finer than the {unit} a {plan} value holds: "
                 f"the extra digits would be cut off. Round the times to {unit} before "
                 "publishing, or register a version with a finer timestamp type."
             )
+        return
+    kind, inner = plan
+    if kind == "u":
+        if isinstance(v, (datetime, time)):  # the first time branch, as fastavro picks it
+            leaf = next((p for p in inner if isinstance(p, str)), None)
+            if leaf is not None:
+                _check_stamp(v, leaf, path)
+            return
+        for p in inner:  # a record, array or map branch the value may be written as
+            if not isinstance(p, str):
+                _check_stamp(v, p, path)
+    elif kind == "r":
+        if isinstance(v, Mapping):
+            for name, p in inner:
+                _check_stamp(v.get(name), p, f"{path}/{name}")
+    elif kind == "a":
+        if isinstance(v, (list, tuple)):
+            for i, item in enumerate(v):
+                _check_stamp(item, inner, f"{path}/{i}")
+    elif isinstance(v, Mapping):
+        for k, item in v.items():
+            _check_stamp(item, inner, f"{path}/{k}")
+
+
+def check_stamps(datum: Any, fields: tuple[tuple[str, Any], ...]) -> None:
+    """Raise ``SerializationError`` for a time in ``fields`` (``stamp_fields``) of ``datum`` (a
+    file row), at any depth, finer than its field's unit, which fastavro would store cut
+    without a word: nanoseconds (a Parquet ``timestamp[ns]`` column's rows are pandas
+    Timestamps) in any field, or microseconds in a millis field (``timestamp[us]``, or an Avro
+    file's micros field read through a later millis version). The reason names the value's
+    path (``/leg/at``, ``/fills/1``, ``/marks/key``)."""
+    if not fields or type(datum) is not dict:
+        return
+    for name, plan in fields:
+        _check_stamp(datum.get(name), plan, "/" + name)
 
 
 def to_json(value: Any) -> Any:

@@ -38,6 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NoReturn
 
 from core.errors import HubError
 
@@ -229,16 +230,20 @@ class QuarantineQuota:
         with self._mutex:
             held = self._counted().get(tenant, 0)
         if held + nbytes > self.max_bytes:
-            self._refused(tenant, "quarantine_bytes")
-            raise TenantQuotaExceeded(
-                f"Ingest refused: the quarantine holds {held} bytes of tenant {tenant!r}'s "
-                f"rejected records and this batch's {nbytes} more would pass its quota of "
-                f"{self.max_bytes} bytes (HUB_QUARANTINE_MAX_BYTES_PER_TENANT). Nothing of the "
-                "batch was written (its rejects are not dropped, its accepted records not kept "
-                "without them): fix the records the quarantine holds and replay or let retention "
-                "cut them, send fewer bad records, or ask the operator to raise the quota.",
-                code="tenant_quarantine_full",
-            )
+            self._refuse(tenant, held, nbytes)
+
+    def _refuse(self, tenant: str, held: int, nbytes: int) -> NoReturn:
+        """Count the refusal under this quota's metric label and raise, naming the setting."""
+        self._refused(tenant, "quarantine_bytes")
+        raise TenantQuotaExceeded(
+            f"Ingest refused: the quarantine holds {held} bytes of tenant {tenant!r}'s "
+            f"rejected records and this batch's {nbytes} more would pass its quota of "
+            f"{self.max_bytes} bytes (HUB_QUARANTINE_MAX_BYTES_PER_TENANT). Nothing of the "
+            "batch was written (its rejects are not dropped, its accepted records not kept "
+            "without them): fix the records the quarantine holds and replay or let retention "
+            "cut them, send fewer bad records, or ask the operator to raise the quota.",
+            code="tenant_quarantine_full",
+        )
 
 
 class StoredQuota(QuarantineQuota):
@@ -261,19 +266,13 @@ class StoredQuota(QuarantineQuota):
             held = self._counted()
             held[tenant] = held.get(tenant, 0) + nbytes
 
-    def check(self, tenant: str, nbytes: int) -> None:
-        """Raise ``TenantQuotaExceeded`` when ``nbytes`` more would pass ``tenant``'s quota."""
-        if not self.on or nbytes <= 0:
-            return
-        with self._mutex:
-            held = self._counted().get(tenant, 0)
-        if held + nbytes > self.max_bytes:
-            self._refused(tenant, "stored_bytes")
-            raise TenantQuotaExceeded(
-                f"Refused: tenant {tenant!r} holds {held} bytes of stored records (accepted and "
-                f"quarantined) and this batch's {nbytes} more would pass its storage quota of "
-                f"{self.max_bytes} bytes (HUB_STORED_MAX_BYTES_PER_TENANT). Nothing of the batch "
-                "was written. Let retention cut old records (counted again at the hub's next "
-                "start), or ask the operator to raise the quota.",
-                code="tenant_storage_full",
-            )
+    def _refuse(self, tenant: str, held: int, nbytes: int) -> NoReturn:
+        self._refused(tenant, "stored_bytes")
+        raise TenantQuotaExceeded(
+            f"Refused: tenant {tenant!r} holds {held} bytes of stored records (accepted and "
+            f"quarantined) and this batch's {nbytes} more would pass its storage quota of "
+            f"{self.max_bytes} bytes (HUB_STORED_MAX_BYTES_PER_TENANT). Nothing of the batch "
+            "was written. Let retention cut old records (counted again at the hub's next "
+            "start), or ask the operator to raise the quota.",
+            code="tenant_storage_full",
+        )

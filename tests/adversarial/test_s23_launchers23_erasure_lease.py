@@ -40,33 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SUBJECT, OTHER = "ACC-L1", "ACC-L2"
 NAME, KEPT = "Lea Leased", "Olaf Other"
 LEASE_S = 3.0
-
-CHILD = r"""
-import os, sys
-from pathlib import Path
-from core.events import OutgoingEvent
-from core.ports.policy import Principal
-from governance.erasure import Eraser
-from hub.bootstrap import bootstrap
-from hub.settings import load_settings
-
-def opened(account_id, name):
-    return {"account_id": account_id, "customer_name": name, "email": "x@example.org",
-            "date_of_birth": "1980-02-03", "country": "GB", "kyc_level": "STANDARD",
-            "risk_rating": "LOW", "base_currency": "EUR", "opened_at": "2026-11-25T10:00:00Z"}
-
-h = bootstrap(load_settings(data_dir=Path(sys.argv[1])))
-h.publisher.publish("accounts", [
-    OutgoingEvent(event_type="hub.accounts.AccountOpened", value=opened(sys.argv[2], sys.argv[3])),
-    OutgoingEvent(event_type="hub.accounts.AccountOpened", value=opened(sys.argv[4], sys.argv[5])),
-], "test")
-h.projections.run(["accounts"])
-h.ledger.sync(force_checkpoint=True)
-Eraser._erase_views = lambda *a, **k: os._exit(137)  # killed right after step 2
-print("erasing", flush=True)
-h.eraser.erase(Principal("officer-1", frozenset({"compliance_officer"})), sys.argv[2],
-               "DSR-88", tenant_scope=None)
-"""
+CHILD = [sys.executable, "-m", "tests.adversarial._erasure_child"]
 
 
 @pytest.fixture
@@ -116,7 +90,18 @@ def test_a_follower_leaves_an_interrupted_erasure_to_the_leader(
 ) -> None:
     data = tmp_path / "hub"
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(data), SUBJECT, NAME, OTHER, KEPT],
+        [
+            *CHILD,
+            str(data),
+            "kill",
+            "DSR-88",
+            "officer-1",
+            SUBJECT,
+            NAME,
+            OTHER,
+            KEPT,
+            "--inherit-env",
+        ],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,

@@ -26,42 +26,7 @@ from hub.settings import load_settings
 ROOT = Path(__file__).resolve().parents[2]
 SUBJECT, OTHER = "ACC-R1", "ACC-R2"
 ENV = {"HUB_PROJECTION_AUTOSTART": "false"}
-
-CHILD = r"""
-import sys
-from pathlib import Path
-from core.events import OutgoingEvent
-from core.ports.policy import Principal
-from governance.erasure import Eraser
-from hub.bootstrap import bootstrap
-from hub.settings import load_settings
-
-def opened(account_id, name):
-    return {"account_id": account_id, "customer_name": name, "email": "x@example.org",
-            "date_of_birth": "1980-02-03", "country": "GB", "kyc_level": "STANDARD",
-            "risk_rating": "LOW", "base_currency": "EUR", "opened_at": "2026-11-25T10:00:00Z"}
-
-h = bootstrap(load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"},
-                            data_dir=Path(sys.argv[1])))
-h.publisher.publish("accounts", [
-    OutgoingEvent(event_type="hub.accounts.AccountOpened", value=opened(sys.argv[2], "Rae Run")),
-    OutgoingEvent(event_type="hub.accounts.AccountOpened", value=opened(sys.argv[3], "Kai Kept")),
-], "test")
-h.projections.run(["accounts"])
-h.ledger.sync(force_checkpoint=True)
-views = Eraser._erase_views
-
-def paused(*a, **k):  # right after the key destroy: wait for the test to say go on
-    print("paused", flush=True)
-    sys.stdin.readline()
-    return views(*a, **k)
-
-Eraser._erase_views = paused
-h.eraser.erase(Principal("officer-2", frozenset({"compliance_officer"})), sys.argv[2],
-               "DSR-99", tenant_scope=None)
-h.close()
-print("recorded", flush=True)
-"""
+CHILD = [sys.executable, "-m", "tests.adversarial._erasure_child"]
 
 
 def erasures(h: Hub, subject: str) -> list[str]:
@@ -74,7 +39,7 @@ def erasures(h: Hub, subject: str) -> list[str]:
 def test_an_open_during_a_running_erasure_does_not_complete_it_again(tmp_path: Path) -> None:
     data = tmp_path / "hub"
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(data), SUBJECT, OTHER],
+        [*CHILD, str(data), "pause", "DSR-99", "officer-2", SUBJECT, "Rae Run", OTHER, "Kai Kept"],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -32,34 +32,7 @@ SUBJECT, OTHER = "ACC-K1", "ACC-K2"
 NAME, KEPT = "Kim Killed-Midway", "Otto Kept"
 OPERATOR = Principal("ops", frozenset({"admin"}))
 ENV = {"HUB_PROJECTION_AUTOSTART": "false"}
-
-CHILD = r"""
-import os, sys
-from pathlib import Path
-from core.events import OutgoingEvent
-from core.ports.policy import Principal
-from governance.erasure import Eraser
-from hub.bootstrap import bootstrap
-from hub.settings import load_settings
-
-def opened(account_id, name):
-    return {"account_id": account_id, "customer_name": name, "email": "x@example.org",
-            "date_of_birth": "1980-02-03", "country": "GB", "kyc_level": "STANDARD",
-            "risk_rating": "LOW", "base_currency": "EUR", "opened_at": "2026-11-25T10:00:00Z"}
-
-h = bootstrap(load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"},
-                            data_dir=Path(sys.argv[1])))
-h.publisher.publish("accounts", [
-    OutgoingEvent(event_type="hub.accounts.AccountOpened", value=opened(sys.argv[2], sys.argv[3])),
-    OutgoingEvent(event_type="hub.accounts.AccountOpened", value=opened(sys.argv[4], sys.argv[5])),
-], "test")
-h.projections.run(["accounts"])
-h.ledger.sync(force_checkpoint=True)
-Eraser._erase_views = lambda *a, **k: os._exit(137)  # killed right after step 2
-print("erasing", flush=True)
-h.eraser.erase(Principal("officer-1", frozenset({"compliance_officer"})), sys.argv[2],
-               "DSR-77", tenant_scope=None)
-"""
+CHILD = [sys.executable, "-m", "tests.adversarial._erasure_child"]
 
 
 def views_text(h: Hub) -> str:
@@ -83,7 +56,7 @@ def test_an_erasure_killed_after_its_keys_went_is_completed_at_the_next_open(
 ) -> None:
     data = tmp_path / "hub"
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(data), SUBJECT, NAME, OTHER, KEPT],
+        [*CHILD, str(data), "kill", "DSR-77", "officer-1", SUBJECT, NAME, OTHER, KEPT],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,

@@ -63,6 +63,8 @@ class ConfigChange:
     withdrawn_at: str | None = None
     withdrawn_by: str | None = None
     withdrawn_reason: str = ""
+    # later proposals under this change's id, ignored by the fold (the first one stands)
+    ignored_proposals: int = 0
 
     @property
     def status(self) -> str:
@@ -91,6 +93,7 @@ class ConfigChange:
             "withdrawn_at": self.withdrawn_at,
             "withdrawn_by": self.withdrawn_by,
             "withdrawn_reason": self.withdrawn_reason or None,
+            "ignored_proposals": self.ignored_proposals,
         }
 
 
@@ -118,7 +121,11 @@ class ConfigChangeStore:
     def _apply(self, rec: Mapping[str, Any]) -> None:
         kind = rec.get("headers", {}).get("ce_type")
         v = rec.get("value") or {}
-        if kind == PROPOSED:
+        if kind == PROPOSED and v.get("change_id") in self._changes:
+            # a change id names its first proposal: a later one under it (an insider's append,
+            # a copy carrying another change's id) would replace what was shown and approved
+            self._changes[v["change_id"]].ignored_proposals += 1
+        elif kind == PROPOSED:
             self._changes[v["change_id"]] = ConfigChange(
                 change_id=v["change_id"],
                 resource=v["resource"],

@@ -3,7 +3,8 @@
 The console's Approve button sent a change id and a reason, nothing of what the page had shown.
 When the pending change was replaced between showing and clicking (here: a second
 ``PolicyChangeProposed`` under the same id, as anyone able to append to ``hub.policies`` can
-write; the fold keeps the newest), the second person approved a bundle they never read. The
+write; the fold kept the newest until session 24, which keeps the first), the second person
+approved a bundle they never read. The
 console now always sends the ``bundle_version`` shown with the diff, the API and ``hub policy
 approve --expect`` may; ``PolicyChanges.approve`` refuses (409 ``change_not_as_shown``) when
 the pending change proposes another bundle, or when its recorded diff is not the diff of its
@@ -123,17 +124,23 @@ def test_the_console_refuses_an_approval_of_a_change_replaced_after_it_was_shown
     page = client.get("/ui/api/security/policy")
     (row,) = [c for c in page.json()["pending"] if c["change_id"] == change]
     assert SHOWN in row["diff"] and row["bundle_version"] == proposed["bundle_version"]
-    _swap(hub, change)  # between showing and clicking
+    _swap(hub, change)  # between showing and clicking: ignored since s24 (first one stands)
+    assert hub.policy_changes.store.change(change).ignored_proposals == 1
+    r = client.post(
+        f"/ui/api/security/policy/changes/{change}/approve",
+        json={"reason": "read the diff", "expected_version": "0" * 64},  # not what it shows
+        headers=csrf,
+    )
+    assert r.status_code == 409, r.text
+    assert r.json()["reason"] == "change_not_as_shown" and "0" * 64 in r.text
+    assert hub.policy_changes.store.change(change).approvals == []
     r = client.post(
         f"/ui/api/security/policy/changes/{change}/approve",
         json={"reason": "read the diff", "expected_version": row["bundle_version"]},
         headers=csrf,
     )
-    assert r.status_code == 409, r.text
-    assert r.json()["reason"] == "change_not_as_shown" and row["bundle_version"] in r.text
-    assert hub.policy_changes.store.change(change).approvals == []
-    client.cookies.clear()
-    _nothing_activated(hub, client, basic(carol.token))
+    assert r.status_code == 200 and r.json()["status"] == "activated", r.text
+    assert SWAPPED not in json.dumps(hub.policy_changes.store.active_bundle().files)
 
 
 def test_the_console_sends_what_it_showed(hub: Hub, client: TestClient) -> None:
@@ -163,9 +170,9 @@ def test_the_api_refuses_an_expected_version_the_change_no_longer_proposes(
     alice, carol = _people(hub)
     proposed = _propose(client, alice)
     change = proposed["change_id"]
-    _swap(hub, change)
+    swapped = _swap(hub, change)  # ignored since s24: the change still proposes the first
     url = f"/v1/policy/changes/{change}/approve"
-    for shown in (proposed["bundle_version"], proposed["bundle_version"][:12]):
+    for shown in (swapped, proposed["bundle_version"][:12]):
         r = client.post(
             url, json={"reason": "ok", "expected_version": shown}, headers=basic(carol.token)
         )
@@ -180,7 +187,7 @@ def test_a_recorded_diff_that_is_not_the_files_diff_is_refused(
     version is recomputed from the files and the diff from the active bundle."""
     alice, carol = _people(hub)
     proposed = _propose(client, alice)
-    change = proposed["change_id"]
+    change = "forged-" + proposed["change_id"]  # a first proposal written past the service
     assert _swap(hub, change, diff_of_shown=True) == proposed["bundle_version"]
     r = client.post(
         f"/v1/policy/changes/{change}/approve",

@@ -10,6 +10,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.registry import Collector
 
+from core import clock
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -173,6 +175,14 @@ class Metrics:
             ["view", "reason"],
             registry=self.registry,
         )
+        self.clock_behind = Gauge(
+            "hub_clock_behind_seconds",
+            "How far the system clock reads behind the latest time the hub knows has passed "
+            "(its start plus monotonic time, the newest signed checkpoint): expiry, approvals "
+            "and retention use that later time (core.clock); 0 when the clock is not behind.",
+            registry=self.registry,
+        )
+        self.clock_behind.set_function(clock.behind_seconds)
         self.views_set_aside = Counter(
             "hub_views_set_aside_total",
             "View stores found unreadable at start (an empty or damaged chDB metadata file, a "

@@ -38,10 +38,11 @@ import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from core import clock
 from core.errors import ConfigError, Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from core.events import OutgoingEvent
 from core.fold import SharedCatchUps, TopicFold, decoded
@@ -164,7 +165,7 @@ class ApiKey:
 
     def public(self, now: datetime | None = None) -> dict[str, Any]:
         """What listings show: everything but the salt and hashes."""
-        now = now or datetime.now(UTC)
+        now = now or clock.now()
         return {
             "key_id": self.key_id,
             "owner": self.owner,
@@ -516,7 +517,7 @@ class ApiKeys(EnrolmentCommands):
                 "issued_by": issued_by,
                 "issued_by_key": issued_by_key,
                 "issuer_roles": sorted(issuer_roles),
-                "issued_at": datetime.now(UTC).isoformat(),
+                "issued_at": clock.now().isoformat(),
                 "expires_at": expires_at.isoformat() if expires_at else None,
                 "salt": salt,
                 "secret_hmac": self._digest(salt, secret),
@@ -553,7 +554,7 @@ class ApiKeys(EnrolmentCommands):
                     "and . _ @ + - (starting with a letter or digit), e.g. alice@example.com.",
                     code="invalid_owner",
                 )
-        if expires_at is not None and expires_at <= datetime.now(UTC):
+        if expires_at is not None and expires_at <= clock.now():
             raise InvalidInput(
                 f"expires_at {expires_at.isoformat()} is in the past: give a future time.",
                 code="invalid_expiry",
@@ -676,7 +677,7 @@ class ApiKeys(EnrolmentCommands):
         with self._lock:
             self._refresh()
             key = self._keys.get(key_id)
-            now = datetime.now(UTC)
+            now = clock.now()
             if key is None or key.state(now) == "revoked":
                 raise InvalidInput(f"No active API key {key_id!r}.", code="unknown_key")
             if actor is not None and not self.may_manage(actor, key):
@@ -783,7 +784,7 @@ class ApiKeys(EnrolmentCommands):
         with self._lock:
             self._refresh()
             old = self._keys.get(key_id)
-            now = datetime.now(UTC)
+            now = clock.now()
             if old is None or old.state(now) != "active":
                 raise InvalidInput(
                     f"Key {key_id!r} is not an active key: only active keys can be rotated.",
@@ -861,7 +862,7 @@ class ApiKeys(EnrolmentCommands):
             digest, expected = hashlib.sha256(secret.encode()).hexdigest(), "0" * 64
         if not hmac.compare_digest(digest, expected) or key is None:
             raise Unauthenticated("Invalid API key or secret.")
-        state = key.state(datetime.now(UTC))
+        state = key.state(clock.now())
         if state == "revoked":
             raise Unauthenticated(f"API key {key_id} has been revoked: ask for a new key.")
         if state == "expired":
@@ -870,7 +871,7 @@ class ApiKeys(EnrolmentCommands):
 
     def active(self) -> list[ApiKey]:
         self._refresh()
-        now = datetime.now(UTC)
+        now = clock.now()
         return sorted(
             (k for k in self._keys.values() if k.state(now) == "active"), key=lambda k: k.key_id
         )
@@ -967,7 +968,7 @@ class ApiKeys(EnrolmentCommands):
         withdraws the enrolments it ends in its own append).
         """
         self._refresh()
-        now = datetime.now(UTC)
+        now = clock.now()
         owner = _fold_key(proposed_by)
         owned = [
             k

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from core import clock
 from core.errors import Conflict, InvalidInput, NotFound
 from core.fold import TopicFold
 from core.ports.policy import Decision, DecisionRequest, PolicyEngine, Principal
@@ -90,7 +91,7 @@ class Case:
         return "expired" if now_ns >= self.expires_at_ns else "open"
 
     def as_dict(self, now_ns: int | None = None) -> dict[str, Any]:
-        now = time.time_ns() if now_ns is None else now_ns
+        now = clock.now_ns() if now_ns is None else now_ns
         return {
             "case_id": self.case_id,
             "status": self.status(now),

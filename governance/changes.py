@@ -35,9 +35,9 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core import clock
 from core.errors import Conflict, Forbidden, HubError
 from core.policybundle import (
     PolicyBundle,
@@ -337,7 +337,7 @@ def bundle_diff(old: Mapping[str, str], new: Mapping[str, str]) -> str:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat()
+    return clock.now().isoformat()
 
 
 class PolicyChanges:

@@ -71,9 +71,9 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from core import clock
 from core.errors import (
     ConfigError,
     Conflict,
@@ -279,7 +279,7 @@ def value_diff(resource: str, old: str | None, new: str | None) -> str:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat()
+    return clock.now().isoformat()
 
 
 def _event(

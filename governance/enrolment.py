@@ -32,9 +32,10 @@ import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from core import clock
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from core.events import OutgoingEvent
 from core.ports.policy import Principal
@@ -325,7 +326,7 @@ class EnrolmentCommands:
         was revoked (a stolen approver key, found out) must not still make a key."""
         with self._lock:
             self._refresh()
-            now = datetime.now(UTC)
+            now = clock.now()
             ended: list[OutgoingEvent] = []
             tenants: set[str] = set()
             for e in self._enrolments.values():
@@ -374,8 +375,8 @@ class EnrolmentCommands:
                 roles=frozenset(v["roles"]),
                 tenant=v.get("tenant") or "default",
                 requested_by=v["requested_by"],
-                requested_at=parse_time(v["requested_at"]) or datetime.now(UTC),
-                expires_at=parse_time(v["expires_at"]) or datetime.now(UTC),
+                requested_at=parse_time(v["requested_at"]) or clock.now(),
+                expires_at=parse_time(v["expires_at"]) or clock.now(),
                 kind=v.get("kind") or "create",
                 resets=v.get("resets") or "",
                 description=v.get("description") or "",
@@ -414,7 +415,7 @@ class EnrolmentCommands:
 
     def _approver_owners(self, now: datetime | None = None) -> set[str]:
         """Owners (casefolded) holding an active approver key that counts for approval."""
-        now = now or datetime.now(UTC)
+        now = now or clock.now()
         return {
             fold_owner(k.owner)
             for k in self._keys.values()
@@ -470,7 +471,7 @@ class EnrolmentCommands:
             )
         with self._lock:
             self._refresh()
-            now = datetime.now(UTC)
+            now = clock.now()
             on = self.two_person_on()
             bootstrap = on and self.bootstrap_open(requester)
             eid, events = self._enrolment_events(
@@ -512,7 +513,7 @@ class EnrolmentCommands:
     ) -> tuple[str, list[tuple[str, OutgoingEvent]]]:
         """(enrolment id, [(first half or '', event)]): supersessions of the owner's live
         enrolments, then the new EnrolmentIssued (its first half beside it)."""
-        now = datetime.now(UTC)
+        now = clock.now()
         events: list[tuple[str, OutgoingEvent]] = [
             ("", self._ended(e.enrolment_id, "superseded by a new enrolment", requester.id, now))
             for e in self._enrolments.values()
@@ -577,7 +578,7 @@ class EnrolmentCommands:
         with self._lock:
             self._refresh()
             e = self._enrolments.get(enrolment_id)
-            now = datetime.now(UTC)
+            now = clock.now()
             # Another tenant's enrolment answers as a missing one, before any other check: its
             # existence, state and requester are that tenant's business (the list a
             # tenant-limited reader gets leaves it out too).
@@ -639,7 +640,7 @@ class EnrolmentCommands:
         with self._lock:
             self._refresh()
             old = self._keys.get(key_id)
-            now = datetime.now(UTC)
+            now = clock.now()
             if old is None or old.state(now) == "revoked":
                 raise InvalidInput(f"No active API key {key_id!r}.", code="unknown_key")
             if fold_owner(old.owner) == fold_owner(actor.id):
@@ -737,7 +738,7 @@ class EnrolmentCommands:
                     if pending and not second_half
                     else "enrolment_invalid",
                 )
-            now = datetime.now(UTC)
+            now = clock.now()
             if presented_by is not None and fold_owner(presented_by.id) != fold_owner(e.owner):
                 raise Forbidden(
                     f"Enrolment {eid} is {e.owner!r}'s: {presented_by.id!r} may not redeem it. "
@@ -831,7 +832,7 @@ class EnrolmentCommands:
         """Record every enrolment that passed its expiry unredeemed (one append); their ids."""
         with self._lock:
             self._refresh()
-            now = datetime.now(UTC)
+            now = clock.now()
             due = [
                 e
                 for e in self._enrolments.values()
@@ -871,7 +872,7 @@ class EnrolmentCommands:
         if key is None:
             # A principal the hub built in-process (no key: never one a route or the CLI
             # authenticated): the rules that compare people, over all of the owner's keys.
-            now = datetime.now(UTC)
+            now = clock.now()
             owned = [
                 k
                 for k in self._keys.values()
@@ -925,7 +926,7 @@ class EnrolmentCommands:
     ) -> None:
         """Rule 4 (docs/trust-model.md): the approver never saw a whole enrolment token of the
         proposer's keys (those unrevoked, or revoked only after the proposal)."""
-        now = datetime.now(UTC)
+        now = clock.now()
         proposer = fold_owner(proposed_by)
         theirs = [
             k
@@ -946,7 +947,7 @@ class EnrolmentCommands:
         one of their unrevoked keys, and so on: the people who may hold those keys. Only
         enrolments without a second approver (bootstrap, or the two-person rule off) have a
         whole holder, so the walk is short."""
-        now = datetime.now(UTC)
+        now = clock.now()
         found: set[str] = set()
         frontier = list(keys)
         while frontier:

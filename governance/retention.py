@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from core import clock
 from core.errors import HubError, InvalidInput, NotFound, TopicNotFound
 from core.events import OutgoingEvent, tenant_of
 from core.fold import TopicFold
@@ -104,7 +105,7 @@ def _iso(ms: int) -> str:
 
 
 def _now_ms() -> int:
-    return int(datetime.now(UTC).timestamp() * 1000)
+    return int(clock.now().timestamp() * 1000)
 
 
 def parse_scope(scope: str, *, allow: tuple[str, ...] = SCOPE_KINDS) -> tuple[str, str]:
@@ -363,7 +364,7 @@ class Governance:
             time_column,
             actor,
             reason,
-            datetime.now(UTC).isoformat(),
+            clock.now().isoformat(),
         )
         self._publish(POLICY_SET, policy.as_dict(), actor)
         return policy
@@ -380,7 +381,7 @@ class Governance:
         """Place a hold for ``actor`` of ``tenant`` (the hold is that tenant's)."""
         parse_scope(scope)
         hold = LegalHold(
-            str(uuid.uuid4()), scope, matter, actor, reason, datetime.now(UTC).isoformat(), tenant
+            str(uuid.uuid4()), scope, matter, actor, reason, clock.now().isoformat(), tenant
         )
         value = hold.as_dict()
         del value["tenant"]  # the record's header carries it
@@ -415,7 +416,7 @@ class Governance:
             "hold_id": hold_id,
             "released_by": actor,
             "reason": reason,
-            "released_at": datetime.now(UTC).isoformat(),
+            "released_at": clock.now().isoformat(),
         }
         self._publish(HOLD_RELEASED, value, actor, tenant)
         return hold

@@ -21,6 +21,7 @@ import pyarrow  # noqa: F401
 from adapters.rego_deadline import BoundedEvaluation
 from adapters.rego_policy import RegoPolicyEngine
 from adapters.subject_tenants import SqliteSubjectTenants
+from core import clock
 from core.coredumps import forbid_core_dumps
 from core.errors import ConfigError, HubError
 from core.leadership import LeaderElector
@@ -944,6 +945,11 @@ def bootstrap(
         witness_refuses=witness_refuses,
         log_held_records=log_held_records,
     )
+    # key and enrolment expiry, approvals and retention never read a time earlier than the
+    # newest signed checkpoint's (verified above): a clock stepped back before a restart
+    newest = ledger_store.latest_checkpoint()
+    if newest is not None:
+        clock.raise_floor(newest.time_us * 1000)
     if settings.cold_tier:
         from ledger.cuts import RecordedCuts
         from storage.tiering import TieredEventLog

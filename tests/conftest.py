@@ -15,6 +15,17 @@ from hub.bootstrap import Hub, bootstrap  # noqa: E402
 from hub.settings import load_settings  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _own_clock_floor() -> Iterator[None]:
+    """Each test's hubs start from the wall clock: the hub's time floor (core.clock) is
+    process-wide, and a hub signed a day ahead by one test must not age another's keys."""
+    from core import clock
+
+    clock.reset()
+    yield
+    clock.reset()
+
+
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[Hub]:
     h = bootstrap(load_settings(environ={}, data_dir=tmp_path / "data"))

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import UTC, datetime, timedelta
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
+from core import clock
 from core.events import OutgoingEvent
 from core.ports.policy import Principal
-from governance import enrolment as enrolment_module
 from hub.bootstrap import Hub
 from tests.adversarial._api import basic as auth
 from tests.adversarial.test_two_person_attacks import _approve, _propose
@@ -148,12 +149,8 @@ def test_an_expired_token_is_refused_and_recorded(
     ticket = _request(client, _h(people, "root"), "frank")
     second = _second(client, _h(people, "ann"), ticket["enrolment_id"]).json()["second_half"]
 
-    class Later(datetime):
-        @classmethod
-        def now(cls, tz: Any = None) -> Any:
-            return datetime.now(tz) + timedelta(hours=25)
-
-    monkeypatch.setattr(enrolment_module, "datetime", Later)  # redeem lives there
+    later = time.time_ns() + 25 * 3600 * 10**9 - time.monotonic_ns()
+    monkeypatch.setattr(clock, "_wall", lambda: later + time.monotonic_ns())  # 25 hours on
     resp = _enrol(client, ticket["enrolment_token"], second)
     assert resp.status_code == 401 and resp.json()["reason"] == "enrolment_expired"
     kinds = [r["headers"].get("ce_type") for r in _records(hub)]

@@ -20,7 +20,7 @@ import yaml
 from click.testing import CliRunner
 
 from hub.cli import main
-from tests.adversarial._api import quiet_api
+from tests.adversarial._api import basic, issue_key, quiet_api
 from tests.adversarial.test_s19_tenancy_registry import SUBJECT, World, _acme_subject
 
 SECRET = "^ACME-[0-9]{6}-SECRET$"
@@ -75,3 +75,47 @@ def test_another_tenants_rules_are_not_listed_or_shown_by_the_cli(world: World) 
     assert SECRET not in shown and yaml.safe_load(shown)["rules"] == [], shown
     assert SUBJECT in cli(amy, "list")
     assert SECRET in cli(amy, "show", SUBJECT)
+
+
+def test_another_tenants_rules_are_not_read_through_the_config_routes(world: World) -> None:
+    """The same rules are the configuration resource ``rules:<subject>``: its value and its
+    changes were shown to any ``config.read`` key (another tenant's compliance officer or
+    security administrator), the regular expression in ``new_value`` and the diff."""
+    w = world
+    for role in ("compliance_officer", "security_admin"):
+        who = basic(issue_key(w.hub, role, f"g-{role}", "globex"))
+        value = w.c.get(f"/v1/config/values/rules:{SUBJECT}", headers=who)
+        missing = w.c.get("/v1/config/values/rules:nosuch-value", headers=who)
+        assert value.status_code == 200, value.text
+        assert SECRET not in value.text and value.json()["value"] is None, value.text
+        assert {**value.json(), "resource": "x"} == {**missing.json(), "resource": "x"}
+        listed = w.c.get("/v1/config/changes", headers=who)
+        assert listed.status_code == 200 and SECRET not in listed.text, listed.text
+        assert all(c["resource"] != f"rules:{SUBJECT}" for c in listed.json())
+        (change,) = w.hub.config_changes.store.changes(f"rules:{SUBJECT}")
+        one = w.c.get(f"/v1/config/changes/{change.change_id}", headers=who)
+        assert one.status_code == 404 and SECRET not in one.text, one.text
+    # acme's own compliance officer and the administrator see them
+    for who in (basic(issue_key(w.hub, "compliance_officer", "ada", "acme")), w.admin):
+        assert SECRET in w.c.get(f"/v1/config/values/rules:{SUBJECT}", headers=who).text
+        assert SECRET in w.c.get("/v1/config/changes", headers=who).text
+
+
+def test_another_tenants_rules_are_not_read_through_hub_config(world: World) -> None:
+    w = world
+    data = w.hub.settings.data_dir
+    gina = w.hub.keys.create(["compliance_officer"], principal="gina", tenant="globex").token
+    ada = w.hub.keys.create(["compliance_officer"], principal="ada2", tenant="acme").token
+    (change,) = w.hub.config_changes.store.changes(f"rules:{SUBJECT}")
+    runner = CliRunner()
+
+    def cli(key: str, *args: str) -> str:
+        r = runner.invoke(main, ["--data-dir", str(data), "--key", key, "config", *args])
+        return r.output + (r.stderr or "")
+
+    assert f"rules:{SUBJECT}" not in cli(gina, "list")
+    assert SECRET not in cli(gina, "show", f"rules:{SUBJECT}")
+    out = cli(gina, "show", change.change_id)
+    assert SECRET not in out, out
+    assert f"rules:{SUBJECT}" in cli(ada, "list")
+    assert SECRET in cli(ada, "show", change.change_id)

@@ -800,7 +800,9 @@ def _row_plan(t: Any, named: dict[str, Any], seen: dict[str, list[Any]]) -> Any:
         return None
     kind = t.get("type")
     if t.get("logicalType") == "decimal" and kind in ("bytes", "fixed"):
-        return ("d", t)
+        scale, precision = int(t.get("scale", 0)), int(t["precision"])
+        # (schema, its quantum, the largest adjusted exponent of a value that fits)
+        return ("d", (t, Decimal(1).scaleb(-scale), precision - scale - 1))
     if kind == "array":
         p = _row_plan(t.get("items"), named, seen)
         return None if p is None else ("a", p)
@@ -861,11 +863,10 @@ def _conform(v: Any, plan: Any, path: str) -> Any:
         return v
     kind, inner = plan
     if kind == "d":  # a decimal of the field's scale as it is; any other value converted exactly
-        if type(v) is Decimal and v.is_finite():
-            t = v.as_tuple()
-            if t.exponent == -int(inner.get("scale", 0)) and len(t.digits) <= inner["precision"]:
-                return v
-        return _decimal(v, inner, path)
+        schema, quantum, top = inner
+        if type(v) is Decimal and v.is_finite() and v.same_quantum(quantum) and v.adjusted() <= top:
+            return v
+        return _decimal(v, schema, path)
     if kind == "u":
         plans, takes = inner
         if type(v) is not Decimal and type(v) is not bool and isinstance(v, takes):
@@ -930,6 +931,12 @@ def conform_row(datum: Any, fields: tuple[tuple[str, Any], ...]) -> Any:
     out = None
     for name, plan in fields:
         v = datum.get(name)
+        if v is None:
+            continue
+        if plan[0] == "d" and type(v) is Decimal:  # the common case inline: a file's decimal
+            _, quantum, top = plan[1]
+            if v.is_finite() and v.same_quantum(quantum) and v.adjusted() <= top:
+                continue
         new = _conform(v, plan, "/" + name)
         if new is not v:
             if out is None:

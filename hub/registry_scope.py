@@ -237,3 +237,47 @@ class RegistryScope:
             "tenant's topics: only the topic's owner registers its subjects; publish your "
             "records to a topic of your own."
         )
+
+
+def rules_visible(
+    registry: SchemaRegistry,
+    log: EventLog,
+    principal: Principal,
+    shipped: frozenset[str],
+    decide: Decide,
+) -> Callable[[str], bool]:
+    """Whether ``principal`` may see the quality rules of a subject (``GET /v1/rules``, ``hub
+    rules list/show``): those of a subject the registry shows it (its tenant's, the hub's), and
+    every shipped rule set's (the hub's own business types). A rule set names its subject and
+    its fields, patterns and bounds, so another tenant's (one the hub's administrators set on
+    that tenant's subject) is shown only where the registry would show the subject (``decide``
+    for any tenant, ``tenant.all``); its absence and a missing subject's look alike."""
+    scope = RegistryScope(registry, principal, decide, log)
+    return lambda subject: subject in shipped or scope.readable(subject)
+
+
+# Configuration resources named after a registry subject: its quality rules and its
+# compatibility level.
+SUBJECT_RESOURCES = ("rules:", "registry.config:")
+
+
+def config_visible(
+    registry: SchemaRegistry,
+    log: EventLog,
+    principal: Principal,
+    shipped: frozenset[str],
+    decide: Decide,
+) -> Callable[[str], bool]:
+    """Whether ``principal`` may see a configuration resource's value and changes (``GET
+    /v1/config/...``, ``hub config list/show``): one named after a subject (``rules:<subject>``,
+    ``registry.config:<subject>``) where ``rules_visible`` shows the subject's rules; every
+    other resource (its own checks apply: a legal hold's tenant)."""
+    subject_shown = rules_visible(registry, log, principal, shipped, decide)
+
+    def visible(resource: str) -> bool:
+        for prefix in SUBJECT_RESOURCES:
+            if resource.startswith(prefix) and resource[len(prefix) :]:
+                return subject_shown(resource[len(prefix) :])
+        return True
+
+    return visible

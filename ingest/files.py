@@ -804,7 +804,7 @@ def _refuse_rounding(t: Target, text: str, path: Source) -> None:
     read as a plain number, an instant read as a local time. The wire path refuses those
     records the same way. A time that only changes unit (millis and micros) is read by value
     (a time finer than the reader's unit is quarantined by ``serde.check_stamps``); decimals of
-    another scale are converted exactly by ``serde.coerce_decimals`` or quarantined."""
+    another scale are converted exactly by ``serde.conform_row`` or quarantined."""
     try:
         writer = parse_schema(text)
     except HubError as exc:  # registered, so parseable; a refusal names it all the same

@@ -416,7 +416,7 @@ class Compiled:
 
     __slots__ = (
         "check",
-        "decimals",
+        "conform",
         "default_values",
         "defaults",
         "encode",
@@ -441,7 +441,7 @@ class Compiled:
         fields = self.schema.get("fields", []) if isinstance(self.schema, dict) else []
         self.defaults = frozenset(f["name"] for f in fields if "default" in f)
         self.wire_header = serde.wire_header(t.schema_id)
-        self.decimals = serde.decimal_fields(self.schema)
+        self.conform = serde.row_fields(self.schema)  # decimals and maps, at any depth
         self.stamps = serde.stamp_fields(self.schema)
         self.encode: Callable[[Any], bytes] = serde.encoder(t.schema_id, t.schema)
         # Defaults as datums, computed once when every one is immutable (shared safely).
@@ -708,9 +708,10 @@ class IngestPipeline:
             if raw.kind == "json":
                 return t, serde.from_json(raw.value, t.plain.parsed), None
             if raw.kind == "datum":
-                c = self.compiled(t)  # file rows: floats and ints into decimals, exactly
+                c = self.compiled(t)  # file rows: floats and ints into decimals, exactly, and
+                # map columns' pairs into maps, at any depth (``serde.conform_row``)
                 serde.check_stamps(raw.value, c.stamps)  # and times never cut to the unit
-                return t, c.fill(serde.coerce_decimals(raw.value, c.decimals)), None
+                return t, c.fill(serde.conform_row(raw.value, c.conform)), None
             assert writer_id is not None
             problems = self._incompatibilities(t, writer_id)
             if problems:

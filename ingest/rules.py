@@ -142,6 +142,10 @@ class RulesStore:
             return self._versions[subject]
         return "shipped" if subject in self._shipped else "none"
 
+    def shipped(self) -> frozenset[str]:
+        """The subjects the hub ships rule sets for (its own business types)."""
+        return frozenset(self._shipped)
+
     def subjects(self) -> list[str]:
         self.refresh()
         return sorted(set(self._shipped) | {s for s, r in self._changed.items() if r is not None})

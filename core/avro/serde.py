@@ -769,6 +769,182 @@ def check_stamps(datum: Any, fields: tuple[tuple[str, Any], ...]) -> None:
         _check_stamp(datum.get(name), plan, "/" + name)
 
 
+# Python types of the values a file row holds, by the Avro primitive that takes them as they are.
+_TAKES = {
+    "double": (float, int),
+    "float": (float, int),
+    "long": (int,),
+    "int": (int,),
+    "string": (str,),
+}
+
+
+def _row_plan(t: Any, named: dict[str, Any], seen: dict[str, list[Any]]) -> Any:
+    """Where the Avro type ``t`` (fastavro-parsed) holds a decimal or a map, which a file row
+    may carry in another form (a float, an int or text for a decimal; a Parquet map's list of
+    key/value pairs for a map): ``("d", schema)`` for a decimal, ``("m", plan or None)`` for a
+    map, ``("a", plan)`` for an array's items, ``("r", [(field, plan), ...])`` for a record,
+    ``("u", (plans, primitive types))`` for a union; None where neither can be. A recursive
+    record's plan holds itself (the list is filled after it is made)."""
+    if isinstance(t, str):
+        if t in seen:
+            return ("r", seen[t])
+        t = named.get(t, t)
+        if isinstance(t, str):
+            return None
+    if isinstance(t, list):
+        plans = tuple(p for p in (_row_plan(b, named, seen) for b in t) if p is not None)
+        takes = tuple(k for b in t if isinstance(b, str) and b in _TAKES for k in _TAKES[b])
+        return ("u", (plans, takes)) if plans else None
+    if not isinstance(t, Mapping):
+        return None
+    kind = t.get("type")
+    if t.get("logicalType") == "decimal" and kind in ("bytes", "fixed"):
+        scale, precision = int(t.get("scale", 0)), int(t["precision"])
+        # (schema, its quantum, the largest adjusted exponent of a value that fits)
+        return ("d", (t, Decimal(1).scaleb(-scale), precision - scale - 1))
+    if kind == "array":
+        p = _row_plan(t.get("items"), named, seen)
+        return None if p is None else ("a", p)
+    if kind == "map":
+        return ("m", _row_plan(t.get("values"), named, seen))
+    if kind == "record" or kind == "error":
+        name = str(t.get("name", ""))
+        fields: list[Any] = []
+        seen[name] = fields
+        named[name] = t
+        for f in t.get("fields", []):
+            p = _row_plan(f["type"], named, seen)
+            if p is not None:
+                fields.append((f["name"], p))
+        return ("r", fields) if fields else None
+    if isinstance(kind, (Mapping, list)):
+        return _row_plan(kind, named, seen)
+    return None
+
+
+def row_fields(schema: Any) -> tuple[tuple[str, Any], ...]:
+    """The fields of a record schema (fastavro-parsed) that can hold a decimal or a map at any
+    depth (inside records, arrays, maps and unions), each with its plan for ``conform_row``."""
+    if not isinstance(schema, Mapping) or schema.get("type") != "record":
+        return ()
+    plan = _row_plan(schema, dict(schema.get("__named_schemas", {})), {})
+    return () if plan is None else tuple(plan[1])
+
+
+def _pairs(v: Any) -> bool:
+    """Whether ``v`` is a Parquet/Arrow map's value as pyarrow gives it: a list of (key, value)
+    tuples."""
+    return type(v) is list and all(type(e) is tuple and len(e) == 2 for e in v)
+
+
+def _map_of_pairs(v: list[tuple[Any, Any]], path: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, item in v:
+        if type(k) is not str:
+            raise SerializationError(
+                f"{path}: the map's key {k!r} is {type(k).__name__}, but the keys of an Avro map "
+                "are text: write the column with string keys (for instance map<string, ...>), or "
+                "register the field as an array of key/value records."
+            )
+        if k in out:
+            raise SerializationError(
+                f"{path}: the map holds the key {k!r} more than once; an Avro map keeps one value "
+                "per key, so the others would be lost: make its keys unique."
+            )
+        out[k] = item
+    return out
+
+
+def _conform(v: Any, plan: Any, path: str) -> Any:
+    """``v`` as the Avro type of ``plan`` takes it (``conform_row``); ``v`` itself when nothing
+    in it changes."""
+    if v is None:
+        return v
+    kind, inner = plan
+    if kind == "d":  # a decimal of the field's scale as it is; any other value converted exactly
+        schema, quantum, top = inner
+        if type(v) is Decimal and v.is_finite() and v.same_quantum(quantum) and v.adjusted() <= top:
+            return v
+        return _decimal(v, schema, path)
+    if kind == "u":
+        plans, takes = inner
+        if type(v) is not Decimal and type(v) is not bool and isinstance(v, takes):
+            return v  # a value a primitive branch takes as it is
+        shape = (
+            "m"
+            if _pairs(v) and v
+            else "r"
+            if isinstance(v, Mapping)
+            else "a"
+            if isinstance(v, list)
+            else "d"
+        )
+        order = {"m": "mra", "r": "rm", "a": "am", "d": "d"}[shape]
+        for k in order:
+            p = next((p for p in plans if p[0] == k), None)
+            if p is not None:
+                return _conform(v, p, path)
+        return v
+    if kind == "r":
+        if not isinstance(v, Mapping):
+            return v
+        out = None
+        for name, p in inner:
+            item = v.get(name)
+            new = _conform(item, p, f"{path}/{name}")
+            if new is not item:
+                if out is None:
+                    out = dict(v)
+                out[name] = new
+        return v if out is None else out
+    if kind == "a":
+        if not isinstance(v, list):
+            return v
+        items = [_conform(item, inner, f"{path}/{i}") for i, item in enumerate(v)]
+        return v if all(a is b for a, b in zip(items, v, strict=True)) else items
+    # a map: a Parquet map column's list of pairs becomes a dict; values converted in place
+    if _pairs(v):
+        v = _map_of_pairs(v, path)
+    if inner is None or not isinstance(v, Mapping):
+        return v
+    out = None
+    for k, item in v.items():
+        new = _conform(item, inner, f"{path}/{k}")
+        if new is not item:
+            if out is None:
+                out = dict(v)
+            out[k] = new
+    return v if out is None else out
+
+
+def conform_row(datum: Any, fields: tuple[tuple[str, Any], ...]) -> Any:
+    """``datum`` (an Avro datum from a file row) with its decimals and maps (``row_fields``),
+    at any depth, as the schema takes them: an int, a float (by its shortest repr) or text in a
+    decimal converted exactly (``_decimal``, never rounded: a value that does not fit the scale
+    and precision raises ``SerializationError`` naming its path, ``/leg/price``,
+    ``/prices/2``), a decimal of another scale checked the same way, and a Parquet map column
+    (read by pyarrow as a list of key/value pairs) made a map, refused naming the column when a
+    key is not text or appears twice. ``datum`` itself when nothing changes."""
+    if not fields or type(datum) is not dict:
+        return datum
+    out = None
+    for name, plan in fields:
+        v = datum.get(name)
+        if v is None:
+            continue
+        if plan[0] == "d" and type(v) is Decimal:  # the common case inline: a file's decimal
+            _, quantum, top = plan[1]
+            if v.is_finite() and v.same_quantum(quantum) and v.adjusted() <= top:
+                continue
+        new = _conform(v, plan, "/" + name)
+        if new is not v:
+            if out is None:
+                out = dict(datum)
+            out[name] = new
+    return datum if out is None else out
+
+
 def to_json(value: Any) -> Any:
     """A decoded Avro datum as JSON-ready data (decimals as strings, times as RFC 3339)."""
     if isinstance(value, dict):

@@ -12,6 +12,7 @@ Every command asks the policy decision point first, as routes do (``config.read`
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import click
 
 from audit.printable import printable
 from core.errors import InvalidInput
+from core.ports.policy import Principal
 from core.yamlkeys import load_unique
 from hub.cli import (
     Ctx,
@@ -62,6 +64,17 @@ def _hold_in_scope(h: Any, resource: str, principal: Any) -> None:
         h.config_changes.check_hold_scope(resource, scope)
 
 
+def _subjects_shown(h: Any, principal: Principal) -> Callable[[str], bool]:
+    """``hub.registry_scope.config_visible`` for a command, as the API decides it."""
+    from hub.registry_scope import config_visible
+
+    def decide(action: str, tenant: str) -> bool:
+        context = {"channel": "cli", "tenant": tenant}
+        return bool(h.policy.decide(principal, "config.read", "config", context).allow)
+
+    return config_visible(h.registry, h.log, principal, h.ingest.rules.shipped(), decide)
+
+
 @config.command("list")
 @click.option("--resource", default=None, help="Only changes of this resource.")
 @click.option("--pending", is_flag=True, help="Only changes waiting for approval.")
@@ -77,10 +90,11 @@ def config_list(obj: Ctx, resource: str | None, pending: bool, key: str | None) 
             who = principal_for(h, key)
             authorize(h, "config.read", resource or "config", who)
             scope = reader_scope(h, who, {}, {}, "legal-holds")  # another tenant's releases
+            shown = _subjects_shown(h, who)  # and another tenant's subjects' rules
             for c in h.config_changes.store.changes(resource):
                 if pending and c.status != "pending_approval":
                     continue
-                if not h.config_changes.visible(c, scope):
+                if not (h.config_changes.visible(c, scope) and shown(c.resource)):
                     continue
                 approvers = ",".join(a["approved_by"] for a in c.approvals) or "-"
                 click.echo(  # the reason is the proposer's text: escaped (audit.printable)
@@ -109,16 +123,20 @@ def config_show(obj: Ctx, target: str, key: str | None) -> None:
             authorize(h, "config.read", target, who)
             changes = h.config_changes
             scope = reader_scope(h, who, {}, {}, "legal-holds")
+            shown = _subjects_shown(h, who)
             try:
                 change = changes.store.change(target)
-                if not changes.visible(change, scope):
+                if not (changes.visible(change, scope) and shown(change.resource)):
                     raise ConfigChangeNotFound(f"No configuration change {target!r}.")
                 echo_change(change, diff=True)
             except ConfigChangeNotFound:
                 # another tenant's hold answers as a missing one, as GET /v1/config/values does
                 if target.startswith(LEGALHOLD_PREFIX):
                     changes.check_hold_scope(target, scope)
-                click.echo(json.dumps(changes.value(target), indent=2))
+                value = changes.value(target)
+                if not shown(target):  # another tenant's subject: as one never configured
+                    value = {**value, "value": None}
+                click.echo(json.dumps(value, indent=2))
 
     run_safely(go)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,9 @@ import yaml
 
 from audit.printable import printable
 from core.errors import ConfigError, Forbidden
+from core.ports.policy import Principal
 from core.yamlkeys import load_unique
+from domain.quality import RuleSet
 from hub.cli import Ctx, authorize, authorize_hub_wide, current_principal, decided, main, run_safely
 
 
@@ -151,13 +154,26 @@ def rules() -> None:
     """Data quality rules per subject (changes are hub.config events)."""
 
 
+def _rules_visible(h: Any, principal: Principal) -> Callable[[str], bool]:
+    """``hub.registry_scope.rules_visible`` for a command, as the API decides it."""
+    from hub.registry_scope import rules_visible
+
+    def decide(action: str, tenant: str) -> bool:
+        context = {"channel": "cli", "tenant": tenant}
+        return bool(h.policy.decide(principal, "rules.read", "rules", context).allow)
+
+    return rules_visible(h.registry, h.log, principal, h.ingest.rules.shipped(), decide)
+
+
 @rules.command("list")
 @click.pass_obj
 def rules_list(obj: Ctx) -> None:
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "rules.read", "rules")
+            visible = _rules_visible(h, authorize(h, "rules.read", "rules"))
             for s in h.ingest.rules.subjects():
+                if not visible(s):
+                    continue
                 rs = h.ingest.rules.get(s)
                 click.echo(f"{s}\t{len(rs.rules)} rules\t{h.ingest.rules.version(s)}")
 
@@ -172,8 +188,11 @@ def rules_show(obj: Ctx, subject: str) -> None:
 
     def go() -> None:
         with obj.hub() as h:
-            authorize(h, "rules.read", f"rules/{subject}")
-            click.echo(yaml.safe_dump(h.ingest.rules.get(subject).as_dict(), sort_keys=False))
+            principal = authorize(h, "rules.read", f"rules/{subject}")
+            shown = h.ingest.rules.get(subject)
+            if not _rules_visible(h, principal)(subject):  # as a subject without rules
+                shown = RuleSet(subject)
+            click.echo(yaml.safe_dump(shown.as_dict(), sort_keys=False))
 
     run_safely(go)
 

@@ -9,6 +9,7 @@ more than the direct one) proposes and rolls back; ``config.approve`` approves. 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -103,7 +104,12 @@ def list_changes(
     changes = changes_of(request)
     changes.store.refresh()
     scope = _holds_scope(request, who)
-    return [c.summary() for c in changes.store.changes(resource) if changes.visible(c, scope)]
+    shown = _subjects_shown(request, who)
+    return [
+        c.summary()
+        for c in changes.store.changes(resource)
+        if changes.visible(c, scope) and shown(c.resource)
+    ]
 
 
 @router.get("/v1/config/changes/{change_id}", response_model=ConfigChange)
@@ -115,7 +121,8 @@ def get_change(
     changes = changes_of(request)
     changes.store.refresh()
     change = changes.store.change(change_id)
-    if not changes.visible(change, _holds_scope(request, who)):
+    visible = changes.visible(change, _holds_scope(request, who))
+    if not (visible and _subjects_shown(request, who)(change.resource)):
         raise ConfigChangeNotFound(
             f"No configuration change {change_id!r}: `hub config list` lists them."
         )
@@ -132,7 +139,27 @@ def get_value(
     as its changes and its release do: its value ("held") told the reader it exists."""
     if resource.startswith(LEGALHOLD_PREFIX):
         changes_of(request).check_hold_scope(resource, _holds_scope(request, who))
-    return changes_of(request).value(resource)
+    value = changes_of(request).value(resource)
+    if not _subjects_shown(request, who)(resource):  # as for a subject never configured
+        value = {**value, "value": None}
+    return value
+
+
+def _subjects_shown(request: Request, principal: Principal) -> Callable[[str], bool]:
+    """``hub.registry_scope.config_visible`` for this request: the rules or compatibility
+    level of another tenant's subject answer as a missing subject's (the registry's 404)."""
+    from hub.registry_scope import config_visible
+
+    hub = hub_of(request)
+    context = decision_context(request)
+
+    def decide(action: str, tenant: str) -> bool:
+        decision = hub.policy.decide(
+            principal, "config.read", "config", {**context, "tenant": tenant}
+        )
+        return bool(decision.allow)
+
+    return config_visible(hub.registry, hub.log, principal, hub.ingest.rules.shipped(), decide)
 
 
 @router.post("/v1/config/changes", status_code=201, response_model=ConfigChange)

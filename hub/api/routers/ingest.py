@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -34,6 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from core.avro import serde
 from core.errors import InvalidInput, NotFound
 from core.ports.policy import HUB_TENANT, Principal
+from domain.quality import RuleSet
 from hub.api.deps import (
     MAX_INT64,
     authorize,
@@ -421,19 +423,46 @@ async def quarantine_replay(
     return {t: r.as_dict() for t, r in results.items()}
 
 
+def _rules_visible(request: Request, principal: Principal) -> Callable[[str], bool]:
+    """``hub.registry_scope.rules_visible`` for this request: another tenant's subject's rules
+    are decided again as ``rules.read`` for any tenant (recorded like the registry's)."""
+    from hub.registry_scope import rules_visible
+
+    hub = hub_of(request)
+    context = decision_context(request)
+
+    def decide(action: str, tenant: str) -> bool:
+        decision = hub.policy.decide(
+            principal, "rules.read", "rules", {**context, "tenant": tenant}
+        )
+        return bool(decision.allow)
+
+    return rules_visible(hub.registry, hub.log, principal, hub.ingest.rules.shipped(), decide)
+
+
 @router.get("/v1/rules", response_model=dict[str, RuleSetSummary])
-def rules_list(request: Request, _: Principal = Depends(authorize("rules.read"))) -> dict[str, Any]:
+def rules_list(
+    request: Request, principal: Principal = Depends(authorize("rules.read"))
+) -> dict[str, Any]:
+    """The rule sets of the subjects the caller may see (``_rules_visible``)."""
     store = hub_of(request).ingest.rules
+    visible = _rules_visible(request, principal)
     return {
-        s: {"version": store.version(s), "rules": len(store.get(s).rules)} for s in store.subjects()
+        s: {"version": store.version(s), "rules": len(store.get(s).rules)}
+        for s in store.subjects()
+        if visible(s)
     }
 
 
 @router.get("/v1/rules/{subject}", response_model=RuleSetOut)
 def rules_get(
-    subject: str, request: Request, _: Principal = Depends(authorize("rules.read"))
+    subject: str, request: Request, principal: Principal = Depends(authorize("rules.read"))
 ) -> dict[str, Any]:
+    """A subject's rule set; another tenant's the caller may not see answers as a subject
+    without rules does (empty, version ``none``)."""
     store = hub_of(request).ingest.rules
+    if not _rules_visible(request, principal)(subject):
+        return {**RuleSet(subject).as_dict(), "version": "none"}
     return {**store.get(subject).as_dict(), "version": store.version(subject)}
 
 

@@ -175,15 +175,16 @@ def watch(
         with obj.hub() as h:
             who = authorize(h, "ingest.connector", f"topics/{topic}")
             while True:
-                done = watch_once(
-                    h.ingest,
-                    Path(folder),
-                    topic,
-                    batch_size,
-                    producer=who.id,
-                    tenant=who.tenant,  # the key's own, as the HTTP routes stamp
-                    settle_s=settle,
-                )
+                with _ledger_followed(h):  # each file's leaves while the next batches are read
+                    done = watch_once(
+                        h.ingest,
+                        Path(folder),
+                        topic,
+                        batch_size,
+                        producer=who.id,
+                        tenant=who.tenant,  # the key's own, as the HTTP routes stamp
+                        settle_s=settle,
+                    )
                 if done:
                     h.ledger.sync(force_checkpoint=True)  # on the ledger before we report it
                 for name, outcome in done:

@@ -96,3 +96,35 @@ def test_cli_publish_records_every_leaf_and_verifies(tmp_path: Path) -> None:
         h.close()
     r = run(main, [*admin_args(data), "ledger", "verify"])
     assert r.exit_code == 0, r.output
+
+
+def test_cli_watch_records_every_leaf(tmp_path: Path) -> None:
+    """``hub watch`` follows the ledger while each pass publishes: every record of the dropped
+    files has its leaf and a checkpoint covers them when the pass reports."""
+    data = tmp_path / "data"
+    h = bootstrap(load_settings(environ={}, data_dir=data))
+    open_accounts(h, ["ACC-1"])
+    h.close()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _file(folder / "a.jsonl", 250, "WA")
+    _file(folder / "b.jsonl", 120, "WB")
+    r = CliRunner().invoke(
+        main,
+        [*admin_args(data), "watch", str(folder), "-t", "trades", "--once", "--settle", "0"],
+        catch_exceptions=False,
+    )
+    assert r.exit_code == 0, r.output
+    assert (folder / "done" / "a.jsonl").exists() and (folder / "done" / "b.jsonl").exists()
+    h = bootstrap(load_settings(environ={}, data_dir=data))
+    try:
+        stored = [
+            (p, r.offset)
+            for p in range(h.log.topic("trades").partitions)
+            for r in h.log.scan("trades", p)
+        ]
+        assert len(stored) == 370
+        assert all(h.ledger.index_of("trades", p, o) is not None for p, o in stored)
+        assert h.ledger.checkpoints(min_size=h.ledger.store.tree_size())
+    finally:
+        h.close()

@@ -4,7 +4,12 @@ Runs, for a fixed time each, on a fresh data folder (SQLite log, ``synchronous=F
   1. baselines of the same run, on the very bytes the hub stores per event: raw SQLite append
      (WAL, ``synchronous=FULL``, one transaction per batch) and raw SHA-256;
   2. the file path: JSONL, CSV, Parquet and Avro files through ``publish_file`` (validation,
-     quality rules, encoding, one append per batch);
+     quality rules, encoding, one append per batch), each format's 1,000-row warm-up file
+     published first (a process's one-time costs: the Parquet decoder child's start, ~0.2
+     CPU-s in the child and more wall on a loaded machine, was the quiet run's "Parquet at 0.41
+     CPU s/s"; pyarrow's first pandas import); then the full path of each format (a fresh
+     file, the ledger's follower running as ``hub serve`` runs it, the clock stopped once a
+     last sync covers every record: validate, encode, log, ledger leaf);
   3. embedded publishing (``Publisher.publish``) at fixed rates (default 10k, 50k, 100k events/s)
      and as fast as it goes, from ``--publishers`` concurrent threads (default 8, like HTTP
      clients; a batch due every 5 ms), with the ``market_bars`` projection following the log:
@@ -105,7 +110,10 @@ def write_avro(path: Path, schema_text: str, parsed: Any, n: int, start: int) ->
 
     from core.avro import serde
 
-    datums = [serde.from_json({**trade(i), "trade_id": f"A-{i}"}, parsed) for i in range(n)]
+    datums = [
+        serde.from_json({**trade(i), "trade_id": f"A-{i}"}, parsed)
+        for i in range(start, start + n)  # before session 24: range(n), whatever ``start``
+    ]
     with path.open("wb") as f:
         fastavro.writer(f, fastavro.parse_schema(json.loads(schema_text)), datums)
     return path
@@ -157,26 +165,40 @@ def baselines(payloads: Sequence[bytes], seconds: float, folder: Path) -> list[R
     return out
 
 
-def file_runs(h: Any, files: dict[str, Path]) -> list[Run]:
+def file_runs(h: Any, files: dict[str, Path], followed: bool = False) -> list[Run]:
+    """One run per file. ``followed``: the full path (the ledger's follower runs during the
+    publish, as ``hub serve`` runs it; the clock stops when a last sync covered every record;
+    CPU s/s counts every thread of this process, the Parquet decoder child's not)."""
     from ingest.files import publish_file
 
     out = []
     for fmt, path in files.items():
-        run = Run(f"file: {fmt} -> publish_file")
+        run = Run(
+            f"file: {fmt} -> publish_file"
+            + (" + ledger leaves (follower running: full path)" if followed else "")
+        )
         acks: list[tuple[float, int]] = []
 
         def on_batch(n: int, r: Any, acks: list[tuple[float, int]] = acks) -> None:
             acks.append((time.perf_counter(), r.accepted))
 
         peak_rss_reset()
+        if followed:
+            h.ledger.start()
         cpu0, began = self_cpu(), time.perf_counter()
-        result = publish_file(
-            h.ingest,
-            path,
-            "trades",
-            batch_size=10_000,
-            on_batch=on_batch,
-        )
+        try:
+            result = publish_file(
+                h.ingest,
+                path,
+                "trades",
+                batch_size=10_000,
+                on_batch=on_batch,
+            )
+            if followed:
+                h.ledger.sync()  # the last records' leaves
+        finally:
+            if followed:
+                h.ledger.stop()
         run.seconds = time.perf_counter() - began
         run.events = result.result.accepted
         run.note = f"{result.result.rejected} rejected" if result.result.rejected else ""
@@ -512,7 +534,10 @@ def write_report(
         "committed; checkpoint: publish -> a signed checkpoint including them committed (its "
         "witness copy follows; the ledger's follower as `hub serve` runs it, with "
         f"HUB_CHECKPOINT_EVERY_MS={FOLLOW_MS} (default 1000); blank for the file "
-        "and HTTP runs, whose acknowledgement covers the leaves). "
+        "and HTTP runs). File runs: each format's warm-up file is published before the "
+        "clock; `publish_file` rows are the publish alone (validate, encode, log: no ledger "
+        "leaf); `+ ledger leaves` rows are the full path (a fresh file, the ledger's follower "
+        "running, the clock stopped once a last sync covered every record). "
         "visible: publish -> the `market_bars` view's checkpoint covers the batch. "
         "CPU s/s: CPU seconds per wall second of the process that did the work (the hub "
         "server's process for HTTP); on a shared machine a process may get far less than a "
@@ -608,16 +633,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = 10**7
         if "files" not in skip:
             print("file path...", flush=True)
-            files = write_files(out / "files", args.file_rows, start)
             sv = h.registry.get_version("trades-value", "latest")
-            files["Avro"] = write_avro(
-                out / "files" / "trades.avro",
-                sv.schema.text,
-                h.registry.parsed(sv.id).parsed,
-                args.file_rows,
-                start,
-            )
-            runs += file_runs(h, files)
+            sets = []
+            for name, rows, first in (
+                ("warm", 1_000, start + 3 * args.file_rows),
+                ("files", args.file_rows, start),
+                ("full", args.file_rows, start + args.file_rows),
+            ):
+                made = write_files(out / name, rows, first)
+                made["Avro"] = write_avro(
+                    out / name / "trades.avro",
+                    sv.schema.text,
+                    h.registry.parsed(sv.id).parsed,
+                    rows,
+                    first,
+                )
+                sets.append(made)
+            file_runs(h, sets[0])  # one-time costs, before the clock (see the docstring)
+            h.ledger.sync()
+            runs += file_runs(h, sets[1])
+            h.ledger.sync()  # the publish-only runs' leaves, before the full-path runs
+            runs += file_runs(h, sets[2], followed=True)
         start = 2 * 10**7
         if "embedded" not in skip:
             for target in rates:

@@ -17,6 +17,10 @@ CPU-s, 1 µs per event of a 300k run; the Parquet decoder child's start) stay ou
 per-event figures (``--cold`` keeps them in, as before session 23). The script imports the
 tree it is run from, so the same file measures an older tree: ``cd /tmp/old && PYTHONPATH=.
 python /path/to/benchmarks/file_full_path.py --rows 1000000``.
+``--follow`` (session 24): the ledger's follower runs on its own thread during the publish, as
+``hub serve`` runs it (``Ledger.start``), and the clock stops when a last ``sync`` has covered
+every record: events per wall second and per CPU second of the whole (every thread of the
+process, plus the Parquet decoder child's CPU over the run), beside the serial figures.
 Run: ``.venv/bin/python -m benchmarks.file_full_path --rows 1000000 [--format Avro|JSONL|CSV]``.
 """
 
@@ -42,6 +46,38 @@ def _timed(n: int, fn: Callable[[], Any]) -> tuple[float, float, Any]:
     out = fn()
     c1, w1 = time.process_time(), time.perf_counter()
     return n / max(c1 - c0, 1e-9), n / max(w1 - w0, 1e-9), out
+
+
+def _children_cpu(h: Hub) -> float:
+    """CPU seconds the hub's Parquet decoder children have used so far (they live across files:
+    ``process_time`` and ``RUSAGE_CHILDREN`` do not see them until they exit)."""
+    pool = getattr(h.ingest, "parquet", None)
+    total = 0.0
+    for pid in pool.pids() if pool is not None else []:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _followed(h: Hub, n: int, publish: Callable[[], Any]) -> tuple[float, float, float, Any]:
+    """``publish()`` with the ledger's follower running, then a last sync: events per CPU-s of
+    the process, per CPU-s with the decoder children's, and per wall second."""
+    h.ledger.start()
+    try:
+        k0 = _children_cpu(h)
+        c0, w0 = time.process_time(), time.perf_counter()
+        out = publish()
+        h.ledger.sync()
+        c1, w1 = time.process_time(), time.perf_counter()
+        k1 = _children_cpu(h)
+    finally:
+        h.ledger.stop()
+    cpu = max(c1 - c0, 1e-9)
+    return n / cpu, n / (cpu + max(k1 - k0, 0.0)), n / max(w1 - w0, 1e-9), out
 
 
 def _raw_insert(folder: Path, rows: list[tuple[Any, ...]], per_commit: int) -> None:
@@ -125,6 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--format", default="Parquet", choices=["Parquet", "Avro", "JSONL", "CSV"])
     ap.add_argument("--label", default=os.getcwd())
     ap.add_argument("--cold", action="store_true", help="no warm-up file before the clock")
+    ap.add_argument(
+        "--follow", action="store_true", help="the ledger follower runs during the publish"
+    )
     args = ap.parse_args(argv)
     n = args.rows
 
@@ -137,6 +176,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             assert publish_file(h.ingest, warm, "trades").result.accepted == 1_000
             h.ledger.sync()
         load = os.getloadavg()[0]
+        if args.follow:
+            fcpu, fkcpu, fwall, out = _followed(
+                h, n, lambda: publish_file(h.ingest, path, "trades", batch_size=10_000)
+            )
+            assert out.result.accepted == n, out.result
+            print(
+                f"{args.label} {args.format} n={n} load={load:.1f} followed | per CPU-s: full"
+                f" {fcpu:,.0f} (with decoder child {fkcpu:,.0f}) | wall: full {fwall:,.0f}"
+                f" | CPU s/s {fwall / fcpu:.2f} | load after {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+            return 0
         cpu, wall, out = _timed(
             n, lambda: publish_file(h.ingest, path, "trades", batch_size=10_000)
         )

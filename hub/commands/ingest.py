@@ -15,6 +15,8 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,26 @@ import click
 from core.errors import ConfigError, HubError, InvalidInput
 from core.yamlkeys import load_unique
 from hub.cli import Ctx, authorize, main, run_safely
+
+
+@contextmanager
+def _ledger_followed(h: Any) -> Iterator[None]:
+    """The ledger's follower on its own thread while a file is published (``Ledger.start``, as
+    ``hub serve`` runs it): the leaves of the batches already committed are hashed and written
+    while the next batches are read and validated, on the second core (the native hashing,
+    tile building and SQLite writes run outside the GIL). Before, every leaf waited for the
+    close-time sync, after the whole file. The close-time sync still runs (the last batches'
+    leaves and a signed checkpoint before the command returns): nothing is recorded later, only
+    sooner. Not for a hub that must not sync (``sync=False``) or a process that is not the
+    ledger's writer."""
+    if not (h.sync_on_close and h.ledger.is_writer()):
+        yield
+        return
+    h.ledger.start()
+    try:
+        yield
+    finally:
+        h.ledger.stop()
 
 
 def _summary(label: str, accepted: int, rejected: int, duplicates: int) -> str:
@@ -81,19 +103,20 @@ def publish(
                     )
 
                 try:
-                    out = publish_file(
-                        h.ingest,
-                        # A link the operator names on the command line is theirs to follow;
-                        # publish_file itself never follows one (a dropped file's name).
-                        path.resolve(),
-                        topic,
-                        fmt,
-                        batch_size,
-                        event_type=event_type,
-                        producer=principal.id,
-                        tenant=principal.tenant,  # the key's own, as the HTTP routes stamp
-                        on_batch=on_batch,
-                    )
+                    with _ledger_followed(h):
+                        out = publish_file(
+                            h.ingest,
+                            # A link the operator names on the command line is theirs to follow;
+                            # publish_file itself never follows one (a dropped file's name).
+                            path.resolve(),
+                            topic,
+                            fmt,
+                            batch_size,
+                            event_type=event_type,
+                            producer=principal.id,
+                            tenant=principal.tenant,  # the key's own, as the HTTP routes stamp
+                            on_batch=on_batch,
+                        )
                 except FileUnreadable:
                     raise
             if out.already_done:
@@ -152,15 +175,16 @@ def watch(
         with obj.hub() as h:
             who = authorize(h, "ingest.connector", f"topics/{topic}")
             while True:
-                done = watch_once(
-                    h.ingest,
-                    Path(folder),
-                    topic,
-                    batch_size,
-                    producer=who.id,
-                    tenant=who.tenant,  # the key's own, as the HTTP routes stamp
-                    settle_s=settle,
-                )
+                with _ledger_followed(h):  # each file's leaves while the next batches are read
+                    done = watch_once(
+                        h.ingest,
+                        Path(folder),
+                        topic,
+                        batch_size,
+                        producer=who.id,
+                        tenant=who.tenant,  # the key's own, as the HTTP routes stamp
+                        settle_s=settle,
+                    )
                 if done:
                     h.ledger.sync(force_checkpoint=True)  # on the ledger before we report it
                 for name, outcome in done:

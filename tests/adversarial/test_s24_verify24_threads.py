@@ -20,9 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 import ledger.leaves as leaves_module
+from adapters import tile_sideindex as sideindex
 from adapters.local_signer import LocalKeyFileSigner
 from adapters.sqlite_log import SqliteEventLog
 from adapters.tile_ledgerstore import TileLedgerStore
@@ -183,6 +185,42 @@ def test_an_incremental_run_fails_alike_on_one_and_two_threads(tmp_path: Path, w
     one = _report(tmp_path, 1, since)
     assert not one["ok"]
     assert _report(tmp_path, 2, since) == one
+
+
+def _wide(real: Callable[..., Any], table: pa.Table, d: Any) -> Any:
+    """A side-index body of the same values in other bytes (every index at 8 bytes): what an
+    older encoder wrote; verify passes it after comparing its values (row by row)."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(sideindex, "_WIDTHS", ())
+        return sideindex.body_of_reference(table, d)
+
+
+@pytest.mark.parametrize("tamper", [None, "last b"])
+def test_batches_of_other_partitions_after_one_checked_row_by_row_verify_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tamper: str | None
+) -> None:
+    """Batches alternate between topics a and b; the batches of a hold their side index in
+    other bytes, so each is checked row by row after the next (of b) was already read from
+    the log: that read MUST be undone, or b's records would be taken from the wrong place."""
+    log, ledger = _open(tmp_path)
+    log.create_topic("a", 1)
+    log.create_topic("b", 1)
+    real = sideindex.body_of
+    for k in range(BATCHES):
+        log.append("ab"[k % 2], _records(300, 300 * k))
+        with monkeypatch.context() as m:
+            if k % 2 == 0:
+                m.setattr(sideindex, "body_of", lambda t, d=None: _wide(real, t, d))
+            ledger.sync(force_checkpoint=True)
+    ledger.close()
+    log.close()
+    if tamper:
+        _log_batch(BATCHES - 1)(tmp_path)
+    one = _report(tmp_path, 1)
+    assert one["ok"] is (tamper is None), one["first_problem"]
+    if tamper is None:
+        assert one["leaves"] == 300 * BATCHES
+    assert _report(tmp_path, 2) == one
 
 
 def test_the_verify_threads_are_a_hub_setting_from_1_to_8(tmp_path: Path) -> None:

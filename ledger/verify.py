@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -953,7 +954,11 @@ def _verify_leaves_and_tree(
 
     def add(packed: bytes) -> bool:
         """2. The leaf hashes into the tree; every stored chunk completed is compared."""
-        for level, chunk, data in tree.append(packed):
+        return compare(tree.append(packed))
+
+    def compare(nodes: list[tuple[int, int, bytes]]) -> bool:
+        """2. The chunks a tree append changed: every stored chunk completed is compared."""
+        for level, chunk, data in nodes:
             if derived(level):
                 continue  # folded on read from a stored level that is checked
             if len(data) == CHUNK_BYTES:
@@ -1122,12 +1127,15 @@ def _verify_leaves_and_tree(
         report.leaves = expected - start
         return True
 
-    def advance(stored: StoredLeafBatch, taken: _Taken) -> bool:
-        """A batch the usual case passed: its leaves counted, its hashes into the tree."""
+    def advance(
+        stored: StoredLeafBatch, taken: _Taken, nodes: list[tuple[int, int, bytes]]
+    ) -> bool:
+        """A batch the usual case passed: its leaves counted, the chunks its hashes changed in
+        the tree (appended by the worker) compared."""
         nonlocal expected
         last.update(taken.lasts)
         expected += len(stored)
-        if not add(stored.hashes):
+        if not compare(nodes):
             return False
         report.leaves = expected - start
         return True
@@ -1137,9 +1145,13 @@ def _verify_leaves_and_tree(
     # and authenticates the log for batch k+1 (SQLite, zstd, HMAC: GIL released too). The
     # verdict is the one-thread order's: batch k is settled (counted, into the tree, or its
     # row pass run) before anything of k+1 is; when k fails, the takes of k+1 and then of k
-    # are undone and k+1 is checked again after k's row pass (``held``).
-    ahead: tuple[StoredLeafBatch, _Taken, Future[bool]] | None = None
+    # are undone and k+1 is checked again after k's row pass (``held``). The worker also
+    # appends a passed batch's hashes to the tree (``_recompute_and_grow``), in batch order;
+    # after a failed batch it appends nothing (``failed``) until that batch's row pass (this
+    # thread, the worker idle) has added it; this thread compares the chunks (store reads).
+    ahead: tuple[StoredLeafBatch, _Taken, Future[list[Any] | None]] | None = None
     held: StoredLeafBatch | None = None  # read and noted, to be checked again
+    failed = threading.Event()
 
     def settle() -> bool:
         """Wait for the batch ahead (if any) and settle it; False: the run stops."""
@@ -1147,9 +1159,11 @@ def _verify_leaves_and_tree(
         if ahead is None:
             return True
         got, ahead = ahead, None
-        if got[2].result():
-            return advance(got[0], got[1])
+        nodes = got[2].result()
+        if nodes is not None:
+            return advance(got[0], got[1], nodes)
         _reset(got[1])
+        failed.clear()  # nothing in flight
         return by_rows(got[0])
 
     worker = _worker(ledger.config.verify_threads)
@@ -1209,14 +1223,19 @@ def _verify_leaves_and_tree(
                 if not by_rows(stored):
                     return False
                 continue
-            now = (stored, taken, worker.submit(_recomputed_same, wenc, stored, taken.chunks, base))
+            grow = worker.submit(
+                _recompute_and_grow, wenc, stored, taken.chunks, base, tree, failed
+            )
+            now = (stored, taken, grow)
             if ahead is not None:
                 before, ahead = ahead, None
-                if before[2].result():
-                    if not advance(before[0], before[1]):
+                nodes = before[2].result()
+                if nodes is not None:
+                    if not advance(before[0], before[1], nodes):
                         return False
                 else:  # undo both batches' takes; the row pass names the first problem
-                    now[2].result()
+                    now[2].result()  # (appended nothing: ``failed``)
+                    failed.clear()
                     _reset(now[1])
                     _reset(before[1])
                     if not by_rows(before[0]):
@@ -1375,6 +1394,23 @@ def _take_log(
             return None
         taken.lasts.append((tp, off[b - 1].as_py()))
     return taken
+
+
+def _recompute_and_grow(
+    encoder: LeafEncoder,
+    stored: StoredLeafBatch,
+    chunks: list[Chunk],
+    expected: int,
+    tree: TreeBuilder,
+    failed: threading.Event,
+) -> list[tuple[int, int, bytes]] | None:
+    """The worker's part of a batch: :func:`_recomputed_same`, and when it holds the stored
+    hashes appended to ``tree`` (the chunks that changed); None, appending nothing, when not
+    or when a batch before it failed (``failed``, set here, cleared by the caller)."""
+    if failed.is_set() or not _recomputed_same(encoder, stored, chunks, expected):
+        failed.set()
+        return None
+    return tree.append(stored.hashes)
 
 
 def _recomputed_same(

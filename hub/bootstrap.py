@@ -489,6 +489,7 @@ def build_ledger(
         sync_batch=settings.ledger_sync_batch,
         max_pending_ms=settings.ledger_max_pending_ms,
         hash_threads=settings.ledger_hash_threads,
+        verify_threads=settings.ledger_verify_threads,
     )
     # Before the signer makes a key: a refused start leaves no new key behind.
     key_is_new = not settings.ledger_key_path.exists()

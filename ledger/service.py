@@ -144,6 +144,10 @@ class LedgerConfig:
     # Threads hashing one sync's (or verify's) leaves natively, GIL released; a call splits
     # only at 4,096+ leaves per thread, so small syncs stay on one. Same bytes for any value.
     hash_threads: int = 2
+    # Threads of a verification's per-batch work (``ledger.verify``): 1 checks each batch of
+    # leaves in turn; 2 or more read and authenticate the log for the next batch while a worker
+    # thread recomputes and compares this one (the natives release the GIL). Same verdict.
+    verify_threads: int = 2
 
     @property
     def witness_pending_max(self) -> int:

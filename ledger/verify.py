@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -93,6 +94,8 @@ from ledger.witness import check_intents, witness_copies, witness_key, witnessed
 from ledger.witness_log import check_ledger, outside_log
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from core.ports.policy import Principal
 
 _ts_of = attrgetter("timestamp_ms")
@@ -951,7 +954,11 @@ def _verify_leaves_and_tree(
 
     def add(packed: bytes) -> bool:
         """2. The leaf hashes into the tree; every stored chunk completed is compared."""
-        for level, chunk, data in tree.append(packed):
+        return compare(tree.append(packed))
+
+    def compare(nodes: list[tuple[int, int, bytes]]) -> bool:
+        """2. The chunks a tree append changed: every stored chunk completed is compared."""
+        for level, chunk, data in nodes:
             if derived(level):
                 continue  # folded on read from a stored level that is checked
             if len(data) == CHUNK_BYTES:
@@ -964,32 +971,10 @@ def _verify_leaves_and_tree(
                 pending[(level, chunk)] = data
         return True
 
-    leaves = store.iter_stored_batches(start=start)
-    while True:
-        try:
-            stored = next(leaves, None)
-        except HubError as exc:  # the store cannot read its own leaves (a damaged side index)
-            report.fail(Problem(exc.message, index=expected))
-            return False
-        if unlocked is not None and (stored is None or stored.first + len(stored) > unlocked.size):
-            unlocked.lock(tree)  # the rest, appended meanwhile, under the sync
-            unlocked = None
-            leaves = store.iter_stored_batches(start=expected)
-            continue
-        if stored is None:
-            break
-        if own0 and stored.first == seen0[0] + len(seen0[1]) // 32:
-            seen0[1] += stored.hashes
-        decoded.append(stored.first)  # an incremental run's first may be mid-batch: no match
-        # 1. the usual case, column to column: every leaf is the next record of its partition
-        # and its hash and query columns are the ones recomputed from it
-        if _same_as_log(ledger, stored, expected, cursors, begins, last, encoder):
-            expected += len(stored)
-            if not add(stored.hashes):
-                return False
-            report.leaves = expected - start
-            continue
-        # else row by row: the first problem is found and named
+    def by_rows(stored: StoredLeafBatch) -> bool:
+        """1, row by row: the first problem of a batch the usual case did not pass is found
+        and named (False: the run stops there)."""
+        nonlocal expected
         try:
             rows = stored.load().rows()
         except HubError as exc:  # its columns past the keys cannot be decoded
@@ -1140,6 +1125,128 @@ def _verify_leaves_and_tree(
         if not add(packed):
             return False
         report.leaves = expected - start
+        return True
+
+    def advance(
+        stored: StoredLeafBatch, taken: _Taken, nodes: list[tuple[int, int, bytes]]
+    ) -> bool:
+        """A batch the usual case passed: its leaves counted, the chunks its hashes changed in
+        the tree (appended by the worker) compared."""
+        nonlocal expected
+        last.update(taken.lasts)
+        expected += len(stored)
+        if not compare(nodes):
+            return False
+        report.leaves = expected - start
+        return True
+
+    # 1 and 2, per stored batch. With a worker (``verify_threads`` 2+), batch k's recomputation
+    # and comparison (native, GIL released for the hashing) runs on it while this thread reads
+    # and authenticates the log for batch k+1 (SQLite, zstd, HMAC: GIL released too). The
+    # verdict is the one-thread order's: batch k is settled (counted, into the tree, or its
+    # row pass run) before anything of k+1 is; when k fails, the takes of k+1 and then of k
+    # are undone and k+1 is checked again after k's row pass (``held``). The worker also
+    # appends a passed batch's hashes to the tree (``_recompute_and_grow``), in batch order;
+    # after a failed batch it appends nothing (``failed``) until that batch's row pass (this
+    # thread, the worker idle) has added it; this thread compares the chunks (store reads).
+    ahead: tuple[StoredLeafBatch, _Taken, Future[list[Any] | None]] | None = None
+    held: StoredLeafBatch | None = None  # read and noted, to be checked again
+    failed = threading.Event()
+
+    def settle() -> bool:
+        """Wait for the batch ahead (if any) and settle it; False: the run stops."""
+        nonlocal ahead
+        if ahead is None:
+            return True
+        got, ahead = ahead, None
+        nodes = got[2].result()
+        if nodes is not None:
+            return advance(got[0], got[1], nodes)
+        _reset(got[1])
+        failed.clear()  # nothing in flight
+        return by_rows(got[0])
+
+    worker = _worker(ledger.config.verify_threads)
+    wenc = LeafEncoder(threads=ledger.config.hash_threads) if worker is not None else encoder
+    leaves = store.iter_stored_batches(start=start)
+    stored: StoredLeafBatch | None
+    try:
+        while True:
+            fresh = held is None
+            if held is not None:
+                stored, held = held, None
+            else:
+                try:
+                    stored = next(leaves, None)
+                except HubError as exc:  # the store cannot read its own leaves (damaged)
+                    if not settle():  # a problem before it is named first
+                        return False
+                    report.fail(Problem(exc.message, index=expected))
+                    return False
+            if unlocked is not None and (
+                stored is None or stored.first + len(stored) > unlocked.size
+            ):
+                if not settle():
+                    return False
+                unlocked.lock(tree)  # the rest, appended meanwhile, under the sync
+                unlocked = None
+                leaves = store.iter_stored_batches(start=expected)
+                continue
+            if stored is None:
+                if not settle():
+                    return False
+                break
+            if fresh:
+                if own0 and stored.first == seen0[0] + len(seen0[1]) // 32:
+                    seen0[1] += stored.hashes
+                decoded.append(stored.first)  # an incremental run's may be mid-batch: no match
+            # 1. the usual case, column to column: every leaf is the next record of its
+            # partition and its hash and query columns are the ones recomputed from it
+            if worker is None:
+                if _same_as_log(ledger, stored, expected, cursors, begins, last, encoder):
+                    expected += len(stored)
+                    if not add(stored.hashes):
+                        return False
+                    report.leaves = expected - start
+                    continue
+                if not by_rows(stored):
+                    return False
+                continue
+            base = expected + (len(ahead[0]) if ahead is not None else 0)
+            taken = _take_log(ledger, stored, base, cursors, begins, last)
+            if taken is None:
+                if ahead is not None:  # settled first: this batch is taken again after it
+                    if not settle():
+                        return False
+                    held = stored
+                    continue
+                if not by_rows(stored):
+                    return False
+                continue
+            grow = worker.submit(
+                _recompute_and_grow, wenc, stored, taken.chunks, base, tree, failed
+            )
+            now = (stored, taken, grow)
+            if ahead is not None:
+                before, ahead = ahead, None
+                nodes = before[2].result()
+                if nodes is not None:
+                    if not advance(before[0], before[1], nodes):
+                        return False
+                else:  # undo both batches' takes; the row pass names the first problem
+                    now[2].result()  # (appended nothing: ``failed``)
+                    failed.clear()
+                    _reset(now[1])
+                    _reset(before[1])
+                    if not by_rows(before[0]):
+                        return False
+                    held = stored
+                    continue
+            ahead = now
+    finally:
+        if worker is not None:
+            worker.shutdown(wait=True)
+
     for (level, chunk), data in sorted(pending.items()):
         problem = check_chunk(level, chunk, data)
         if problem:
@@ -1217,6 +1324,112 @@ def _cursor(
     return cur
 
 
+def _worker(threads: int) -> ThreadPoolExecutor | None:
+    """The thread recomputing and comparing one batch of leaves while the caller reads the log
+    for the next (``LedgerConfig.verify_threads`` 2 or more); None: one thread does both."""
+    if threads < 2:
+        return None
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-verify")
+
+
+@dataclass
+class _Taken:
+    """A batch's log records, taken from the cursors (:func:`_take_log`): the chunk slices in
+    leaf order, each cursor's position before (for ``_reset``) and each run's last offset."""
+
+    chunks: list[Chunk]
+    marks: list[tuple[_Cursor, tuple[list[Chunk], int, int]]]
+    lasts: list[tuple[tuple[str, int], int]]
+
+
+def _reset(taken: _Taken) -> None:
+    """Undo the takes of ``taken``: every cursor where it was before them."""
+    for cur, mark in reversed(taken.marks):
+        cur.reset(mark)
+
+
+def _take_log(
+    ledger: Ledger,
+    stored: StoredLeafBatch,
+    expected: int,
+    cursors: _Cursors,
+    begins: dict[tuple[str, int], int],
+    last: dict[tuple[str, int], int],
+) -> _Taken | None:
+    """The log records a batch of stored leaves names when its indexes are dense from
+    ``expected`` and each of its runs of one partition is the next records of that partition
+    (none removed by retention); None, with every cursor as it was, when not (or the log
+    cannot read them). The first half of :func:`_same_as_log`."""
+    import pyarrow.compute as pc
+
+    n, cols = len(stored), stored.keys
+    if not n or stored.first != expected or cols.num_rows != n:
+        return None
+    topic, part = cols.column("topic").combine_chunks(), cols.column("part").combine_chunks()
+    off = cols.column("off")
+    if topic.null_count or part.null_count or off.null_count:
+        return None
+    starts = [0]
+    if n > 1:  # where (topic, partition) changes: one run of a partition's records each
+        change = pc.or_(
+            pc.not_equal(topic.slice(1), topic.slice(0, n - 1)),
+            pc.not_equal(part.slice(1), part.slice(0, n - 1)),
+        )
+        starts += [i + 1 for i in pc.indices_nonzero(change).to_pylist()]  # (no pandas import)
+    ends = [*starts[1:], n]
+    runs = [((topic[a].as_py(), part[a].as_py()), a, b) for a, b in zip(starts, ends, strict=True)]
+    taken = _Taken([], [], [])
+    for tp, a, b in runs:
+        cur = _cursor(ledger, tp, cursors, begins, last)
+        if cur is None or off[a].as_py() < begins[tp]:  # removed by retention: the row pass
+            _reset(taken)  # keeps its stored hash
+            return None
+        taken.marks.append((cur, cur.mark()))
+        try:
+            taken.chunks += cur.take(b - a)
+        except HubError:
+            _reset(taken)
+            return None
+        taken.lasts.append((tp, off[b - 1].as_py()))
+    return taken
+
+
+def _recompute_and_grow(
+    encoder: LeafEncoder,
+    stored: StoredLeafBatch,
+    chunks: list[Chunk],
+    expected: int,
+    tree: TreeBuilder,
+    failed: threading.Event,
+) -> list[tuple[int, int, bytes]] | None:
+    """The worker's part of a batch: :func:`_recomputed_same`, and when it holds the stored
+    hashes appended to ``tree`` (the chunks that changed); None, appending nothing, when not
+    or when a batch before it failed (``failed``, set here, cleared by the caller)."""
+    if failed.is_set() or not _recomputed_same(encoder, stored, chunks, expected):
+        failed.set()
+        return None
+    return tree.append(stored.hashes)
+
+
+def _recomputed_same(
+    encoder: LeafEncoder, stored: StoredLeafBatch, chunks: list[Chunk], expected: int
+) -> bool:
+    """Whether the leaf hashes and query columns recomputed from ``chunks`` in one encoder call
+    are the stored ones, whole columns compared at once (``StoredLeafBatch.same``: the tile
+    store compares encoded bytes); False when the encoder cannot, or a record carries an
+    envelope header twice. The second half of :func:`_same_as_log`: reads no store and no
+    cursor, so it may run on another thread (the encoder is then that thread's own)."""
+    try:
+        # a store comparing through the dictionaries needs no string column built
+        again = encoder.column_batch(chunks, expected, strings=not stored.dictionaries_only)
+    except HubError:
+        return False
+    # a record carrying an envelope header twice is named by the row pass
+    return not encoder.duplicates and again.hashes == stored.hashes and stored.same(again)
+
+
 def _same_as_log(
     ledger: Ledger,
     stored: StoredLeafBatch,
@@ -1233,56 +1446,13 @@ def _same_as_log(
     at once (``StoredLeafBatch.same``: the tile store compares encoded bytes). False, with
     every cursor as it was, when anything differs, cannot be read, or a record carries an
     envelope header twice: the row-by-row pass then finds and names the first problem."""
-    import pyarrow.compute as pc
-
-    n, cols = len(stored), stored.keys
-    if not n or stored.first != expected or cols.num_rows != n:
+    taken = _take_log(ledger, stored, expected, cursors, begins, last)
+    if taken is None:
         return False
-    topic, part = cols.column("topic").combine_chunks(), cols.column("part").combine_chunks()
-    off = cols.column("off")
-    if topic.null_count or part.null_count or off.null_count:
+    if not _recomputed_same(encoder, stored, taken.chunks, expected):
+        _reset(taken)
         return False
-    starts = [0]
-    if n > 1:  # where (topic, partition) changes: one run of a partition's records each
-        change = pc.or_(
-            pc.not_equal(topic.slice(1), topic.slice(0, n - 1)),
-            pc.not_equal(part.slice(1), part.slice(0, n - 1)),
-        )
-        starts += [i + 1 for i in pc.indices_nonzero(change).to_pylist()]  # (no pandas import)
-    ends = [*starts[1:], n]
-    runs = [((topic[a].as_py(), part[a].as_py()), a, b) for a, b in zip(starts, ends, strict=True)]
-    marks: list[tuple[_Cursor, tuple[list[Chunk], int, int]]] = []
-    chunks: list[Chunk] = []
-    ok = True
-    for tp, a, b in runs:
-        cur = _cursor(ledger, tp, cursors, begins, last)
-        if cur is None:
-            ok = False
-            break
-        if off[a].as_py() < begins[tp]:
-            ok = False  # removed by retention: the row pass keeps its stored hash
-            break
-        marks.append((cur, cur.mark()))
-        try:
-            chunks += cur.take(b - a)
-        except HubError:
-            ok = False
-            break
-    if ok:
-        try:
-            # a store comparing through the dictionaries needs no string column built
-            again = encoder.column_batch(chunks, expected, strings=not stored.dictionaries_only)
-        except HubError:
-            ok = False
-        else:
-            # a record carrying an envelope header twice is named by the row pass
-            ok = not encoder.duplicates and again.hashes == stored.hashes and stored.same(again)
-    if not ok:
-        for cur, mark in reversed(marks):
-            cur.reset(mark)
-        return False
-    for tp, _a, b in runs:
-        last[tp] = off[b - 1].as_py()
+    last.update(taken.lasts)
     return True
 
 

@@ -410,8 +410,9 @@ class Settings(BaseSettings):
         "(``sys.setswitchinterval``; Python's default is 5 ms): how long a thread that asks for "
         "the GIL waits for the holder to let it go. The projection follower and the ledger "
         "follower give the GIL up and take it back hundreds of times a step (SQLite, Arrow and "
-        "chDB calls) beside the request threads: at 1 ms, publish -> visible p99 was about half "
-        "of the 5 ms figure in 4 of 4 alternated pairs (docs/benchmarks/s24-visible24.md).",
+        "chDB calls) beside the request threads: at 1 ms, publish -> visible p99 was 0.47-1.04x "
+        "(median 0.60) the 5 ms figure in 6 alternated pairs on a loaded machine "
+        "(docs/benchmarks/s24-visible24.md).",
     )
     metrics_token_file: Path | None = Field(
         default=None,

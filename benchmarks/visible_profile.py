@@ -17,6 +17,7 @@ against an older checkout (copy it there) for a same-run comparison.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -206,6 +207,30 @@ class ThreadCpu:
         return {k: round(v / span, 3) for k, v in sorted(by.items(), key=lambda kv: -kv[1]) if v}
 
 
+class GcPauses:
+    """The garbage collector's pauses during a run, by generation (``gc.callbacks``): a
+    collection holds the GIL, so every thread of the process (the follower, the publishers)
+    stands still for its length. ``stop`` returns count, total and max ms per generation."""
+
+    def __init__(self) -> None:
+        self._at = 0.0
+        self.ms: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._at = time.perf_counter()
+        else:
+            self.ms[info["generation"]].append((time.perf_counter() - self._at) * 1000)
+
+    def stop(self) -> dict[str, dict[str, float]]:
+        gc.callbacks.remove(self._callback)
+        return {
+            f"gen{g}": {"count": len(v), "total_ms": sum(v), "max_ms": max(v, default=0.0)}
+            for g, v in self.ms.items()
+        }
+
+
 def summarize(probe: Probe, run: Any) -> dict[str, Any]:
     steps = probe.steps
     phases: dict[str, list[float]] = {}
@@ -316,6 +341,11 @@ def render(res: dict[str, Any], load: str) -> str:
         f"- append -> step start after an idle wait: {res['idle_waits_woken']} wake-ups, "
         f"p50 {res['wake_ms_p50']:.2f} ms, p99 {res['wake_ms_p99']:.2f} ms",
         "- CPU s/s by thread name (the run and its drain): " + _threads_line(res),
+        "- GC pauses during the run (every thread stands still): "
+        + ", ".join(
+            f"{g} {v['count']} x, {v['total_ms']:.1f} ms, max {v['max_ms']:.1f} ms"
+            for g, v in res.get("gc_pauses", {}).items()
+        ),
         "",
         "| phase (time since the previous mark) | mean ms/step | p50 ms | p99 ms "
         "| follower CPU mean ms/step | off-CPU share |",
@@ -356,6 +386,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="sys.setswitchinterval for the run, seconds (0: Python's default, 5 ms)",
     )
     ap.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() after start-up: the collector no longer scans what start-up made",
+    )
+    ap.add_argument(
         "--chart",
         nargs="+",
         metavar="LABEL=JSON",
@@ -390,6 +425,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         try:
             open_accounts(h, [f"ACC-{i}" for i in range(ACCOUNTS)])
+            if args.gc_freeze:
+                gc.collect()
+                gc.freeze()
             start = 2 * 10**7
             for r in args.rates.split(","):
                 target = None if r == "max" else int(r)
@@ -398,6 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runner = h.projections.runner("market_bars")
                 load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
                 threads = ThreadCpu()
+                pauses = GcPauses()
                 run = _run_with_probe(
                     h,
                     runner,
@@ -411,11 +450,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.ledger,
                 )
                 threads_cpu = threads.stop()
+                gc_pauses = pauses.stop()
                 undo()
                 start += 10**7
                 res = summarize(probe, run)
                 res["load"] = load
                 res["threads_cpu_s_per_s"] = threads_cpu
+                res["gc_pauses"] = gc_pauses
                 results.append(res)
                 print(render(res, load), flush=True)
         finally:

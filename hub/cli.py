@@ -351,6 +351,9 @@ def serve(obj: Ctx, host: str | None, port: int | None, admin_key_file: str | No
         with obj.hub() as h:
             level = h.settings.log_level or "INFO"
             configure(level, h.settings.log_json)
+            # the followers take the GIL back after every SQLite, Arrow and chDB call: a shorter
+            # wait for it cuts the publish -> visible tail (docs/benchmarks/s24-visible24.md)
+            sys.setswitchinterval(h.settings.switch_interval_ms / 1000)
             bind_host = host or h.settings.http_host
             bind_port = port or h.settings.http_port
             if admin_key_file:

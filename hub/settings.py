@@ -402,6 +402,18 @@ class Settings(BaseSettings):
         description="How often (s) the daily-report and ML-retrain schedulers look for a due run.",
     )
     log_json: bool = Field(default=True, description="Structured (JSON) logs when true.")
+    switch_interval_ms: float = Field(
+        default=1.0,
+        gt=0,
+        le=100,
+        description="``hub serve`` sets the interpreter's thread switch interval to this "
+        "(``sys.setswitchinterval``; Python's default is 5 ms): how long a thread that asks for "
+        "the GIL waits for the holder to let it go. The projection follower and the ledger "
+        "follower give the GIL up and take it back hundreds of times a step (SQLite, Arrow and "
+        "chDB calls) beside the request threads: at 1 ms, publish -> visible p99 was 0.47-1.04x "
+        "(median 0.60) the 5 ms figure in 6 alternated pairs on a loaded machine "
+        "(docs/benchmarks/s24-visible24.md).",
+    )
     metrics_token_file: Path | None = Field(
         default=None,
         description="A file holding the Prometheus scrape token: GET /metrics with "

@@ -67,7 +67,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from audit import leaf as leaf_format
-from audit.controls import MAPPING, controls_of
+from audit.controls import AUDIT_TOPIC, DECISIONS_UNRECORDED, MAPPING, controls_of
 from audit.csvcell import formula_safe
 from audit.errors import AuditError, NoteError
 from audit.merkle import leaf_hash, verify_consistency, verify_inclusion
@@ -587,5 +587,26 @@ def verify_pack(
         f"OK evidence pack {FORMAT}: {len(indexes)} entries proven in {len(sizes)} checkpoints "
         f"(sizes {sizes[0]}..{sizes[-1]}, hash chain and consistency verified), controls "
         f"{', '.join(sorted(manifest['controls']))}; signed by {key.name}+{key.key_id:08x}, "  # type: ignore[call-overload]
-        f"checked with {origin}; {claims}"
+        f"checked with {origin}; {claims}{_decisions_unrecorded(zf)}"
+    )
+
+
+def _decisions_unrecorded(zf: zipfile.ZipFile) -> str:
+    """The pack's starts of the hub that recorded no access decision (their hashed
+    ``hub_action`` on ``hub.audit`` is ``DECISIONS_UNRECORDED``), for the OK line: the CC6
+    population, "every access decision", lacks every decision those processes made."""
+    times = []
+    for e in _jsonl(zf, ENTRIES):  # verified above: each field is the hashed one
+        if e.get("topic") != AUDIT_TOPIC:
+            continue
+        pairs = [(h[0], base64.b64decode(h[1])) for h in e["headers"]]
+        if _text(_once(pairs).get("hub_action")) == DECISIONS_UNRECORDED:
+            times.append(int(e["timestamp_ms"]))
+    if not times:
+        return ""
+    first = datetime.fromtimestamp(min(times) / 1000, tz=UTC).isoformat()
+    return (
+        f"; WARNING: {len(times)} start(s) of the hub recorded NO access decisions "
+        f"(HUB_POLICY_RECORD_DECISIONS off; the first at {first}): the CC6 population lacks "
+        "every decision those processes made"
     )

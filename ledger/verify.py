@@ -517,7 +517,9 @@ class Verified:
     the data folder), so it cannot be edited without the key. The key sits in the same folder,
     so an insider can sign a state: the incremental run therefore checks the remembered
     checkpoint against its witness copy (step 8). What the signature cannot stop: a forged
-    ``full_at_ms`` postpones the periodic full verify; run ``--full`` on a schedule of its own.
+    ``full_at_ms`` re-dated to "just now" before every run postpones the periodic full verify
+    (one dated after the clock no longer does: the run is full, session 24); run ``--full`` on
+    a schedule of its own.
 
     Trade-off (README, "Ledger as tiles"): an incremental verify re-checks only what is new:
     the leaves after ``size`` against their log records, the tree nodes they add, every new
@@ -602,6 +604,13 @@ def verification_base(
     (``HUB_LEDGER_FULL_VERIFY_EVERY_S``); None (full) and why otherwise."""
     if full:
         return None, "--full asked"
+    if remembered is not None and remembered.full_at_ms - now_ms > CLOCK_SLACK_S * 1000:
+        # signed with the folder's own key, so an insider can date it in the future: every run
+        # would stay incremental, and what lies below the remembered size never read again
+        return None, (
+            "the remembered last full verify is dated in the future, after this machine's "
+            "clock: a state signed to postpone it, or a clock stepped back"
+        )
     if remembered is not None and now_ms - remembered.full_at_ms >= full_every_s * 1000:
         return None, "the last full verify is older than the full-verify period"
     return remembered, why

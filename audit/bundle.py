@@ -50,7 +50,9 @@ Layout of the zip::
     5. the manifest's signature over its SHA-256.
 The OK line states the range the pack's entries cover: its ``range``, marked INCOMPLETE when the
 range ends after the time of the pack's newest checkpoint (the export's): nothing logged after
-the export can be in it (``_covered``).
+the export can be in it (``_covered``). It also names the pack's starts of the hub that
+recorded no access decision (``DECISIONS_UNRECORDED`` entries, session 24): the CC6 population
+lacks every decision those processes made.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ Layout of the zip::
     report.html            the human-readable report (covered by the manifest digest)
     report.pdf             the same report as PDF (covered by the manifest digest)
     checkpoints.csv        every checkpoint of the pack: size, time, root, hash (the reports
-                           summarise them)
+                           summarise them); hub-verify checks it row for row against the notes
     populations/<id>.csv   each control's population: one row per entry (actor, action,
                            resource, outcome, policy version, decision, approver, diff ...)
 
@@ -515,6 +515,60 @@ def _population_csv(zf: zipfile.ZipFile, control: str, listed: list[Mapping[str,
             )
 
 
+CHECKPOINTS_CSV = "checkpoints.csv"
+# ``checkpoints.csv``'s header, which ``ledger.report.checkpoints_csv`` writes
+CHECKPOINTS_CSV_HEAD = ["size", "time_utc", "time_us", "root_sha256", "checkpoint_hash"]
+
+
+def checkpoint_time(us: int) -> str:
+    """A checkpoint's time as the reports and ``checkpoints.csv`` show it."""
+    return datetime.fromtimestamp(us / 1e6, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+
+
+def checkpoint_cells(size: int, time_us: int, root: str, hash_hex: str) -> list[str]:
+    """One checkpoint's row of ``checkpoints.csv``."""
+    return [str(size), checkpoint_time(time_us), str(time_us), root, hash_hex]
+
+
+def _checkpoints_csv(zf: zipfile.ZipFile, cps: Mapping[int, Checkpoint]) -> None:
+    """``checkpoints.csv`` (when the pack has one: packs made before it had none), what an
+    auditor reads of the checkpoints (when each was signed, a gap between them), row for row
+    the signed notes: their size, time, root and hash, in order."""
+    if CHECKPOINTS_CSV not in zf.namelist():
+        return
+    text = read_member(zf, CHECKPOINTS_CSV, PackError).decode("utf-8", "replace")
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or rows[0] != CHECKPOINTS_CSV_HEAD:
+        raise PackError(f"{CHECKPOINTS_CSV} does not start with the header {CHECKPOINTS_CSV_HEAD}.")
+    sizes = sorted(cps)
+    if len(rows) - 1 != len(sizes):
+        raise PackError(
+            f"{CHECKPOINTS_CSV} has {len(rows) - 1} rows, but the pack holds {len(sizes)} signed "
+            "checkpoints (the list an auditor reads was cut or padded)."
+        )
+    for line, (size, got) in enumerate(zip(sizes, rows[1:], strict=True), 2):
+        cp = cps[size]
+        note = read_member(zf, checkpoint_name(size), PackError)
+        got_us = got[2] if len(got) > 2 else None
+        time_us = cp.time_micros if cp.time_micros is not None else _int_or(got_us)
+        want = checkpoint_cells(size, time_us, cp.root.hex(), checkpoint_hash(note).hex())
+        for col, name in enumerate(CHECKPOINTS_CSV_HEAD):
+            have = got[col] if col < len(got) else None
+            if have != want[col]:
+                raise PackError(
+                    f"{CHECKPOINTS_CSV} line {line}: its {name} column is {have!r}, but the "
+                    f"signed checkpoint of size {size} says {want[col]!r}: the list an auditor "
+                    "reads was altered."
+                )
+
+
+def _int_or(text: str | None) -> int:
+    try:
+        return int(text or "")
+    except ValueError:
+        return 0
+
+
 def _files(zf: zipfile.ZipFile, manifest: Mapping[str, Any]) -> None:
     files = manifest.get("files")
     if not isinstance(files, dict):
@@ -560,6 +614,7 @@ def verify_pack(
     cps = _checkpoints(zf, manifest, key)  # 2
     indexes = _entries(zf, manifest, cps)  # 3
     _files(zf, manifest)  # 4
+    _checkpoints_csv(zf, cps)  # 4, the checkpoints as an auditor reads them: the notes'
     manifest_bytes = read_member(zf, MANIFEST, PackError)  # 5
     try:
         note = open_note(read_member(zf, SIGNATURE, PackError), [key])

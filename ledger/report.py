@@ -15,11 +15,16 @@ import io
 import itertools
 import statistics
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-from audit.bundle import POPULATION_CSV_HEAD, population_cells
+from audit.bundle import (
+    CHECKPOINTS_CSV_HEAD,
+    POPULATION_CSV_HEAD,
+    checkpoint_cells,
+    checkpoint_time,
+    population_cells,
+)
 from ledger.controls import CONTROLS
 
 _CSS = """
@@ -42,7 +47,7 @@ GAP_MIN_US = 60_000_000
 
 
 def _time_us(us: int) -> str:
-    return datetime.fromtimestamp(us / 1e6, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+    return checkpoint_time(us)
 
 
 def checkpoint_summary(checkpoints: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -80,9 +85,9 @@ def checkpoints_csv(checkpoints: Sequence[Mapping[str, Any]]) -> str:
     """Every checkpoint of the pack: size, time (UTC), time_us, root, checkpoint hash."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["size", "time_utc", "time_us", "root_sha256", "checkpoint_hash"])
-    for c in checkpoints:
-        w.writerow([c["size"], _time_us(c["time_us"]), c["time_us"], c["root"], c.get("hash", "")])
+    w.writerow(CHECKPOINTS_CSV_HEAD)
+    for c in checkpoints:  # hub-verify checks each row against its note (audit.bundle)
+        w.writerow(checkpoint_cells(c["size"], c["time_us"], c["root"], c.get("hash", "")))
     return buf.getvalue()
 
 

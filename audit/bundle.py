@@ -46,7 +46,10 @@ Layout of the zip::
        time from ``timestamp_ms``; tenant, and the ledger's actor, action and resource
        (``leaf_columns``; the displayed ones too on data topics) from the headers, a key shown
        as text or ``sha256:<prefix>`` against ``key_sha256``;
-    4. every file's SHA-256 against the manifest, and no unlisted file;
+    4. every file's SHA-256 against the manifest, and no unlisted file; ``checkpoints.csv`` row
+       for row the signed notes; for a pack whose claims are checked, the manifest's
+       ``checkpoint_summary`` (count, ends, median interval, number of gaps) recomputed from
+       the notes and its ``populations`` counts from the controls' lists (session 24);
     5. the manifest's signature over its SHA-256.
 The OK line states the range the pack's entries cover: its ``range``, marked INCOMPLETE when the
 range ends after the time of the pack's newest checkpoint (the export's): nothing logged after
@@ -62,9 +65,11 @@ import binascii
 import csv
 import hashlib
 import io
+import itertools
 import json
+import statistics
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -530,6 +535,82 @@ def checkpoint_cells(size: int, time_us: int, root: str, hash_hex: str) -> list[
     return [str(size), checkpoint_time(time_us), str(time_us), root, hash_hex]
 
 
+GAP_FACTOR = 10
+"""An interval between consecutive checkpoints is a gap when it is longer than GAP_FACTOR times
+the median interval and longer than GAP_MIN_US."""
+GAP_MIN_US = 60_000_000
+
+
+def checkpoint_summary(checkpoints: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Count, first and last (size, time, root), size range and gaps of a checkpoint run."""
+    if not checkpoints:
+        return {"count": 0, "gaps": []}
+    first, last = checkpoints[0], checkpoints[-1]
+    steps = [(a, b, b["time_us"] - a["time_us"]) for a, b in itertools.pairwise(checkpoints)]
+    median = statistics.median(d for _, _, d in steps) if steps else 0
+    limit = max(GAP_MIN_US, GAP_FACTOR * median)
+    gaps = [
+        {
+            "from_size": a["size"],
+            "to_size": b["size"],
+            "from_time": checkpoint_time(a["time_us"]),
+            "to_time": checkpoint_time(b["time_us"]),
+            "seconds": round(d / 1e6, 3),
+        }
+        for a, b, d in steps
+        if d > limit
+    ]
+    return {
+        "count": len(checkpoints),
+        "first": {
+            "size": first["size"],
+            "time": checkpoint_time(first["time_us"]),
+            "root": first["root"],
+        },
+        "last": {
+            "size": last["size"],
+            "time": checkpoint_time(last["time_us"]),
+            "root": last["root"],
+        },
+        "min_size": min(c["size"] for c in checkpoints),
+        "max_size": max(c["size"] for c in checkpoints),
+        "median_interval_s": round(median / 1e6, 3),
+        "gap_threshold_s": round(limit / 1e6, 3),
+        "gaps": gaps,
+    }
+
+
+def _summary(manifest: Mapping[str, Any], cps: Mapping[int, Checkpoint]) -> None:
+    """What the manifest states in numbers, recomputed: ``checkpoint_summary`` (count, first and
+    last, size range, median interval, the number of gaps) from the signed notes, and
+    ``populations`` (each control's count) from the controls' lists: for a pack whose claims
+    are checked (``_checks_claims``), each when the manifest states it."""
+    listed = manifest.get("controls")
+    counts = manifest.get("populations")
+    if isinstance(counts, dict) and isinstance(listed, dict):
+        want_counts = {c: len(v) for c, v in listed.items() if isinstance(v, list)}
+        if counts != want_counts:
+            raise PackError(
+                f"manifest populations {counts} are not the counts of the entries each control "
+                f"lists ({want_counts})."
+            )
+    stated = manifest.get("checkpoint_summary")
+    times = [cps[s].time_micros for s in sorted(cps)]
+    if not isinstance(stated, dict) or any(t is None for t in times):
+        return
+    rows = [
+        {"size": s, "time_us": cps[s].time_micros, "root": cps[s].root.hex()} for s in sorted(cps)
+    ]
+    summary = checkpoint_summary(rows)
+    want = {k: v for k, v in summary.items() if k != "gaps"} | {"gaps": len(summary["gaps"])}
+    for key in sorted(set(want) | set(stated)):
+        if stated.get(key) != want.get(key):
+            raise PackError(
+                f"manifest checkpoint_summary {key} is {stated.get(key)!r}, but the signed "
+                f"checkpoints give {want.get(key)!r} (a gap hidden, or the summary altered)."
+            )
+
+
 def _checkpoints_csv(zf: zipfile.ZipFile, cps: Mapping[int, Checkpoint]) -> None:
     """``checkpoints.csv`` (when the pack has one: packs made before it had none), what an
     auditor reads of the checkpoints (when each was signed, a gap between them), row for row
@@ -615,6 +696,8 @@ def verify_pack(
     indexes = _entries(zf, manifest, cps)  # 3
     _files(zf, manifest)  # 4
     _checkpoints_csv(zf, cps)  # 4, the checkpoints as an auditor reads them: the notes'
+    if _checks_claims(manifest):  # a pack made before its claims were checked stays as it was
+        _summary(manifest, cps)
     manifest_bytes = read_member(zf, MANIFEST, PackError)  # 5
     try:
         note = open_note(read_member(zf, SIGNATURE, PackError), [key])

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
-import statistics
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
@@ -22,7 +20,6 @@ from audit.bundle import (
     CHECKPOINTS_CSV_HEAD,
     POPULATION_CSV_HEAD,
     checkpoint_cells,
-    checkpoint_time,
     population_cells,
 )
 from ledger.controls import CONTROLS
@@ -40,45 +37,6 @@ word-break:break-all}
 .muted{color:#57606a}
 pre{white-space:pre-wrap;font-size:.85em;margin:.2em 0}
 """
-GAP_FACTOR = 10
-"""An interval between consecutive checkpoints is a gap when it is longer than GAP_FACTOR times
-the median interval and longer than GAP_MIN_US."""
-GAP_MIN_US = 60_000_000
-
-
-def _time_us(us: int) -> str:
-    return checkpoint_time(us)
-
-
-def checkpoint_summary(checkpoints: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Count, first and last (size, time, root), size range and gaps of a checkpoint run."""
-    if not checkpoints:
-        return {"count": 0, "gaps": []}
-    first, last = checkpoints[0], checkpoints[-1]
-    steps = [(a, b, b["time_us"] - a["time_us"]) for a, b in itertools.pairwise(checkpoints)]
-    median = statistics.median(d for _, _, d in steps) if steps else 0
-    limit = max(GAP_MIN_US, GAP_FACTOR * median)
-    gaps = [
-        {
-            "from_size": a["size"],
-            "to_size": b["size"],
-            "from_time": _time_us(a["time_us"]),
-            "to_time": _time_us(b["time_us"]),
-            "seconds": round(d / 1e6, 3),
-        }
-        for a, b, d in steps
-        if d > limit
-    ]
-    return {
-        "count": len(checkpoints),
-        "first": {"size": first["size"], "time": _time_us(first["time_us"]), "root": first["root"]},
-        "last": {"size": last["size"], "time": _time_us(last["time_us"]), "root": last["root"]},
-        "min_size": min(c["size"] for c in checkpoints),
-        "max_size": max(c["size"] for c in checkpoints),
-        "median_interval_s": round(median / 1e6, 3),
-        "gap_threshold_s": round(limit / 1e6, 3),
-        "gaps": gaps,
-    }
 
 
 def checkpoints_csv(checkpoints: Sequence[Mapping[str, Any]]) -> str:

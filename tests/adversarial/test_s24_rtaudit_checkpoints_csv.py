@@ -11,6 +11,7 @@ be its note's size, time, root and hash, in order, one row per checkpoint."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tests.adversarial.test_s19_rtb_pack_claims import invalid, resigned
 from tests.service.test_evidence import hub_verify, pack  # noqa: F401  (fixture)
@@ -54,3 +55,31 @@ def test_a_row_dropped_from_checkpoints_csv(
 
     dst = resigned(data, out, tmp_path / "p.zip", files={"checkpoints.csv": drop})
     invalid(dst, pub, "checkpoints.csv has", "rows")
+
+
+def test_a_gap_hidden_in_the_manifests_checkpoint_summary(
+    pack: tuple[Path, Path, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The manifest states the checkpoint summary (count, first and last, median interval,
+    gaps) in numbers: one re-signed with other numbers verified OK."""
+    data, out, pub = pack
+
+    def other(m: dict[str, Any]) -> None:
+        m["checkpoint_summary"]["gaps"] += 1
+
+    dst = resigned(data, out, tmp_path / "p.zip", change=other)
+    invalid(dst, pub, "checkpoint_summary gaps")
+
+
+def test_a_population_count_padded_in_the_manifest(
+    pack: tuple[Path, Path, Path],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    data, out, pub = pack
+
+    def padded(m: dict[str, Any]) -> None:
+        m["populations"]["CC6"] += 5
+
+    dst = resigned(data, out, tmp_path / "p.zip", change=padded)
+    invalid(dst, pub, "manifest populations")

@@ -532,26 +532,12 @@ def outside_witness(
 
     key = signer.verifier()
     wlog = WitnessLog(log_path(settings.outside_witness_dir, key), [key], settings.ledger_origin)
-    head = None
     try:
-        problem, head = check_ledger(store, wlog)
+        problem, _head = check_ledger(store, wlog)
     except WitnessLogError as exc:  # a record that does not verify: the file was edited
         problem = exc.message
     if problem is not None and refuse:  # else verify names it (step 10), among the others
         raise LedgerIntegrityError(f"Refusing to open the ledger: {problem}")
-    first = store.first_checkpoint_covering(0) if problem is None and head is None else None
-    if first is not None:
-        # a new witness file over a signed ledger: a rollback before now goes unseen (verify
-        # names it too: ledger.verify, witness_warnings)
-        log.warning(
-            "outside witness begun over a signed ledger",
-            extra={
-                "witness": str(wlog.path),
-                "first_checkpoint": first.size,
-                "why": "its file was deleted or moved, HUB_LEDGER_WITNESS_DIR changed, or the "
-                "hub predates it: a rollback of the data folder before now cannot be seen",
-            },
-        )
     return WitnessTee(LocalObjectStore(settings.witness_dir), wlog, append=problem is None)
 
 

@@ -18,7 +18,7 @@ Layout of the zip::
     report.html            the human-readable report (covered by the manifest digest)
     report.pdf             the same report as PDF (covered by the manifest digest)
     checkpoints.csv        every checkpoint of the pack: size, time, root, hash (the reports
-                           summarise them)
+                           summarise them); hub-verify checks it row for row against the notes
     populations/<id>.csv   each control's population: one row per entry (actor, action,
                            resource, outcome, policy version, decision, approver, diff ...)
 
@@ -46,11 +46,16 @@ Layout of the zip::
        time from ``timestamp_ms``; tenant, and the ledger's actor, action and resource
        (``leaf_columns``; the displayed ones too on data topics) from the headers, a key shown
        as text or ``sha256:<prefix>`` against ``key_sha256``;
-    4. every file's SHA-256 against the manifest, and no unlisted file;
+    4. every file's SHA-256 against the manifest, and no unlisted file; ``checkpoints.csv`` row
+       for row the signed notes; for a pack whose claims are checked, the manifest's
+       ``checkpoint_summary`` (count, ends, median interval, number of gaps) recomputed from
+       the notes and its ``populations`` counts from the controls' lists (session 24);
     5. the manifest's signature over its SHA-256.
 The OK line states the range the pack's entries cover: its ``range``, marked INCOMPLETE when the
 range ends after the time of the pack's newest checkpoint (the export's): nothing logged after
-the export can be in it (``_covered``).
+the export can be in it (``_covered``). It also names the pack's starts of the hub that
+recorded no access decision (``DECISIONS_UNRECORDED`` entries, session 24): the CC6 population
+lacks every decision those processes made.
 """
 
 from __future__ import annotations
@@ -60,14 +65,16 @@ import binascii
 import csv
 import hashlib
 import io
+import itertools
 import json
+import statistics
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from audit import leaf as leaf_format
-from audit.controls import MAPPING, controls_of
+from audit.controls import AUDIT_TOPIC, DECISIONS_UNRECORDED, MAPPING, controls_of
 from audit.csvcell import formula_safe
 from audit.errors import AuditError, NoteError
 from audit.merkle import leaf_hash, verify_consistency, verify_inclusion
@@ -513,6 +520,136 @@ def _population_csv(zf: zipfile.ZipFile, control: str, listed: list[Mapping[str,
             )
 
 
+CHECKPOINTS_CSV = "checkpoints.csv"
+# ``checkpoints.csv``'s header, which ``ledger.report.checkpoints_csv`` writes
+CHECKPOINTS_CSV_HEAD = ["size", "time_utc", "time_us", "root_sha256", "checkpoint_hash"]
+
+
+def checkpoint_time(us: int) -> str:
+    """A checkpoint's time as the reports and ``checkpoints.csv`` show it."""
+    return datetime.fromtimestamp(us / 1e6, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+
+
+def checkpoint_cells(size: int, time_us: int, root: str, hash_hex: str) -> list[str]:
+    """One checkpoint's row of ``checkpoints.csv``."""
+    return [str(size), checkpoint_time(time_us), str(time_us), root, hash_hex]
+
+
+GAP_FACTOR = 10
+"""An interval between consecutive checkpoints is a gap when it is longer than GAP_FACTOR times
+the median interval and longer than GAP_MIN_US."""
+GAP_MIN_US = 60_000_000
+
+
+def checkpoint_summary(checkpoints: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Count, first and last (size, time, root), size range and gaps of a checkpoint run."""
+    if not checkpoints:
+        return {"count": 0, "gaps": []}
+    first, last = checkpoints[0], checkpoints[-1]
+    steps = [(a, b, b["time_us"] - a["time_us"]) for a, b in itertools.pairwise(checkpoints)]
+    median = statistics.median(d for _, _, d in steps) if steps else 0
+    limit = max(GAP_MIN_US, GAP_FACTOR * median)
+    gaps = [
+        {
+            "from_size": a["size"],
+            "to_size": b["size"],
+            "from_time": checkpoint_time(a["time_us"]),
+            "to_time": checkpoint_time(b["time_us"]),
+            "seconds": round(d / 1e6, 3),
+        }
+        for a, b, d in steps
+        if d > limit
+    ]
+    return {
+        "count": len(checkpoints),
+        "first": {
+            "size": first["size"],
+            "time": checkpoint_time(first["time_us"]),
+            "root": first["root"],
+        },
+        "last": {
+            "size": last["size"],
+            "time": checkpoint_time(last["time_us"]),
+            "root": last["root"],
+        },
+        "min_size": min(c["size"] for c in checkpoints),
+        "max_size": max(c["size"] for c in checkpoints),
+        "median_interval_s": round(median / 1e6, 3),
+        "gap_threshold_s": round(limit / 1e6, 3),
+        "gaps": gaps,
+    }
+
+
+def _summary(manifest: Mapping[str, Any], cps: Mapping[int, Checkpoint]) -> None:
+    """What the manifest states in numbers, recomputed: ``checkpoint_summary`` (count, first and
+    last, size range, median interval, the number of gaps) from the signed notes, and
+    ``populations`` (each control's count) from the controls' lists: for a pack whose claims
+    are checked (``_checks_claims``), each when the manifest states it."""
+    listed = manifest.get("controls")
+    counts = manifest.get("populations")
+    if isinstance(counts, dict) and isinstance(listed, dict):
+        want_counts = {c: len(v) for c, v in listed.items() if isinstance(v, list)}
+        if counts != want_counts:
+            raise PackError(
+                f"manifest populations {counts} are not the counts of the entries each control "
+                f"lists ({want_counts})."
+            )
+    stated = manifest.get("checkpoint_summary")
+    times = [cps[s].time_micros for s in sorted(cps)]
+    if not isinstance(stated, dict) or any(t is None for t in times):
+        return
+    rows = [
+        {"size": s, "time_us": cps[s].time_micros, "root": cps[s].root.hex()} for s in sorted(cps)
+    ]
+    summary = checkpoint_summary(rows)
+    want = {k: v for k, v in summary.items() if k != "gaps"} | {"gaps": len(summary["gaps"])}
+    for key in sorted(set(want) | set(stated)):
+        if stated.get(key) != want.get(key):
+            raise PackError(
+                f"manifest checkpoint_summary {key} is {stated.get(key)!r}, but the signed "
+                f"checkpoints give {want.get(key)!r} (a gap hidden, or the summary altered)."
+            )
+
+
+def _checkpoints_csv(zf: zipfile.ZipFile, cps: Mapping[int, Checkpoint]) -> None:
+    """``checkpoints.csv`` (when the pack has one: packs made before it had none), what an
+    auditor reads of the checkpoints (when each was signed, a gap between them), row for row
+    the signed notes: their size, time, root and hash, in order."""
+    if CHECKPOINTS_CSV not in zf.namelist():
+        return
+    text = read_member(zf, CHECKPOINTS_CSV, PackError).decode("utf-8", "replace")
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or rows[0] != CHECKPOINTS_CSV_HEAD:
+        raise PackError(f"{CHECKPOINTS_CSV} does not start with the header {CHECKPOINTS_CSV_HEAD}.")
+    sizes = sorted(cps)
+    if len(rows) - 1 != len(sizes):
+        raise PackError(
+            f"{CHECKPOINTS_CSV} has {len(rows) - 1} rows, but the pack holds {len(sizes)} signed "
+            "checkpoints (the list an auditor reads was cut or padded)."
+        )
+    for line, (size, got) in enumerate(zip(sizes, rows[1:], strict=True), 2):
+        cp = cps[size]
+        note = read_member(zf, checkpoint_name(size), PackError)
+        got_us = got[2] if len(got) > 2 else None
+        time_us = cp.time_micros if cp.time_micros is not None else _int_or(got_us)
+        want = checkpoint_cells(size, time_us, cp.root.hex(), checkpoint_hash(note).hex())
+        for col, name in enumerate(CHECKPOINTS_CSV_HEAD):
+            have = got[col] if col < len(got) else None
+            if have != want[col]:
+                raise PackError(
+                    f"{CHECKPOINTS_CSV} line {line}: its {name} column is {have!r}, but the "
+                    f"signed checkpoint of size {size} says {want[col]!r}: the list an auditor "
+                    "reads was altered."
+                )
+
+
+def _int_or(text: str | None) -> int:
+    try:
+        return int(text or "")
+    except ValueError:
+        return 0
+
+
 def _files(zf: zipfile.ZipFile, manifest: Mapping[str, Any]) -> None:
     files = manifest.get("files")
     if not isinstance(files, dict):
@@ -558,6 +695,9 @@ def verify_pack(
     cps = _checkpoints(zf, manifest, key)  # 2
     indexes = _entries(zf, manifest, cps)  # 3
     _files(zf, manifest)  # 4
+    _checkpoints_csv(zf, cps)  # 4, the checkpoints as an auditor reads them: the notes'
+    if _checks_claims(manifest):  # a pack made before its claims were checked stays as it was
+        _summary(manifest, cps)
     manifest_bytes = read_member(zf, MANIFEST, PackError)  # 5
     try:
         note = open_note(read_member(zf, SIGNATURE, PackError), [key])
@@ -587,5 +727,26 @@ def verify_pack(
         f"OK evidence pack {FORMAT}: {len(indexes)} entries proven in {len(sizes)} checkpoints "
         f"(sizes {sizes[0]}..{sizes[-1]}, hash chain and consistency verified), controls "
         f"{', '.join(sorted(manifest['controls']))}; signed by {key.name}+{key.key_id:08x}, "  # type: ignore[call-overload]
-        f"checked with {origin}; {claims}"
+        f"checked with {origin}; {claims}{_decisions_unrecorded(zf)}"
+    )
+
+
+def _decisions_unrecorded(zf: zipfile.ZipFile) -> str:
+    """The pack's starts of the hub that recorded no access decision (their hashed
+    ``hub_action`` on ``hub.audit`` is ``DECISIONS_UNRECORDED``), for the OK line: the CC6
+    population, "every access decision", lacks every decision those processes made."""
+    times = []
+    for e in _jsonl(zf, ENTRIES):  # verified above: each field is the hashed one
+        if e.get("topic") != AUDIT_TOPIC:
+            continue
+        pairs = [(h[0], base64.b64decode(h[1])) for h in e["headers"]]
+        if _text(_once(pairs).get("hub_action")) == DECISIONS_UNRECORDED:
+            times.append(int(e["timestamp_ms"]))
+    if not times:
+        return ""
+    first = datetime.fromtimestamp(min(times) / 1000, tz=UTC).isoformat()
+    return (
+        f"; WARNING: {len(times)} start(s) of the hub recorded NO access decisions "
+        f"(HUB_POLICY_RECORD_DECISIONS off; the first at {first}): the CC6 population lacks "
+        "every decision those processes made"
     )

@@ -20,6 +20,9 @@ CONTROLS: dict[str, str] = {
     "PI1": "PI1 Processing integrity: ingest, quarantine and replay, retention, erasure",
 }
 AUDIT_TOPIC = "hub.audit"
+# The audit action of a start of the hub that records no access decision
+# (``HUB_POLICY_RECORD_DECISIONS`` off): a CC6 entry, named in hub-verify's OK line.
+DECISIONS_UNRECORDED = "policy.decisions_unrecorded"
 
 _TOPICS: dict[str, tuple[str, ...]] = {
     "hub.principals": ("CC6",),

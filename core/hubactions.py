@@ -47,6 +47,7 @@ AUDIT_ACTIONS: frozenset[str] = frozenset(
         "legalhold.release",
         "migration.apply",
         "policy.approve_refused",
+        "policy.decisions_unrecorded",
         "retention.delete",
         "subject.erase",
     }

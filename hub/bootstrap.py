@@ -1054,6 +1054,8 @@ def bootstrap(
         leader=leader,
     )
     hub.eraser.derived = lambda subject, tenants: forget_derived(hub, subject, tenants)
+    if not settings.policy_record_decisions:
+        record_decisions_off(hub)
     if check_erasures:
         try:
             refuse_undone_erasures(hub)
@@ -1066,6 +1068,28 @@ def bootstrap(
         extra={"event_log": settings.event_log, "data_dir": str(settings.data_dir)},
     )
     return hub
+
+
+def record_decisions_off(hub: Hub) -> None:
+    """A start that records no access decision (``policy_record_decisions`` off) is itself on
+    the ledger: the CC6 population ("every access decision") lacks this process's decisions,
+    and the evidence of the period says so (``audit.controls.DECISIONS_UNRECORDED``, named by
+    ``hub-verify bundle``) instead of being silently short."""
+    s = hub.settings
+    hub.ledger.record_action(
+        "hub",
+        "policy.decisions_unrecorded",
+        "hub.decisions",
+        outcome="warning",
+        details={"setting": "HUB_POLICY_RECORD_DECISIONS=false", "engine": s.policy_engine},
+    )
+    log.warning(
+        "access decisions are not recorded",
+        extra={
+            "setting": "HUB_POLICY_RECORD_DECISIONS=false",
+            "recorded": "policy.decisions_unrecorded",
+        },
+    )
 
 
 def forget_derived(hub: Hub, subject: str, tenants: Sequence[str]) -> dict[str, Any]:

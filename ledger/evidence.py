@@ -34,13 +34,14 @@ from typing import TYPE_CHECKING, Any
 
 from audit import bundle
 from audit import leaf as leaf_format
+from audit.bundle import checkpoint_summary  # hub-verify recomputes it from the notes
 from audit.controls import MAPPING
 from core.errors import InvalidInput
 from core.ports.ledgerstore import StoredCheckpoint
 from ledger import controls as soc2
 from ledger.errors import CheckpointNotFound, LedgerIntegrityError
 from ledger.populations import Describer, ingest_counts, tally
-from ledger.report import checkpoint_summary, checkpoints_csv, population_csv, render
+from ledger.report import checkpoints_csv, population_csv, render
 from ledger.report_pdf import render_pdf
 from ledger.service import Ledger, check_row, entry_fields
 

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
-import statistics
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-from audit.bundle import POPULATION_CSV_HEAD, population_cells
+from audit.bundle import (
+    CHECKPOINTS_CSV_HEAD,
+    POPULATION_CSV_HEAD,
+    checkpoint_cells,
+    population_cells,
+)
 from ledger.controls import CONTROLS
 
 _CSS = """
@@ -35,54 +37,15 @@ word-break:break-all}
 .muted{color:#57606a}
 pre{white-space:pre-wrap;font-size:.85em;margin:.2em 0}
 """
-GAP_FACTOR = 10
-"""An interval between consecutive checkpoints is a gap when it is longer than GAP_FACTOR times
-the median interval and longer than GAP_MIN_US."""
-GAP_MIN_US = 60_000_000
-
-
-def _time_us(us: int) -> str:
-    return datetime.fromtimestamp(us / 1e6, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
-
-
-def checkpoint_summary(checkpoints: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Count, first and last (size, time, root), size range and gaps of a checkpoint run."""
-    if not checkpoints:
-        return {"count": 0, "gaps": []}
-    first, last = checkpoints[0], checkpoints[-1]
-    steps = [(a, b, b["time_us"] - a["time_us"]) for a, b in itertools.pairwise(checkpoints)]
-    median = statistics.median(d for _, _, d in steps) if steps else 0
-    limit = max(GAP_MIN_US, GAP_FACTOR * median)
-    gaps = [
-        {
-            "from_size": a["size"],
-            "to_size": b["size"],
-            "from_time": _time_us(a["time_us"]),
-            "to_time": _time_us(b["time_us"]),
-            "seconds": round(d / 1e6, 3),
-        }
-        for a, b, d in steps
-        if d > limit
-    ]
-    return {
-        "count": len(checkpoints),
-        "first": {"size": first["size"], "time": _time_us(first["time_us"]), "root": first["root"]},
-        "last": {"size": last["size"], "time": _time_us(last["time_us"]), "root": last["root"]},
-        "min_size": min(c["size"] for c in checkpoints),
-        "max_size": max(c["size"] for c in checkpoints),
-        "median_interval_s": round(median / 1e6, 3),
-        "gap_threshold_s": round(limit / 1e6, 3),
-        "gaps": gaps,
-    }
 
 
 def checkpoints_csv(checkpoints: Sequence[Mapping[str, Any]]) -> str:
     """Every checkpoint of the pack: size, time (UTC), time_us, root, checkpoint hash."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["size", "time_utc", "time_us", "root_sha256", "checkpoint_hash"])
-    for c in checkpoints:
-        w.writerow([c["size"], _time_us(c["time_us"]), c["time_us"], c["root"], c.get("hash", "")])
+    w.writerow(CHECKPOINTS_CSV_HEAD)
+    for c in checkpoints:  # hub-verify checks each row against its note (audit.bundle)
+        w.writerow(checkpoint_cells(c["size"], c["time_us"], c["root"], c.get("hash", "")))
     return buf.getvalue()
 
 

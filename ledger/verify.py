@@ -47,6 +47,10 @@ Steps (each names the first bad entry it finds, by leaf index and (topic, partit
     10. Outside witness (``ledger.witness_log``, outside the data folder): the ledger extends
        its newest checkpoint since the last acknowledged rollback (every one, on a full run):
        an older data folder copied back, whose in-folder witness is older too, fails here.
+       What it cannot vouch for is reported as ``witness_warnings`` (session 24): no witness
+       (``HUB_LEDGER_WITNESS`` off), one holding no checkpoint of a ledger that has some, or
+       one that begins above the ledger's first checkpoint (its file deleted and begun again
+       by the rolled-back folder, a restore onto a new witness, a hub older than it).
 Step 1 runs per stored batch of leaves (``LedgerStore.iter_stored_batches``: the tile store's
 side-index batches and level-0 hashes as they are, only the topic, partition and offset
 columns decoded). The usual case is checked column to column: the batch's runs of one
@@ -74,6 +78,7 @@ from collections import deque
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from itertools import chain, groupby
 from operator import attrgetter, itemgetter
 from pathlib import Path
@@ -137,6 +142,8 @@ class VerifyReport:
     seconds: float = 0.0
     witnessed_size: int | None = None  # the outside witness's newest checkpoint (step 10)
     rollbacks_acknowledged: list[str] = field(default_factory=list)  # restores it records
+    # what the outside witness could not vouch for (step 10): a rollback it cannot see
+    witness_warnings: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -412,20 +419,49 @@ def _verify_outside_witness(ledger: Ledger, report: VerifyReport, *, full: bool)
     """Step 10: the ledger extends the newest checkpoint the outside witness holds (every one
     since the last acknowledged rollback on a full run): ``ledger.witness_log``."""
     wlog = outside_log(ledger.witness)
+    first = ledger.store.first_checkpoint_covering(0)
     if wlog is None:
+        if first is not None:
+            report.witness_warnings.append(WITNESS_OFF)
         return
     try:
         problem, head = check_ledger(ledger.store, wlog, full=full)
+        begins = wlog.first() if head is not None else None
     except HubError as exc:
         report.fail(Problem(exc.message))
         return
     if problem is not None:
         report.fail(Problem(problem))
-    if head is not None:
-        report.witnessed_size = head.size
-        report.rollbacks_acknowledged = [
-            f"from {r.from_size} to {r.size} at {r.time_ms} ms: {r.reason}" for r in head.rollbacks
-        ]
+    if head is None:
+        if first is not None:
+            report.witness_warnings.append(
+                f"the outside witness {wlog.path} holds no checkpoint of this ledger, which has "
+                f"signed checkpoints since size {first.size}: a rollback of the data folder to "
+                "an older copy cannot be seen. Its file was deleted or moved, "
+                "HUB_LEDGER_WITNESS_DIR names another folder, or this is a copy of the data "
+                "folder: point HUB_LEDGER_WITNESS_DIR at the hub's witness."
+            )
+        return
+    report.witnessed_size = head.size
+    report.rollbacks_acknowledged = [
+        f"from {r.from_size} to {r.size} at {r.time_ms} ms: {r.reason}" for r in head.rollbacks
+    ]
+    if begins is not None and first is not None and begins.size > first.size:
+        at = datetime.fromtimestamp(begins.time_ms / 1000, tz=UTC).isoformat()
+        report.witness_warnings.append(
+            f"the outside witness {wlog.path} begins at checkpoint {begins.size} ({at}); the "
+            f"ledger's checkpoints from size {first.size} below it were never witnessed outside "
+            "the data folder, so a rollback to before it cannot be seen. The file was begun "
+            "late: by a hub older than the outside witness, by a restore onto a new witness, or "
+            "after it was deleted (a rolled-back folder starts a new one)."
+        )
+
+
+WITNESS_OFF = (
+    "the outside witness is not checked (HUB_LEDGER_WITNESS is off): an older copy of the data "
+    "folder put back, its witness copies with it, passes every check here; the in-folder "
+    "witness copies are not compared either."
+)
 
 
 def _verify(
@@ -484,7 +520,9 @@ class Verified:
     the data folder), so it cannot be edited without the key. The key sits in the same folder,
     so an insider can sign a state: the incremental run therefore checks the remembered
     checkpoint against its witness copy (step 8). What the signature cannot stop: a forged
-    ``full_at_ms`` postpones the periodic full verify; run ``--full`` on a schedule of its own.
+    ``full_at_ms`` re-dated to "just now" before every run postpones the periodic full verify
+    (one dated after the clock no longer does: the run is full, session 24); run ``--full`` on
+    a schedule of its own.
 
     Trade-off (README, "Ledger as tiles"): an incremental verify re-checks only what is new:
     the leaves after ``size`` against their log records, the tree nodes they add, every new
@@ -569,6 +607,13 @@ def verification_base(
     (``HUB_LEDGER_FULL_VERIFY_EVERY_S``); None (full) and why otherwise."""
     if full:
         return None, "--full asked"
+    if remembered is not None and remembered.full_at_ms - now_ms > CLOCK_SLACK_S * 1000:
+        # signed with the folder's own key, so an insider can date it in the future: every run
+        # would stay incremental, and what lies below the remembered size never read again
+        return None, (
+            "the remembered last full verify is dated in the future, after this machine's "
+            "clock: a state signed to postpone it, or a clock stepped back"
+        )
     if remembered is not None and now_ms - remembered.full_at_ms >= full_every_s * 1000:
         return None, "the last full verify is older than the full-verify period"
     return remembered, why
@@ -1727,8 +1772,6 @@ def clock_behind(ledger: Ledger, now_us: int) -> str | None:
     newest = ledger.store.latest_checkpoint()
     if newest is None or newest.time_us - now_us <= CLOCK_SLACK_S * 1_000_000:
         return None
-    from datetime import UTC, datetime
-
     at = datetime.fromtimestamp(newest.time_us / 1e6, tz=UTC).isoformat()
     now = datetime.fromtimestamp(now_us / 1e6, tz=UTC).isoformat()
     return (
@@ -1746,11 +1789,16 @@ def record_verification(ledger: Any, actor: Principal, result: dict[str, Any]) -
     Here, not beside the HTTP route, so the CLI records its run without importing the web
     framework."""
     ok = bool(result.get("ok", result.get("valid", False)))
+    details: dict[str, Any] = {
+        k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))
+    }
+    if result.get("witness_warnings"):  # what the run could not vouch for, on the record too
+        details["witness_warnings"] = [str(w) for w in result["witness_warnings"]]
     ledger.record_action(
         actor.id,
         "ledger.verify",
         "ledger",
         tenant=actor.tenant,
         outcome="ok" if ok else "failed",
-        details={k: v for k, v in result.items() if isinstance(v, (int, float, str, bool))},
+        details=details,
     )

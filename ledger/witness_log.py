@@ -185,6 +185,19 @@ class WitnessLog:
                 yield offset, line
             offset += len(line) + 1
 
+    def first(self) -> Record | None:
+        """The file's first record (where the witness begins), or None when it holds none."""
+        try:
+            with self.path.open("rb") as f:
+                line = f.readline(TAIL_BYTES * 8)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise WitnessLogError(f"cannot read the outside witness {self.path}: {exc}") from None
+        if not line.endswith(b"\n"):  # empty, or a first record torn by a crash
+            return None
+        return self._parse(0, line[:-1])
+
     def records(self, *, full: bool = False) -> list[Record]:
         out = []
         for offset, line in self._lines(full=full):

@@ -149,6 +149,8 @@ def ledger_verify(obj: Ctx, public_key: tuple[str, ...], full: bool) -> None:
             clock = clock_behind(h.ledger, time.time_ns() // 1000)
             if clock is not None:
                 click.echo(f"warning: {clock}")
+            for warning in report.witness_warnings:  # what no rollback check could see
+                click.echo(f"warning: {warning}")
             for rollback in report.rollbacks_acknowledged:  # restores the operator made
                 click.echo(f"acknowledged rollback (outside witness): {rollback}")
             if report.unkeyed_batches:

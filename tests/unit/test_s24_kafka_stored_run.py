@@ -24,6 +24,7 @@ if not hasattr(native, "stored_run"):  # pragma: no cover - a library built befo
 
 def message(rng: random.Random, offset: int | None) -> Message:
     where = -1001 if offset is None else offset  # OFFSET_INVALID: offset() answers None
+
     def blob(odd: float) -> bytes | str | None:
         roll = rng.random()
         if roll < odd / 2:

@@ -440,7 +440,9 @@ def kafka_section(
         "One broker (`infra/kafka.sh`), one partition per topic. Baselines at their best: "
         "idempotent, `acks=all`, `linger.ms=5`, `batch.size` 1 MiB, no compression (the hub "
         "compresses nothing), one flush at the end; the hub publishes batches of `target/200` "
-        "events every 5 ms (or back to back) while `market_bars` follows the topic from Kafka. "
+        "events every 5 ms (or back to back), from N concurrent publishers (several keep "
+        "batches in flight; one waits for each acknowledgement), while `market_bars` and the "
+        "ledger follow the topic from Kafka (rows marked publish only: nothing follows). "
         "Raw librdkafka ack latency is sampled on every 1,000th record; the perf tool's "
         "percentiles are its own (per record). Visible: publish -> the view's checkpoint "
         "covers the batch. On a shared machine a process gets a varying share of a core, so "
@@ -585,6 +587,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--file-rows", type=int, default=100_000, help="rows per file format")
     ap.add_argument("--port", type=int, default=int(os.environ.get("HUB_BENCH_PORT", "27080")))
     ap.add_argument("--kafka-rates", default="10000,50000,100000,max", help="hub -> Kafka rates")
+    ap.add_argument(
+        "--kafka-publishers",
+        default=os.environ.get("E2E_KAFKA_PUBLISHERS", "1,8"),
+        help="concurrent hub -> Kafka publishers, comma list (each rate runs with each)",
+    )
+    ap.add_argument(
+        "--no-publish-only", action="store_true", help="no hub -> Kafka run without followers"
+    )
     ap.add_argument("--no-profile", action="store_true", help="no py-spy profile of hub -> Kafka")
     ap.add_argument("--skip", default="", help="comma list of: files,embedded,http,kafka")
     ap.add_argument(
@@ -676,7 +686,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "kafka" not in skip:
         from benchmarks.e2e_kafka import run_all
 
-        kafka = run_all(out, args.seconds, kafka_rates, start, not args.no_profile)
+        kafka = run_all(
+            out,
+            args.seconds,
+            kafka_rates,
+            start,
+            not args.no_profile,
+            [int(n) for n in args.kafka_publishers.split(",") if n.strip()],
+            not args.no_publish_only,
+        )
     path = write_report(out, runs, base, meta, kafka)
     print("\n".join(x for x in path.read_text().splitlines() if not x.startswith("![")))
     print(f"report: {path}")

@@ -213,6 +213,7 @@ def embedded_run(
     ledger: str = "woken",
     publishers: int = PUBLISHERS,
     batch: int | None = None,
+    view: bool = True,
 ) -> Run:
     """Publish trades for ``seconds`` from ``publishers`` concurrent threads (like HTTP clients)
     while ``market_bars`` and the ledger follow the log; ack, leaf, signed-checkpoint and visible
@@ -225,11 +226,13 @@ def embedded_run(
     acknowledgement delays only its own publisher's next ticks, not the schedule (one
     synchronous publisher could never send faster than one batch per acknowledgement). Without
     ``target`` each publisher sends back to back. The ack latency is that of the
-    ``publish`` call."""
+    ``publish`` call. ``view=False`` (with ``ledger="off"``: the publish path alone): no
+    ``market_bars`` follower runs and no visible latency is measured."""
     from core.events import OutgoingEvent
 
     runner = h.projections.runner("market_bars")
-    runner.catch_up()
+    if view:
+        runner.catch_up()
     commits: list[tuple[float, dict[tuple[str, int], int]]] = []
 
     def hook(step: str) -> None:
@@ -241,10 +244,13 @@ def embedded_run(
     runner.batch_records = 5_000
     stop = threading.Event()
     follower = threading.Thread(target=runner.follow, args=(stop,), daemon=True)
-    follower.start()
+    if view:
+        follower.start()
     per_tick = batch or max(1, (target or 200_000) // 200)
     interval = per_tick / target if target else 0.0
     suffix = ", ledger polled 1 s (before)" if ledger == "polled" else ""
+    if not view and ledger == "off":
+        suffix = ", publish only (no view, no ledger following)"
     run = Run(
         f"{label}, {publishers} publishers, {per_tick} events per batch, "
         f"{'as fast as it goes' if target is None else f'{target:,}/s'}{suffix}",
@@ -301,10 +307,11 @@ def embedded_run(
     run.seconds = time.perf_counter() - began
     run.events = len(sent) * per_tick
     deadline = time.perf_counter() + 60
-    while runner.lag() and time.perf_counter() < deadline:
+    while view and runner.lag() and time.perf_counter() < deadline:
         time.sleep(0.01)
     stop.set()
-    follower.join(30)
+    if view:
+        follower.join(30)
     runner.hook = lambda step: None
     highest: dict[tuple[str, int], int] = {}  # concurrent publishers: any batch may be last
     for _, _, need in sent:
@@ -315,7 +322,7 @@ def embedded_run(
     run.peak_rss_mb = self_peak_rss_mb()
     run.ack_ms = [(t1 - t0) * 1000 for t0, t1, _ in sent]
     run.per_second = buckets([(t1, per_tick) for _, t1, _ in sent], began, run.seconds)
-    for t0, _, need in sent:  # the view's positions only grow: bisect the first commit
+    for t0, _, need in sent if view else ():  # the view's positions only grow: bisect
         lo, hi = 0, len(commits)
         while lo < hi:
             mid = (lo + hi) // 2

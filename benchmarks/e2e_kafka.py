@@ -12,9 +12,12 @@ On the local broker (``infra/kafka.sh``, this checkout's ports), in one run:
        envelope headers), so the gap to the hub is the hub's own work, not bigger records;
   2. the hub publishing to Kafka (``Publisher.publish`` on the Kafka EventLog: validation, Avro,
      envelope headers, one idempotent record batch per call, acknowledged) at fixed rates and as
-     fast as it goes, with the ``market_bars`` projection following the topic from Kafka:
-     publish->acknowledged and publish->visible per batch, CPU, peak memory; ratio to raw
-     librdkafka;
+     fast as it goes, with the ``market_bars`` projection and the ledger following the topic
+     from Kafka, from 1 and from 8 concurrent publishers (``E2E_KAFKA_PUBLISHERS``): one
+     synchronous publisher waits for every acknowledgement, several keep batches in flight as
+     a real producer does; then as fast as it goes with nothing following (publish only, the
+     figure beside the raw producer's): publish->acknowledged and publish->visible per batch,
+     CPU, peak memory; ratio to raw librdkafka;
   3. optionally a py-spy profile of the as-fast-as-it-goes hub run (``--profile``), summarised
      as the functions with the most samples (own and inclusive).
 
@@ -52,6 +55,10 @@ from benchmarks.e2e_common import (
 )
 
 RECORD_BYTES = 200
+# concurrent publishers of the hub runs (the embedded runs use 8): comma list
+HUB_PUBLISHERS = tuple(
+    int(n) for n in os.environ.get("E2E_KAFKA_PUBLISHERS", "1,8").split(",") if n.strip()
+)
 PRODUCER_BEST = {
     "linger.ms": 5,
     "batch.size": 1 << 20,
@@ -324,8 +331,15 @@ def hub_runs(
     seconds: float,
     start: int,
     profile: Path | None,
+    publishers: Sequence[int] = HUB_PUBLISHERS,
+    publish_only: bool = True,
 ) -> tuple[list[Run], str]:
-    """The hub on the Kafka EventLog (one partition per topic), ``market_bars`` following."""
+    """The hub on the Kafka EventLog (one partition per topic), ``market_bars`` and the ledger
+    following, at each rate with each count of concurrent ``publishers`` (one synchronous
+    publisher waits for each batch's acknowledgement: latency-bound; several keep batches in
+    flight, as the embedded runs' 8 and a real producer's queue do). ``publish_only``: then the
+    same as fast as it goes with nothing following (neither the view nor the ledger), the
+    figure to set beside the raw producer's."""
     from hub.bootstrap import bootstrap as build
     from hub.settings import load_settings
     from tests.service.accounts import open_accounts
@@ -345,14 +359,33 @@ def hub_runs(
     summary = ""
     try:
         open_accounts(h, [f"ACC-{i}" for i in range(ACCOUNTS)])
-        for target in rates:
-            print(f"hub -> Kafka at {target or 'max'}...", flush=True)
-            spy = Profiler(profile) if profile is not None and target is None else None
+        plan: list[tuple[int | None, int, bool]] = [
+            (target, n, True) for target in rates for n in publishers
+        ]
+        if publish_only:
+            plan += [(None, n, False) for n in publishers]
+        profiled = False
+        for target, n, following in plan:
+            print(
+                f"hub -> Kafka at {target or 'max'}, {n} publishers"
+                + ("" if following else ", publish only")
+                + "...",
+                flush=True,
+            )
+            # the profile: the first as-fast-as-it-goes run with the followers
+            take = profile is not None and target is None and following and not profiled
+            spy = Profiler(profile) if take and profile is not None else None
             why = spy.start() if spy is not None else ""
             try:
-                # one publisher, as measured before: concurrent publishers to Kafka are unmeasured
                 run = embedded_run(
-                    h, target, seconds, start, label="hub publish -> Kafka", publishers=1
+                    h,
+                    target,
+                    seconds,
+                    start,
+                    label="hub publish -> Kafka",
+                    publishers=n,
+                    ledger="woken" if following else "off",
+                    view=following,
                 )
             finally:
                 if spy is not None:
@@ -361,6 +394,7 @@ def hub_runs(
             runs.append(run)
             start += 10**7
             if spy is not None and profile is not None:
+                profiled = True
                 summary = summarise_profile(profile)
     finally:
         h.close()
@@ -368,7 +402,13 @@ def hub_runs(
 
 
 def run_all(
-    out: Path, seconds: float, rates: Sequence[int | None], start: int, profile: bool
+    out: Path,
+    seconds: float,
+    rates: Sequence[int | None],
+    start: int,
+    profile: bool,
+    publishers: Sequence[int] = HUB_PUBLISHERS,
+    publish_only: bool = True,
 ) -> tuple[list[Run], list[Run], str, str]:
     """(baselines, hub runs, profile summary, skip reason)."""
     bootstrap, why = broker()
@@ -423,5 +463,7 @@ def run_all(
     records = int(min(20_000_000, max(200_000, base[0].rate * seconds)))
     base.append(perf_test(bootstrap, topic, records))
     prof = out / "kafka-profile.txt" if profile else None
-    runs, summary = hub_runs(bootstrap, out / "kafka-data", rates, seconds, start, prof)
+    runs, summary = hub_runs(
+        bootstrap, out / "kafka-data", rates, seconds, start, prof, publishers, publish_only
+    )
     return base, runs, summary, ""

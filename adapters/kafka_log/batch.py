@@ -37,6 +37,10 @@ try:  # the column append's produce loop in one call (native/src/kafka_produce.r
     from hub_native import produce_columns as _produce_columns
 except ImportError:  # pragma: no cover - built by `make setup`
     _produce_columns = None
+try:  # a run of consumed messages as stored records in one call (native/src/kafka_stored.rs)
+    from hub_native import stored_run as _stored_run
+except ImportError:  # pragma: no cover - a library built before it: stored_run_py runs
+    _stored_run = None
 try:  # the same loop with one reused header dict (native/src/kafka_produce_dict.rs)
     from hub_native import produce_columns_dict as _produce_columns_dict
 except ImportError:  # pragma: no cover - a library built before it: the list loop runs
@@ -348,6 +352,66 @@ def stored_record(topic: str, partition: int, offset: int, msg: Message) -> Stor
         value if value is None or isinstance(value, bytes) else value.encode(),
         headers,
     )
+
+
+def stored_run_py(
+    cls: type[StoredRecord],
+    topic: str,
+    partition: int,
+    msgs: Sequence[Message],
+    start: int,
+    position: int,
+    end: int,
+    most: int,
+) -> tuple[list[StoredRecord], int]:
+    """The reference of ``hub_native.stored_run``: ``stored_record`` of ``msgs[start:]``, in
+    order, while each message is a plain record (no error, an offset at least ``position``
+    and above the previous one, every header value, the key and the value ``bytes`` or None)
+    and until ``most`` records are made or one's offset + 1 reaches ``end``; with the index
+    of the first message not taken. A message that is not plain ends the run untouched: the
+    caller's per-message loop handles it (an end-of-partition event, a skipped offset, a
+    header without a value) exactly as before."""
+    out: list[StoredRecord] = []
+    i, n = start, len(msgs)
+    while i < n and len(out) < most:
+        msg = msgs[i]
+        if msg.error() is not None:
+            break
+        o = msg.offset()
+        if o is None or o < position:
+            break
+        raw: list[Any] = msg.headers() or []  # type: ignore[assignment]
+        if not _BYTES_ONLY.issuperset(map(type, map(_HEADER_VALUE, raw))):
+            break
+        key = msg.key()
+        value = msg.value()
+        if not _BYTES_OR_NONE.issuperset((type(key), type(value))):
+            break
+        out.append(cls(topic, partition, o, msg.timestamp()[1], key, value, tuple(raw)))
+        position = o + 1
+        i += 1
+        if position >= end:
+            break
+    return out, i
+
+
+def stored_run(
+    topic: str,
+    partition: int,
+    msgs: Sequence[Message],
+    start: int,
+    position: int,
+    end: int,
+    most: int,
+) -> tuple[list[StoredRecord], int]:
+    """``stored_run_py`` in one native call (no Python frame, no dataclass ``__init__`` per
+    record: the consume loop's per-record Python was a quarter of a follower's CPU); the
+    reference where the library lacks it."""
+    if _stored_run is not None:
+        made = _stored_run(StoredRecord, topic, partition, msgs, start, position, end, most)
+        if made is not None:
+            return made  # type: ignore[no-any-return]
+    return stored_run_py(StoredRecord, topic, partition, msgs, start, position, end, most)
 
 
 def strip_idem(r: StoredRecord) -> StoredRecord:

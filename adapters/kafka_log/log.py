@@ -87,6 +87,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import replace
+from itertools import islice
 from typing import Any, Final, TypeVar
 
 from confluent_kafka import (
@@ -129,6 +130,7 @@ from adapters.kafka_log.batch import (
     columns_valid,
     produce_columns,
     stored_record,
+    stored_run,
     strip_idem,
 )
 from adapters.kafka_log.errors import (
@@ -2040,7 +2042,19 @@ class KafkaEventLog(EventLog):
             msgs = consumer.consume(max(num, 1), min(left, 0.005) if waited else 0)
             waited = True
             last = len(msgs) - 1
-            for i, msg in enumerate(msgs):
+            # the plain records first, in one call (batch.stored_run); the loop below takes
+            # any message that ends the run (an event, a skipped offset) and the rest
+            most = max(0, max_records - len(out))
+            run, k = stored_run(topic, partition, msgs, 0, position, end, most)
+            if run:
+                out += run
+                position = run[-1].offset + 1
+                reached = position if k - 1 == last and not restarted else None
+                if position >= end:
+                    return checked(out), position, True, reached
+                if len(out) >= max_records:
+                    return checked(out), position, False, reached
+            for i, msg in enumerate(islice(msgs, k, None), k):
                 err = msg.error()
                 if err is not None:
                     if err.code() == KafkaError._PARTITION_EOF:

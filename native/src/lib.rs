@@ -18,6 +18,7 @@ mod json_rows;
 mod json_text;
 mod kafka_produce;
 mod kafka_produce_dict;
+mod kafka_stored;
 mod key_index;
 mod leaves;
 mod ledger_batch;
@@ -53,6 +54,7 @@ fn hub_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     json_text::register(m)?;
     kafka_produce::register(m)?;
     kafka_produce_dict::register(m)?;
+    kafka_stored::register(m)?;
     leaves::register(m)?;
     line_ends::register(m)?;
     ledger_batch::register(m)?;

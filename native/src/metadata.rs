@@ -17,7 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyList, PyString, PyTuple, PyType};
 
 /// A new, empty instance of `cls` (its slots unset), as `object.__new__(cls)` makes it.
-fn alloc<'py>(py: Python<'py>, cls: &Bound<'py, PyType>) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn alloc<'py>(py: Python<'py>, cls: &Bound<'py, PyType>) -> PyResult<Bound<'py, PyAny>> {
     // SAFETY: tp_alloc of a heap type is PyType_GenericAlloc (or its override); NULL is an error
     unsafe {
         let t = cls.as_ptr() as *mut ffi::PyTypeObject;
@@ -34,7 +34,7 @@ fn alloc<'py>(py: Python<'py>, cls: &Bound<'py, PyType>) -> PyResult<Bound<'py, 
     }
 }
 
-fn set(
+pub(crate) fn set(
     py: Python<'_>,
     obj: &Bound<'_, PyAny>,
     name: &Bound<'_, PyString>,
@@ -50,7 +50,7 @@ fn set(
 
 /// Whether `cls` is a plain class whose instances `alloc` may make: `object.__new__` is its
 /// `__new__` and `object.__init__` is not what builds it (a dataclass's generated `__init__`).
-fn plain_class(cls: &Bound<'_, PyType>) -> bool {
+pub(crate) fn plain_class(cls: &Bound<'_, PyType>) -> bool {
     // SAFETY: reading a type object's slots
     unsafe {
         let t = cls.as_ptr() as *mut ffi::PyTypeObject;

@@ -211,6 +211,7 @@ class QuarantineQuota:
         self._count = count
         self._refused = refused
         self._held: dict[str, int] | None = None
+        self._reserved: dict[str, int] = {}  # per tenant: passed the check, not yet settled
         self._mutex = threading.Lock()
 
     def held(self, tenant: str) -> int:
@@ -224,13 +225,53 @@ class QuarantineQuota:
         return self._held
 
     def check(self, tenant: str, nbytes: int) -> None:
-        """Raise ``TenantQuotaExceeded`` when ``nbytes`` more would pass ``tenant``'s quota."""
+        """Raise ``TenantQuotaExceeded`` when ``nbytes`` more would pass ``tenant``'s quota
+        (what it holds and what is reserved for its batches being written)."""
         if not self.on or nbytes <= 0:
             return
         with self._mutex:
-            held = self._counted().get(tenant, 0)
+            held = self._counted().get(tenant, 0) + self._reserved.get(tenant, 0)
         if held + nbytes > self.max_bytes:
             self._refuse(tenant, held, nbytes)
+
+    def reserve(self, tenant: str, nbytes: int) -> None:
+        """``check`` and reserve ``nbytes`` for ``tenant`` in one step: every later check counts
+        them until ``settle``. Batches decided side by side (one group commit, other topics'
+        committers) each see the others' reservations, so together they never pass the quota
+        (within this process; see ``docs/operations.md`` for processes sharing a data folder).
+        The caller settles every reservation exactly once, written or not."""
+        if not self.on or nbytes <= 0:
+            return
+        with self._mutex:
+            held = self._counted().get(tenant, 0) + self._reserved.get(tenant, 0)
+            if held + nbytes <= self.max_bytes:
+                self._reserved[tenant] = self._reserved.get(tenant, 0) + nbytes
+                return
+        self._refuse(tenant, held, nbytes)
+
+    def settle(self, tenant: str, nbytes: int, *, written: bool) -> None:
+        """End a reservation of ``reserve``: held once its write committed (``written``),
+        released when it was not written."""
+        if not self.on or nbytes <= 0:
+            return
+        with self._mutex:
+            left = self._reserved.get(tenant, 0) - nbytes
+            if left > 0:
+                self._reserved[tenant] = left
+            else:
+                self._reserved.pop(tenant, None)
+            if written:
+                self._written(tenant, nbytes)
+
+    def _written(self, tenant: str, nbytes: int) -> None:
+        """The quarantine's count reads written entries back from the log (the next check's
+        fold): nothing to add. Between the commit and ``settle`` a check counts them twice
+        (held and reserved): it refuses early for that moment, never late."""
+
+    def reserved(self, tenant: str) -> int:
+        """Bytes reserved for ``tenant``'s batches being written (0 once all are settled)."""
+        with self._mutex:
+            return self._reserved.get(tenant, 0)
 
     def _refuse(self, tenant: str, held: int, nbytes: int) -> NoReturn:
         """Count the refusal under this quota's metric label and raise, naming the setting."""
@@ -250,21 +291,26 @@ class StoredQuota(QuarantineQuota):
     """The bytes of values each tenant holds in the log (accepted records on the external topics
     and quarantine entries), against ``max_bytes`` (0: off). Unlike the quarantine's, this count
     is folded once (every topic: too costly to catch up at each batch), then kept by this
-    process's own appends (``add``): another process's appends are seen at the next start."""
+    process's own appends (``settle``): another process's appends are seen at the next start."""
 
     def _counted(self) -> dict[str, int]:
-        """The fold made once, kept up to date by ``add``."""
+        """The fold made once, kept up to date by ``settle``."""
         if self._held is None:
             self._held = dict(self._count())
         return self._held
 
     def add(self, tenant: str, nbytes: int) -> None:
-        """Count ``nbytes`` of values stored for ``tenant``."""
+        """Count ``nbytes`` of values stored for ``tenant`` without a reservation (``reserve``
+        and ``settle`` are the way for a batch that may be written side by side with others)."""
         if not self.on or nbytes <= 0:
             return
         with self._mutex:
-            held = self._counted()
-            held[tenant] = held.get(tenant, 0) + nbytes
+            self._written(tenant, nbytes)
+
+    def _written(self, tenant: str, nbytes: int) -> None:
+        """Count ``nbytes`` of values stored for ``tenant`` (under the mutex)."""
+        held = self._counted()
+        held[tenant] = held.get(tenant, 0) + nbytes
 
     def _refuse(self, tenant: str, held: int, nbytes: int) -> NoReturn:
         self._refused(tenant, "stored_bytes")

@@ -1159,9 +1159,10 @@ def _ingest_arrow(
                 ]
             accepted = new_records(kept_values, kept_keys, headers)  # type: ignore[arg-type]
         q_records = pipeline.quarantine_records(topic, source, quarantined, attempt, now, tenant)
-        charge = pipeline.limit(tenant, rb.num_rows, accepted, q_records)
+        charge, release = pipeline.limit(tenant, rb.num_rows, accepted, q_records)
 
         def finish(metas: Sequence[RecordMetadata]) -> IngestResult:
+            charge()  # stored: counted first, whatever follows
             if metas and uniform:  # for the ledger (``IngestResult.appended``); else read back
                 columns = [[c] if isinstance(c, bytes) else c for c in header_columns]
                 result.appended.append(
@@ -1171,11 +1172,10 @@ def _ingest_arrow(
                 (pipeline.deduper.window(topic, scope, rule.window), stored_keys)
                 for (scope, rule), stored_keys in zip(scoped, new_keys, strict=True)
             ]
-            charge()
             return pipeline.settle(source, topic, result, len(accepted), quarantined, found)
 
         stored = {scope: nk for (scope, _), nk in zip(scoped, new_keys, strict=True)}
-        return Staged(accepted, q_records, position, consumed, done, None, stored, finish)
+        return Staged(accepted, q_records, position, consumed, done, None, stored, finish, release)
 
     result: IngestResult = pipeline.committer(topic).commit(source, decide)
     return result

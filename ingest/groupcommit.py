@@ -49,7 +49,9 @@ class Staged(Generic[R]):
     """One decided batch: what to append, the keys it stores, and what to do once committed.
 
     ``finish`` gets the accepted records' metadata and returns the caller's result; it adds the
-    batch's keys to the dedupe windows."""
+    batch's keys to the dedupe windows. ``release`` is called instead when the batch is not
+    written (its transaction failed; a group retried one by one decides it again): it frees
+    what ``decide`` reserved (the tenant quotas' bytes)."""
 
     accepted: Sequence[Record] | ColumnBatch
     quarantined: Sequence[Record]
@@ -59,6 +61,7 @@ class Staged(Generic[R]):
     outcomes: Outcomes | None
     keys: Mapping[str, Sequence[str]]
     finish: Callable[[Sequence[RecordMetadata]], R]
+    release: Callable[[], None] = lambda: None
 
 
 Decide = Callable[[Prior], Staged[Any]]
@@ -146,7 +149,11 @@ class TopicCommitter:
             return
         try:
             metas = self.commit_group(source, [s for _, s in staged])  # 4.
-        except Exception as exc:
+        except BaseException as exc:
+            for _, s in staged:  # not written (a Retryable's maybe: counted at the next start)
+                s.release()
+            if not isinstance(exc, Exception):
+                raise
             if len(staged) == 1 or isinstance(exc, Retryable):
                 # Retryable: the transaction may have committed after all (a broker that did not
                 # answer in time); deciding and committing each batch again could store its
@@ -168,7 +175,11 @@ class TopicCommitter:
     def _alone(self, p: _Batch) -> None:
         try:
             s = p.decide({})
-            (m,) = self.commit_group(p.source, [s])
+            try:
+                (m,) = self.commit_group(p.source, [s])
+            except BaseException:
+                s.release()
+                raise
             self.commits += 1
             self.batches += 1
             _settle(p, result=s.finish(m))

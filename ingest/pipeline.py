@@ -992,7 +992,7 @@ class IngestPipeline:
                 )
             accepted = self._accepted(rows, producer, tenant, now)
             q_records = self.quarantine_records(topic, source, quarantined, attempt, now, tenant)
-            charge = self.limit(tenant, len(records), accepted, q_records)
+            charge, release = self.limit(tenant, len(records), accepted, q_records)
             outcomes = None
             if marks is not None:
                 dup_at, q_at = result.duplicate_indexes, [i for i, *_ in quarantined]
@@ -1008,7 +1008,8 @@ class IngestPipeline:
                     return marks(sorted(found, key=lambda x: x[0]))
 
             def finish(metas: Sequence[RecordMetadata]) -> IngestResult:
-                # After the commit: the keys it stored join their windows (per tenant); count.
+                # After the commit: count it; the keys it stored join their windows (per tenant).
+                charge()
                 found: list[tuple[KeyWindow, Iterable[str]]] = [(ids_window, batch_ids)]
                 found += [
                     (
@@ -1018,12 +1019,13 @@ class IngestPipeline:
                     for t in targets.values()
                     for rule in t.rules.unique
                 ]
-                charge()
                 return self.settle(source, topic, result, len(accepted), quarantined, found)
 
             keys: dict[str, Sequence[str]] = {ids_scope: list(batch_ids)}
             keys.update((Deduper.scope(r, tenant), nks) for r, nks in new_keys.items())
-            return Staged(accepted, q_records, position, consumed, done, outcomes, keys, finish)
+            return Staged(
+                accepted, q_records, position, consumed, done, outcomes, keys, finish, release
+            )
 
         result: IngestResult = self.committer(topic).commit(source, decide)
         return result
@@ -1060,29 +1062,42 @@ class IngestPipeline:
         records: int,
         accepted: Sequence[Record] | ColumnBatch,
         quarantined: Sequence[Record],
-    ) -> Callable[[], None]:
+    ) -> tuple[Callable[[], None], Callable[[], None]]:
         """Refuse a decided batch of ``records`` (both ingest paths, in ``decide``: before
         anything of it is written) past ``tenant``'s ingest rate, quarantine quota or storage
-        quota (``core.tenant_quota``); the function to call once it is stored, which counts it.
-        The bytes are the values stored, accepted and quarantined (the same on both paths and
-        for every source). Nothing is summed while the limits are off."""
+        quota (``core.tenant_quota``), and reserve its bytes under both quotas (every later
+        check counts them: batches decided side by side never pass a quota together). Returns
+        ``(charge, release)``: ``charge`` once the batch is stored (the reservation becomes held
+        bytes, the rate buckets are charged), ``release`` when it is not written (``Staged``'s
+        ``release``, called by the group commit); whichever comes first settles it, the other
+        then does nothing. The bytes are the values stored, accepted and quarantined (the same
+        on both paths and for every source). Nothing is summed while the limits are off."""
         rates, quota, stored = self.rates, self.quarantine_quota, self.stored_quota
         if not (rates.on or quota.on or stored.on):
-            return _nothing
+            return _nothing, _nothing
         q_bytes = sum(len(r.value or b"") for r in quarantined)
         values = (
             accepted.values if isinstance(accepted, ColumnBatch) else [r.value for r in accepted]
         )
         nbytes = q_bytes + sum(len(v) for v in values if v)
         rates.check(tenant, records, nbytes)
-        quota.check(tenant, q_bytes)
-        stored.check(tenant, nbytes)
+        quota.reserve(tenant, q_bytes)
+        try:
+            stored.reserve(tenant, nbytes)
+        except BaseException:
+            quota.settle(tenant, q_bytes, written=False)
+            raise
+        open_ = [True]
 
-        def charge() -> None:
-            rates.charge(tenant, records, nbytes)  # the quarantine quota reads rejects back
-            stored.add(tenant, nbytes)
+        def settle(written: bool) -> None:
+            if open_:
+                open_.clear()
+                if written:
+                    rates.charge(tenant, records, nbytes)
+                quota.settle(tenant, q_bytes, written=written)
+                stored.settle(tenant, nbytes, written=written)
 
-        return charge
+        return partial(settle, True), partial(settle, False)
 
     def quarantine_records(
         self,

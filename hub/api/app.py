@@ -330,12 +330,16 @@ async def publish(
     rates, stored = hub.ingest.rates, hub.ingest.stored_quota
     nbytes = len(await request.body()) if rates.on or stored.on else 0
     rates.check(principal.tenant, len(events), nbytes)
-    stored.check(principal.tenant, nbytes)
-    meta = hub.publisher.publish(
-        topic, events, producer=principal.id, tenant=principal.tenant, origin="external"
-    )
+    stored.reserve(principal.tenant, nbytes)  # counted by concurrent requests' checks
+    try:
+        meta = hub.publisher.publish(
+            topic, events, producer=principal.id, tenant=principal.tenant, origin="external"
+        )
+    except BaseException:
+        stored.settle(principal.tenant, nbytes, written=False)
+        raise
+    stored.settle(principal.tenant, nbytes, written=True)
     rates.charge(principal.tenant, len(events), nbytes)
-    stored.add(principal.tenant, nbytes)
     return {
         "topic": topic,
         "count": len(meta),

@@ -15,7 +15,10 @@ Runs, for a fixed time each, on a fresh data folder (SQLite log, ``synchronous=F
      clients; a batch due every 5 ms), with the ``market_bars`` projection following the log:
      publish->acknowledged and publish->visible in the view per batch;
   4. HTTP (``hub serve`` in its own process, ``POST /v1/ingest/trades`` batches from client
-     threads), fixed rate and as fast as it goes: publish->acknowledged per request.
+     processes, ``benchmarks/e2e_http_client.py``: bodies made before the clock, one keep-alive
+     connection each), fixed rate and as fast as it goes, per request size and body kind
+     (``--http-shapes``: JSON, NDJSON, Arrow IPC): publish->acknowledged per request, the
+     server's CPU and the clients' CPU.
 Each run reports throughput, latency percentiles, CPU seconds per second and peak RSS, beside
 the baselines, into ``<out>/report.md`` with SVG plots (throughput over time, latency CDF). The
 output folder (default ``.bench/e2e``) is git-ignored.
@@ -42,7 +45,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -210,9 +212,19 @@ def file_runs(h: Any, files: dict[str, Path], followed: bool = False) -> list[Ru
 
 
 def http_runs(
-    data: Path, token: str, port: int, seconds: float, targets: Sequence[int | None], start: int
+    data: Path,
+    token: str,
+    port: int,
+    seconds: float,
+    targets: Sequence[int | None],
+    start: int,
+    shapes: Sequence[tuple[int, str]] = ((500, "envelope"),),
+    clients: int = 4,
 ) -> list[Run]:
-    """``hub serve`` in its own process; client threads POST batches of 500 trades."""
+    """``hub serve`` in its own process; per target rate, per (events per request, body kind)
+    of ``shapes``, ``clients`` client processes (``benchmarks.e2e_http_client``) post batches
+    of trades. ``start`` is kept for the callers: the clients number their trades themselves
+    (ids unique per client process and request)."""
     import httpx
 
     env = {**os.environ, "HUB_PROJECTION_AUTOSTART": "false"}
@@ -237,19 +249,13 @@ def http_runs(
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"hub serve did not start; see {data.parent / 'serve.log'}")
             time.sleep(0.2)
-        batch = 500
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        counter = [start]
-        lock = threading.Lock()
-
-        def body() -> bytes:
-            with lock:
-                i = counter[0]
-                counter[0] += batch
-            return json.dumps({"events": [{"value": trade(i + k)} for k in range(batch)]}).encode()
-
+        first = 0
         for target in targets:
-            out.append(http_run(url, headers, body, target, seconds, server.pid, batch))
+            for batch, kind in shapes:
+                out.append(
+                    http_run(url, token, target, seconds, server.pid, batch, kind, clients, first)
+                )
+                first += clients
     finally:
         server.terminate()
         try:
@@ -261,65 +267,68 @@ def http_runs(
 
 def http_run(
     url: str,
-    headers: dict[str, str],
-    body: Callable[[], bytes],
+    token: str,
     target: int | None,
     seconds: float,
     pid: int,
     batch: int,
+    kind: str = "json",
     clients: int = 4,
+    first: int = 0,
 ) -> Run:
-    import httpx
-
+    """One HTTP row: ``clients`` client processes numbered from ``first`` (each client number
+    once per server: its trade ids are its own), started together once each has made its body
+    and sent a warm-up request. Server side: the ``hub serve`` process's CPU (all threads) over
+    the run; client side: events acknowledged per wall second, ack latency per request, and the
+    client processes' own CPU (in the note)."""
     label = "as fast as it goes" if target is None else f"{target:,}/s"
-    run = Run(f"HTTP POST /v1/ingest, {label}", target=target)
-    acks: list[tuple[float, int]] = []
-    failures = [0]
-    lock = threading.Lock()
-    interval = None if target is None else batch * clients / target
-
-    sessions = [httpx.Client(base_url=url, headers=headers, timeout=60) for _ in range(clients)]
-    for c in sessions:  # connect before the clock starts
-        c.get("/health")
-
-    def client(k: int) -> None:
-        c, n = sessions[k], 0
-        while time.perf_counter() - began < seconds:
-            if interval is not None:
-                due = began + (n + k / clients) * interval
-                now = time.perf_counter()
-                if now < due:
-                    time.sleep(due - now)
-            payload = body()
-            t0 = time.perf_counter()
-            try:
-                r = c.post("/v1/ingest/trades", content=payload)
-            except httpx.HTTPError:
-                r = None
-            t1 = time.perf_counter()
-            n += 1
-            with lock:
-                if r is None or r.status_code != 200:
-                    failures[0] += 1
-                    continue
-                run.ack_ms.append((t1 - t0) * 1000)
-                acks.append((t1, int(r.json()["accepted"])))
-
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
-    cpu0, began = proc_cpu(pid), time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    run.seconds = time.perf_counter() - began
-    for c in sessions:
-        c.close()
+    run = Run(f"HTTP POST /v1/ingest, {kind}, {batch:,} per request, {label}", target=target)
+    interval = 0.0 if target is None else batch * clients / target
+    env = {**os.environ, "HUB_BENCH_TOKEN": token}
+    cmd = [sys.executable, "-m", "benchmarks.e2e_http_client", url, kind, str(batch)]
+    procs = [
+        subprocess.Popen(
+            [*cmd, str(seconds), str(interval), str(first + k)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(clients)
+    ]
+    try:
+        for p in procs:  # each has its body and has sent its warm-up request
+            assert p.stdout is not None and p.stdin is not None
+            line = p.stdout.readline().strip()
+            if line != "ready":
+                raise SystemExit(f"HTTP client exited before its run (said {line!r})")
+        cpu0, began, wall0 = proc_cpu(pid), time.perf_counter(), time.time()
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        results = []
+        for p in procs:
+            assert p.stdout is not None
+            results.append(json.loads(p.stdout.readline()))
+        run.seconds = time.perf_counter() - began
+        run.cpu_per_s = (proc_cpu(pid) - cpu0) / run.seconds
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+    acks = [(t - wall0 + began, n) for r in results for t, n, _ in r["done"]]
+    run.ack_ms = [ms for r in results for _, _, ms in r["done"]]
     run.events = sum(n for _, n in acks)
-    run.cpu_per_s = (proc_cpu(pid) - cpu0) / run.seconds
     run.peak_rss_mb = proc_peak_rss_mb(pid)
     run.per_second = buckets(acks, began, run.seconds)
-    run.note = f"server process; {clients} clients x {batch} events/request" + (
-        f"; {failures[0]} failed requests" if failures[0] else ""
+    failures = sum(int(r["failed"]) for r in results)
+    client_cpu = sum(float(r["cpu"]) for r in results) / run.seconds
+    run.note = (
+        f"server process; {clients} client processes x {batch:,} events/request ({kind}), "
+        f"clients {client_cpu:.2f} CPU s/s" + (f"; {failures} failed requests" if failures else "")
     )
     return run
 
@@ -584,6 +593,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--publishers", type=int, default=PUBLISHERS, help="concurrent embedded publishers"
     )
     ap.add_argument("--http-rates", default="10000,max", help="HTTP target rates")
+    ap.add_argument(
+        "--http-shapes",
+        default="500:json,10000:json,10000:ndjson,10000:arrow",
+        help="HTTP requests, comma list of EVENTS:KIND (KIND: json, envelope, ndjson, arrow); "
+        "each at every HTTP rate",
+    )
+    ap.add_argument("--http-clients", type=int, default=4, help="HTTP client processes")
     ap.add_argument("--file-rows", type=int, default=100_000, help="rows per file format")
     ap.add_argument("--port", type=int, default=int(os.environ.get("HUB_BENCH_PORT", "27080")))
     ap.add_argument("--kafka-rates", default="10000,50000,100000,max", help="hub -> Kafka rates")
@@ -605,6 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rates = [None if r == "max" else int(r) for r in args.rates.split(",") if r]
     http_rates = [None if r == "max" else int(r) for r in args.http_rates.split(",") if r]
+    http_shapes = [(int(n), k) for n, k in (x.split(":") for x in args.http_shapes.split(",") if x)]
     kafka_rates = [None if r == "max" else int(r) for r in args.kafka_rates.split(",") if r]
     skip = set(args.skip.split(","))
     out = Path(args.out).resolve()
@@ -680,7 +697,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         h.close()
     if "http" not in skip:
         print("HTTP...", flush=True)
-        runs += http_runs(data, token, args.port, args.seconds, http_rates, start)
+        runs += http_runs(
+            data,
+            token,
+            args.port,
+            args.seconds,
+            http_rates,
+            start,
+            http_shapes,
+            args.http_clients,
+        )
         start += 10**7
     kafka = None
     if "kafka" not in skip:

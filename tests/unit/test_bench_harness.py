@@ -128,3 +128,39 @@ def test_scale_summary_csv_and_disk_estimate(tmp_path: Path) -> None:
     assert len(lines) == 6 and lines[1].startswith("1000,500.0,1000.0,65.0,1.3,")
     assert disk_estimate(100_000, [result], 800.0) == 20_000_000  # 200 B/event measured
     assert disk_estimate(100_000, [], 800.0) == 80_000_000  # the first size: the guess
+
+
+def test_http_client_bodies_hold_every_trade_once_with_its_own_id() -> None:
+    """The HTTP client's bodies (a template with the request number written in): every kind
+    carries ``batch`` trades, ids unique across requests and clients, the other fields as
+    ``trade`` makes them; a repeated id would be counted a duplicate, not ingested."""
+    import json
+
+    import pyarrow as pa
+
+    from benchmarks.e2e_common import trade
+    from benchmarks.e2e_http_client import body, template
+
+    def ids(kind: str, raw: bytes) -> list[str]:
+        if kind == "arrow":
+            table = pa.ipc.open_stream(raw).read_all()
+            return [str(x) for x in table.column("trade_id").to_pylist()]
+        if kind == "ndjson":
+            rows = [json.loads(x) for x in raw.splitlines()]
+        else:
+            events = json.loads(raw)["events"]
+            rows = [e["value"] for e in events] if kind == "envelope" else events
+            assert rows[3]["account_id"] == trade(3)["account_id"]
+            assert rows[3]["executed_at"] == trade(3)["executed_at"]
+        return [str(r["trade_id"]) for r in rows]
+
+    for kind in ("json", "envelope", "ndjson", "arrow"):
+        seen: list[str] = []
+        for client in (0, 1):
+            tpl = template(kind, 7, client)
+            for n in (0, 1, 123_456_789):
+                got = ids(kind, body(tpl, n))
+                assert len(got) == 7
+                seen += got
+        assert len(set(seen)) == len(seen) == 2 * 3 * 7, kind
+        assert all("#" not in x for x in seen)

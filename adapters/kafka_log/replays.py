@@ -9,7 +9,10 @@ the hub's own (on a data topic with its tenant). The embedded log's MAC chain bi
 refuses such a copy. The hub never writes two records with one MAC (each carries its own event
 id or idempotence marker), so a valid MAC seen twice in a partition is a replay: ``hub ledger
 verify`` (step 5, ``KafkaEventLog.integrity_problems``) names the first copy of each
-partition.
+partition. Since session 24 the hub's records carry a hub sequence under the MAC
+(``sequence``): the readers skip a copy, and verify finds one by its writer's numbers
+(``first_copy``: a number per writer instead of a MAC per record), the MACs kept only for
+records written before sequences.
 
 An open transaction of another producer: it pins the partition's last stable offset, so no
 ``read_committed`` reader sees the hub's records past it (``held_back_what``).
@@ -17,38 +20,65 @@ An open transaction of another producer: it pins the partition's last stable off
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from itertools import islice
 
-from adapters.kafka_log.auth import MAC_HEADER
+from adapters.kafka_log.auth import MAC_HEADER, mac_valid
+from adapters.kafka_log.sequence import PartitionSequence, genuine_sequences, sequence_of
 from core.ports.eventlog import StoredRecord
 
 
-def first_replay(
-    records: Iterable[StoredRecord], genuine: Callable[[StoredRecord], bool]
-) -> tuple[int, int] | None:
-    """``(copy, original)``: the offsets of the first record of ``records`` (one partition,
-    as stored, in offset order) whose MAC header repeats an earlier record's and is valid
-    (``genuine``), and of that earlier record; None when no record does. Keeps one entry per
-    MAC'd record read."""
-    seen: dict[bytes, int] = {}
-    for r in records:
-        if not r.headers or r.headers[-1][0] != MAC_HEADER:
-            continue
-        first = seen.setdefault(r.headers[-1][1], r.offset)
-        if first != r.offset and genuine(r):
-            return r.offset, first
+def first_copy(
+    key: bytes, records: Iterable[StoredRecord], chunk: int = 10_000
+) -> tuple[int, bytes] | None:
+    """The offset and MAC of the first copy in one partition's ``records`` (as stored, in
+    offset order), or None: a record whose genuine hub sequence (``sequence``) is not above
+    its writer's last, or, for a record without one (written before sequences: the old
+    rule), whose MAC repeats an earlier record's and is valid. Memory: one number per writer,
+    one MAC per record without a sequence, and one chunk of records (their MACs are checked
+    a chunk at a time)."""
+    state = PartitionSequence()
+    unsequenced: set[bytes] = set()
+    it = iter(records)
+    while batch := list(islice(it, chunk)):
+        for r, seq in zip(batch, genuine_sequences(key, batch), strict=True):
+            if seq is not None:
+                if not state.admit(r.offset, seq):
+                    return r.offset, r.headers[-1][1]
+            elif r.headers and r.headers[-1][0] == MAC_HEADER and sequence_of(r) is None:
+                mac = r.headers[-1][1]
+                if mac in unsequenced:
+                    if mac_valid(key, r):
+                        return r.offset, mac
+                else:
+                    unsequenced.add(mac)
     return None
 
 
-def replay_what(original: int) -> str:
-    """The problem's text for a copy of the record at ``original``."""
+def original_of(records: Iterable[StoredRecord], mac: bytes) -> int | None:
+    """The offset of the first record of ``records`` whose MAC header is ``mac``."""
+    for r in records:
+        if r.headers and r.headers[-1][0] == MAC_HEADER and r.headers[-1][1] == mac:
+            return r.offset
+    return None
+
+
+def replay_what(original: int | None) -> str:
+    """The problem's text for a copy of the record at ``original`` (None: no longer stored
+    below it: retention cut it, or only the writer's numbers tell)."""
+    first = (
+        f"the same valid hub MAC as the record at offset {original}"
+        if original is not None
+        else "a hub sequence its writer had already used in this partition (the original is "
+        "no longer stored: retention cut it)"
+    )
     return (
-        f"this record carries the same valid hub MAC as the record at offset {original}: a "
-        "genuine record was copied again into its partition (a replay by someone with produce "
-        "access to the broker, which the record MAC cannot tell from the original); readers "
-        "take the copy for a second event of the hub's. Revoke that producer's access (the "
-        "broker's ACLs), then rebuild the projections that read the topic from a copy of the "
-        "log without it."
+        f"this record carries {first}: a genuine record was copied again into its partition (a "
+        "replay by someone with produce access to the broker, which the record MAC cannot tell "
+        "from the original); the hub's readers skip it (records written before hub sequences: "
+        "readers took the copy for a second event of the hub's). Revoke that producer's access "
+        "(the broker's ACLs), then rebuild the projections that read the topic from a copy of "
+        "the log without it if it predates sequences."
     )
 
 

@@ -888,7 +888,7 @@ class KafkaEventLog(EventLog):
         found: list[LogProblem] = []
         for t in self.topics():
             for p in range(t.partitions):
-                hit = first_copy(key, self.scan_stored(t.name, p))
+                hit = first_copy(key, lambda: self.scan_stored(t.name, p))  # noqa: B023
                 if hit is not None:
                     original = original_of(self.scan_stored(t.name, p), hit[1])
                     if original == hit[0]:  # not left below the copy (retention cut it)

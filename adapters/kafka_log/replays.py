@@ -20,23 +20,57 @@ An open transaction of another producer: it pins the partition's last stable off
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import islice
 
 from adapters.kafka_log.auth import MAC_HEADER, mac_valid
-from adapters.kafka_log.sequence import PartitionSequence, genuine_sequences, sequence_of
+from adapters.kafka_log.sequence import (
+    WRITER_BYTES,
+    PartitionSequence,
+    genuine_sequences,
+    sequence_of,
+)
 from core.ports.eventlog import StoredRecord
 
 
-def first_copy(
+def first_copy(key: bytes, scan: Callable[[], Iterable[StoredRecord]]) -> tuple[int, bytes] | None:
+    """The offset and MAC of the first copy in one partition (``scan()``: its records as
+    stored, in offset order), or None: a record whose genuine hub sequence (``sequence``) is
+    not above its writer's last, or, for a record without one (written before sequences: the
+    old rule), whose MAC repeats an earlier record's and is valid. Memory: per writer one
+    number and the record that set it, one MAC per record without a sequence.
+
+    MACs are checked only where a record falls behind its writer (the copy and the record
+    that set the writer's number): a record with a forged sequence that raised a number
+    makes the partition be read again with every MAC checked (``_first_copy_checked``)."""
+    last: dict[bytes, tuple[int, StoredRecord]] = {}
+    unsequenced: set[bytes] = set()
+    for r in scan():
+        seq = sequence_of(r)
+        if seq is not None:
+            writer, n = seq[:WRITER_BYTES], int.from_bytes(seq[WRITER_BYTES:], "big")
+            got = last.get(writer)
+            if got is None or n > got[0]:
+                last[writer] = (n, r)
+            elif mac_valid(key, r):  # else a forged record: readers take it as external
+                if not mac_valid(key, got[1]):
+                    return _first_copy_checked(key, scan())
+                return r.offset, r.headers[-1][1]
+        elif r.headers and r.headers[-1][0] == MAC_HEADER:
+            mac = r.headers[-1][1]
+            if mac in unsequenced:
+                if mac_valid(key, r):
+                    return r.offset, mac
+            else:
+                unsequenced.add(mac)
+    return None
+
+
+def _first_copy_checked(
     key: bytes, records: Iterable[StoredRecord], chunk: int = 10_000
 ) -> tuple[int, bytes] | None:
-    """The offset and MAC of the first copy in one partition's ``records`` (as stored, in
-    offset order), or None: a record whose genuine hub sequence (``sequence``) is not above
-    its writer's last, or, for a record without one (written before sequences: the old
-    rule), whose MAC repeats an earlier record's and is valid. Memory: one number per writer,
-    one MAC per record without a sequence, and one chunk of records (their MACs are checked
-    a chunk at a time)."""
+    """``first_copy`` with every record's MAC checked before its sequence counts (a chunk
+    at a time), as the readers do."""
     state = PartitionSequence()
     unsequenced: set[bytes] = set()
     it = iter(records)

@@ -63,14 +63,25 @@ def test_only_a_genuine_sequence_counts() -> None:
 def test_verify_finds_the_first_copy_with_its_original() -> None:
     recs = [_rec(i, b"w" * 16 + (i + 1).to_bytes(8, "big"), b"v%d" % i) for i in range(5)]
     stored = [*recs, replace(recs[1], offset=5)]  # recs[1] copied to offset 5
-    hit = first_copy(KEY, stored, chunk=2)
+    hit = first_copy(KEY, lambda: stored)
     assert hit is not None and hit[0] == 5
     assert original_of(stored, hit[1]) == 1
-    assert first_copy(KEY, recs) is None
+    assert first_copy(KEY, lambda: recs) is None
 
 
 def test_verify_keeps_the_old_rule_for_records_before_sequences() -> None:
     old = [_rec(i, None, b"o%d" % i) for i in range(3)]
     stored = [*old, replace(old[0], offset=3)]
-    hit = first_copy(KEY, stored)
+    hit = first_copy(KEY, lambda: stored)
     assert hit is not None and hit[0] == 3
+
+
+def test_a_forged_number_makes_verify_check_every_mac_and_find_no_false_copy() -> None:
+    w = b"w" * 16
+    recs = [_rec(i, w + (i + 1).to_bytes(8, "big"), b"v%d" % i) for i in range(3)]
+    forged = replace(_rec(3, w + (100).to_bytes(8, "big"), b"f"), value=b"changed")
+    later = _rec(4, w + (4).to_bytes(8, "big"), b"v4")  # genuine, below the forged number
+    assert first_copy(KEY, lambda: [*recs, forged, later]) is None
+    copy = replace(recs[0], offset=5)
+    hit = first_copy(KEY, lambda: [*recs, forged, later, copy])
+    assert hit is not None and hit[0] == 5

@@ -49,26 +49,26 @@ _KEPT_WRITERS: Final = 64
 
 
 class Sequencer:
-    """Hands out ``__hub.seq`` values: a writer per producer object (kept while it is among
-    the last ``_KEPT_WRITERS`` producers seen; one seen again after that is a new writer,
-    which is only one more entry in the readers' state)."""
+    """Hands out ``__hub.seq`` values: a writer per producer object, known by its ``id`` (no
+    reference kept: a dropped producer must be freed, its librdkafka threads with it). An
+    object that reuses a freed producer's id goes on with that writer's numbers, which is
+    sound: the freed producer's records were all delivered or dropped when it was destroyed.
+    Only the last ``_KEPT_WRITERS`` producers are listed; one seen again after that is a new
+    writer (one more entry in the readers' state)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        # id(producer) -> (producer, writer id, counter); the producer kept so its id is not
-        # reused by another object while it is listed
-        self._writers: dict[int, tuple[object, bytes, count[int]]] = {}
+        self._writers: dict[int, tuple[bytes, count[int]]] = {}  # id(producer) -> writer
 
     def values(self, producer: object, n: int) -> list[bytes]:
         """The next ``n`` sequence header values of ``producer``'s writer, in order."""
         with self._lock:
             w = self._writers.get(id(producer))
-            if w is None or w[0] is not producer:
+            if w is None:
                 if len(self._writers) >= _KEPT_WRITERS:
                     del self._writers[next(iter(self._writers))]
-                w = (producer, os.urandom(WRITER_BYTES), count(1))
-                self._writers[id(producer)] = w
-            _, writer, numbers = w
+                w = self._writers[id(producer)] = (os.urandom(WRITER_BYTES), count(1))
+            writer, numbers = w
             return [writer + next(numbers).to_bytes(8, "big") for _ in range(n)]
 
 

@@ -183,6 +183,13 @@ class Metrics:
             registry=self.registry,
         )
         self.clock_behind.set_function(clock.behind_seconds)
+        self.log_replays_skipped = Counter(
+            "hub_log_replays_skipped_total",
+            "Kafka records the hub's readers skipped as replays: a genuine record copied again "
+            "into its partition (its hub sequence not above its writer's last), by topic.",
+            ["topic"],
+            registry=self.registry,
+        )
         self.views_set_aside = Counter(
             "hub_views_set_aside_total",
             "View stores found unreadable at start (an empty or damaged chDB metadata file, a "

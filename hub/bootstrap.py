@@ -879,6 +879,12 @@ def bootstrap(
         kafka_log_of(hot_log).vouch_unsealed(ledger_vouch(ledger_store))
     event_log = build_tiered_log(settings, hot_log, ledger_store) if settings.cold_tier else hot_log
     metrics = Metrics()
+    if settings.event_log == "kafka":  # readers skip a replayed record: counted
+        from adapters.kafka_log import KafkaEventLog
+
+        if isinstance(hot_log, KafkaEventLog):
+            skipped = metrics.log_replays_skipped.labels
+            hot_log.on_replay(lambda topic: skipped(topic).inc())
     refused = metrics.tenant_refusals.labels
     registry = SchemaRegistry(
         event_log,

@@ -144,11 +144,21 @@ from adapters.kafka_log.errors import (
 from adapters.kafka_log.replays import (
     HELD_BACK_GRACE_MS,
     HELD_BACK_SCAN,
-    first_replay,
+    first_copy,
     held_back_what,
+    original_of,
     replay_what,
 )
 from adapters.kafka_log.seals import SEALS_TOPIC, PartitionSeal, SealCorrupt, fold_seals
+from adapters.kafka_log.sequence import (
+    SEQ_HEADER,
+    WRITER_BYTES,
+    PartitionSequence,
+    Sequencer,
+    genuine_sequences,
+    replay_skipped_what,
+    without_seq,
+)
 from adapters.kafka_log.transactions import KafkaTransaction
 from core.errors import (
     Conflict,
@@ -187,6 +197,10 @@ from core.tenant_mac import TMAC_HEADER
 
 _T = TypeVar("_T")
 _LOG = logging.getLogger("hub.kafka")
+SEQUENCE_CURSORS: Final = 4
+"""Readers' states kept per partition (one per reader going on from where it stopped)."""
+SEQUENCE_SNAPSHOT_EVERY: Final = 100_000
+"""Offsets between two kept snapshots of a partition's readers' state."""
 # Answers that mean the client's idea of a partition's leader is out of date.
 _STALE_METADATA_CODES = frozenset(
     {
@@ -380,6 +394,15 @@ class KafkaEventLog(EventLog):
         self._offsets_consumers: dict[IsolationLevel, Consumer] = {}
         self._offsets_lock = threading.Lock()
         self._internal_ready = False
+        # Hub sequences (adapters.kafka_log.sequence): a writer per producer; per partition the
+        # readers' states (a few cursors, the most recent first) and snapshots every
+        # ``SEQUENCE_SNAPSHOT_EVERY`` offsets, which a read from an earlier offset starts from
+        self._sequencer = Sequencer()
+        self._sequences: dict[tuple[str, int], list[PartitionSequence]] = {}
+        self._sequence_snapshots: dict[tuple[str, int], list[PartitionSequence]] = {}
+        self._replays_skipped = 0
+        self._replays_named: set[tuple[str, int, int]] = set()
+        self._on_replay: Callable[[str], None] | None = None
         # Records written before record MACs (adapters.kafka_log.seals): the partitions' seals,
         # read from ``_hub_seals`` at the first such record; and, only while ``hub migrate
         # kafka-seal`` runs, what else may vouch for one (``vouch_unsealed``).
@@ -856,17 +879,23 @@ class KafkaEventLog(EventLog):
         self, checked: Mapping[tuple[str, int], tuple[int, int]] | None = None
     ) -> list[LogProblem]:
         """The broker stores the records (its ACLs and replication protect them); what this
-        log checks is replays (``replays``): per partition, the first record that repeats a
-        valid MAC. Reads every record of the namespace once more (``checked`` is of no use:
-        readers strip the MACs); nothing to check without a MAC key."""
-        if self._mac_key is None:
+        log checks is replays (``replays``): per partition, the first copy of a record
+        (``first_copy``: a hub sequence not above its writer's last; before sequences, a
+        repeated valid MAC), named with its original's offset (a second read of the
+        partition, only then). Reads every record of the namespace once more (``checked`` is
+        of no use: readers strip the MACs); nothing to check without a MAC key."""
+        key = self._mac_key
+        if key is None:
             return []
         found: list[LogProblem] = []
         for t in self.topics():
             for p in range(t.partitions):
-                hit = first_replay(self.scan_stored(t.name, p), self.has_valid_mac)
+                hit = first_copy(key, lambda: self.scan_stored(t.name, p))  # noqa: B023
                 if hit is not None:
-                    found.append(LogProblem(t.name, p, hit[0], replay_what(hit[1])))
+                    original = original_of(self.scan_stored(t.name, p), hit[1])
+                    if original == hit[0]:  # not left below the copy (retention cut it)
+                        original = None
+                    found.append(LogProblem(t.name, p, hit[0], replay_what(original)))
         return found + self._held_back()
 
     @property
@@ -1092,6 +1121,12 @@ class KafkaEventLog(EventLog):
         wire = self._wire(topic)
         try:
             try:
+                if self._mac_key is not None:  # readers skip a copy (``sequence``)
+                    batch = replace(
+                        batch,
+                        header_names=(*batch.header_names, SEQ_HEADER),
+                        header_columns=(*batch.header_columns, self._sequencer.values(producer, n)),
+                    )
                 tenant_key = self._tenant_key
                 if tenant_key is not None and not mac_required(topic):  # under the record MAC
                     batch = _with_mac_column(batch, TMAC_HEADER, tenant_macs, tenant_key, topic, ts)
@@ -1160,7 +1195,7 @@ class KafkaEventLog(EventLog):
         if delivery is None:
             delivery = Delivery(topic, len(rows))
         if self._mac_key is not None:
-            rows = self._sealed(topic, rows)
+            rows = self._sealed(topic, rows, producer)
         wire = self._wire(topic)
         if isinstance(delivery, BatchDelivery) and not may_split:
             # one record batch: a report for its first and last record only (see BatchDelivery)
@@ -1238,21 +1273,28 @@ class KafkaEventLog(EventLog):
         self,
         topic: str,
         rows: Sequence[tuple[int, bytes | None, bytes | None, Headers, int | None]],
+        producer: Producer,
     ) -> Sequence[tuple[int, bytes | None, bytes | None, Headers, int | None]]:
-        return rows if self._mac_key is None else self._sealed(topic, rows)
+        return rows if self._mac_key is None else self._sealed(topic, rows, producer)
 
     def _sealed(
         self,
         topic: str,
         rows: Sequence[tuple[int, bytes | None, bytes | None, Headers, int | None]],
+        producer: Producer,
     ) -> list[tuple[int, bytes | None, bytes | None, Headers, int | None]]:
         """The rows with their MAC header last (``auth.record_mac``), on a data topic with the
-        tenant MAC right before it (``core.tenant_mac``); a row without a timestamp gets "now"
-        here, as the MACs bind it (librdkafka would stamp it after)."""
+        tenant MAC right before it (``core.tenant_mac``), and before that ``producer``'s next
+        hub sequence numbers (``sequence``: readers skip a copy); a row without a timestamp
+        gets "now" here, as the MACs bind it (librdkafka would stamp it after)."""
         key = self._mac_key
         assert key is not None
         now = time.time_ns() // 1_000_000
-        stamped = [(topic, p, k, v, h, ts or now) for p, k, v, h, ts in rows]
+        seqs = self._sequencer.values(producer, len(rows))
+        stamped = [
+            (topic, p, k, v, (*h, (SEQ_HEADER, seq)), ts or now)
+            for (p, k, v, h, ts), seq in zip(rows, seqs, strict=True)
+        ]
         if self._tenant_key is not None and not mac_required(topic):
             tmacs = tenant_macs_rows(self._tenant_key, stamped)
             stamped = [
@@ -1544,7 +1586,9 @@ class KafkaEventLog(EventLog):
         done = {"kind": "done", "seq": key.sequence, "meta": self._encode_meta(meta)}
         states[(topic, producer)] = ProducerState(key.sequence, meta)
         ((_, _, done_value, done_headers, done_ts),) = self._seal_maybe(
-            PRODUCER_STATE_TOPIC, [(0, state_key, json.dumps(done).encode(), (), None)]
+            PRODUCER_STATE_TOPIC,
+            [(0, state_key, json.dumps(done).encode(), (), None)],
+            self._plain_producer(),
         )
         self._plain_producer().produce(  # 3.
             self._wire(PRODUCER_STATE_TOPIC),
@@ -2018,7 +2062,10 @@ class KafkaEventLog(EventLog):
         def checked(rs: list[StoredRecord]) -> list[StoredRecord]:
             # every record's MAC checked in one call (auth.verify_records); one
             # without a valid MAC on a hub topic is read only if a seal vouches for it
-            return rs if mac_key is None else verify_records(mac_key, rs, self._vouch, self._legacy)
+            if mac_key is None:
+                return rs
+            read = verify_records(mac_key, rs, self._vouch, self._legacy)
+            return self._unreplayed(topic, partition, offset, rs, read)  # copies skipped
 
         position = offset  # the next offset this read expects
         restarted = waited = False
@@ -2079,6 +2126,113 @@ class KafkaEventLog(EventLog):
                     return checked(out), position, True, reached
                 if len(out) >= max_records:
                     return checked(out), position, False, reached
+
+    @property
+    def replays_skipped(self) -> int:
+        """Copies the readers of this log skipped as replays (``sequence``) so far, each
+        counted once however many readers skip it."""
+        return self._replays_skipped
+
+    def on_replay(self, count: Callable[[str], None] | None) -> None:
+        """Call ``count(topic)`` for every record a reader skips as a replay (the composition
+        root counts them in a metric)."""
+        self._on_replay = count
+
+    def _unreplayed(
+        self,
+        topic: str,
+        partition: int,
+        start: int,
+        raw: Sequence[StoredRecord],
+        read: Sequence[StoredRecord],
+    ) -> list[StoredRecord]:
+        """``read`` (``verify_records`` of ``raw``, records from ``start`` on) without the
+        copies of records already read (``sequence.PartitionSequence``) and without the
+        sequence header. A record carries a genuine sequence when its MAC verified
+        (``_verified`` took the MAC header off) and the header before it is the sequence."""
+        state = self._sequence_at(topic, partition, start)
+        out: list[StoredRecord] = []
+        for r, v in zip(raw, read, strict=True):
+            seq = None
+            if (
+                v.headers
+                and v.headers[-1][0] == SEQ_HEADER
+                and r.headers
+                and r.headers[-1][0] == MAC_HEADER
+            ):
+                seq = v.headers[-1][1]
+                if len(seq) != WRITER_BYTES + 8:
+                    seq = None
+            if state.admit(v.offset, seq):
+                out.append(without_seq(v))
+                continue
+            assert seq is not None
+            if (topic, partition, v.offset) in self._replays_named:
+                continue  # counted and logged once, not once per reader
+            if len(self._replays_named) >= 10_000:
+                self._replays_named.clear()
+            self._replays_named.add((topic, partition, v.offset))
+            self._replays_skipped += 1
+            _LOG.warning(
+                "Skipped the Kafka record at %r partition %d offset %d: %s",
+                topic,
+                partition,
+                v.offset,
+                replay_skipped_what(seq[:WRITER_BYTES], int.from_bytes(seq[WRITER_BYTES:], "big")),
+            )
+            if self._on_replay is not None:
+                self._on_replay(topic)
+        self._snapshot_sequence(topic, partition, state)
+        return out
+
+    def _sequence_at(self, topic: str, partition: int, start: int) -> PartitionSequence:
+        """The readers' state of a partition for a read from ``start``: a cursor that covers
+        it, else the nearest cursor or snapshot below it brought up to ``start``
+        (``_learn``)."""
+        where = (topic, partition)
+        cursors = self._sequences.setdefault(where, [])
+        for i, c in enumerate(cursors):
+            if c.covers(start):
+                cursors.insert(0, cursors.pop(i))
+                return c
+        below = [c for c in cursors if c.high <= start]
+        if below:  # a reader that went on past what it read: the same state, brought up
+            state = max(below, key=lambda c: c.high)
+            cursors.remove(state)
+        else:
+            snaps = [s for s in self._sequence_snapshots.get(where, []) if s.high <= start]
+            state = max(snaps, key=lambda c: c.high).copy() if snaps else PartitionSequence()
+        self._learn(topic, partition, state, start)
+        cursors.insert(0, state)
+        del cursors[SEQUENCE_CURSORS:]
+        return state
+
+    def _learn(self, topic: str, partition: int, state: PartitionSequence, end: int) -> None:
+        """Bring ``state`` up to ``end``: read the partition as stored from ``state.high``
+        (a nested read, as the seals' are) and take every record's genuine sequence."""
+        key = self._mac_key
+        assert key is not None
+        at = state.high
+        while at < end:
+            chunk, position, at_end = self._read_raw(
+                topic, partition, at, min(10_000, end - at), verify=False
+            )
+            chunk = [r for r in chunk if r.offset < end]
+            for r, seq in zip(chunk, genuine_sequences(key, chunk), strict=True):
+                state.admit(r.offset, seq)
+            self._snapshot_sequence(topic, partition, state)
+            if position <= at or at_end:
+                break
+            at = position
+        state.high = max(state.high, end)
+
+    def _snapshot_sequence(self, topic: str, partition: int, state: PartitionSequence) -> None:
+        """Keep a copy of ``state`` once it passes the next multiple of
+        ``SEQUENCE_SNAPSHOT_EVERY`` (a read from an earlier offset starts from one)."""
+        snaps = self._sequence_snapshots.setdefault((topic, partition), [])
+        last = snaps[-1].high if snaps else 0
+        if state.high // SEQUENCE_SNAPSHOT_EVERY > last // SEQUENCE_SNAPSHOT_EVERY:
+            snaps.append(state.copy())
 
     def _restart(
         self, consumer: Consumer, topic: str, partition: int, position: int, err: KafkaError

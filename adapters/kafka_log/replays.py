@@ -9,7 +9,10 @@ the hub's own (on a data topic with its tenant). The embedded log's MAC chain bi
 refuses such a copy. The hub never writes two records with one MAC (each carries its own event
 id or idempotence marker), so a valid MAC seen twice in a partition is a replay: ``hub ledger
 verify`` (step 5, ``KafkaEventLog.integrity_problems``) names the first copy of each
-partition.
+partition. Since session 24 the hub's records carry a hub sequence under the MAC
+(``sequence``): the readers skip a copy, and verify finds one by its writer's numbers
+(``first_copy``: a number per writer instead of a MAC per record), the MACs kept only for
+records written before sequences.
 
 An open transaction of another producer: it pins the partition's last stable offset, so no
 ``read_committed`` reader sees the hub's records past it (``held_back_what``).
@@ -18,37 +21,98 @@ An open transaction of another producer: it pins the partition's last stable off
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from itertools import islice
 
-from adapters.kafka_log.auth import MAC_HEADER
+from adapters.kafka_log.auth import MAC_HEADER, mac_valid
+from adapters.kafka_log.sequence import (
+    WRITER_BYTES,
+    PartitionSequence,
+    genuine_sequences,
+    sequence_of,
+)
 from core.ports.eventlog import StoredRecord
 
 
-def first_replay(
-    records: Iterable[StoredRecord], genuine: Callable[[StoredRecord], bool]
-) -> tuple[int, int] | None:
-    """``(copy, original)``: the offsets of the first record of ``records`` (one partition,
-    as stored, in offset order) whose MAC header repeats an earlier record's and is valid
-    (``genuine``), and of that earlier record; None when no record does. Keeps one entry per
-    MAC'd record read."""
-    seen: dict[bytes, int] = {}
-    for r in records:
-        if not r.headers or r.headers[-1][0] != MAC_HEADER:
-            continue
-        first = seen.setdefault(r.headers[-1][1], r.offset)
-        if first != r.offset and genuine(r):
-            return r.offset, first
+def first_copy(key: bytes, scan: Callable[[], Iterable[StoredRecord]]) -> tuple[int, bytes] | None:
+    """The offset and MAC of the first copy in one partition (``scan()``: its records as
+    stored, in offset order), or None: a record whose genuine hub sequence (``sequence``) is
+    not above its writer's last, or, for a record without one (written before sequences: the
+    old rule), whose MAC repeats an earlier record's and is valid. Memory: per writer one
+    number and the record that set it, one MAC per record without a sequence.
+
+    MACs are checked only where a record falls behind its writer (the copy and the record
+    that set the writer's number): a record with a forged sequence that raised a number
+    makes the partition be read again with every MAC checked (``_first_copy_checked``)."""
+    last: dict[bytes, tuple[int, StoredRecord]] = {}
+    unsequenced: set[bytes] = set()
+    for r in scan():
+        seq = sequence_of(r)
+        if seq is not None:
+            writer, n = seq[:WRITER_BYTES], int.from_bytes(seq[WRITER_BYTES:], "big")
+            got = last.get(writer)
+            if got is None or n > got[0]:
+                last[writer] = (n, r)
+            elif mac_valid(key, r):  # else a forged record: readers take it as external
+                if not mac_valid(key, got[1]):
+                    return _first_copy_checked(key, scan())
+                return r.offset, r.headers[-1][1]
+        elif r.headers and r.headers[-1][0] == MAC_HEADER:
+            mac = r.headers[-1][1]
+            if mac in unsequenced:
+                if mac_valid(key, r):
+                    return r.offset, mac
+            else:
+                unsequenced.add(mac)
     return None
 
 
-def replay_what(original: int) -> str:
-    """The problem's text for a copy of the record at ``original``."""
+def _first_copy_checked(
+    key: bytes, records: Iterable[StoredRecord], chunk: int = 10_000
+) -> tuple[int, bytes] | None:
+    """``first_copy`` with every record's MAC checked before its sequence counts (a chunk
+    at a time), as the readers do."""
+    state = PartitionSequence()
+    unsequenced: set[bytes] = set()
+    it = iter(records)
+    while batch := list(islice(it, chunk)):
+        for r, seq in zip(batch, genuine_sequences(key, batch), strict=True):
+            if seq is not None:
+                if not state.admit(r.offset, seq):
+                    return r.offset, r.headers[-1][1]
+            elif r.headers and r.headers[-1][0] == MAC_HEADER and sequence_of(r) is None:
+                mac = r.headers[-1][1]
+                if mac in unsequenced:
+                    if mac_valid(key, r):
+                        return r.offset, mac
+                else:
+                    unsequenced.add(mac)
+    return None
+
+
+def original_of(records: Iterable[StoredRecord], mac: bytes) -> int | None:
+    """The offset of the first record of ``records`` whose MAC header is ``mac``."""
+    for r in records:
+        if r.headers and r.headers[-1][0] == MAC_HEADER and r.headers[-1][1] == mac:
+            return r.offset
+    return None
+
+
+def replay_what(original: int | None) -> str:
+    """The problem's text for a copy of the record at ``original`` (None: no longer stored
+    below it: retention cut it, or only the writer's numbers tell)."""
+    first = (
+        f"the same valid hub MAC as the record at offset {original}"
+        if original is not None
+        else "a hub sequence its writer had already used in this partition (the original is "
+        "no longer stored: retention cut it)"
+    )
     return (
-        f"this record carries the same valid hub MAC as the record at offset {original}: a "
-        "genuine record was copied again into its partition (a replay by someone with produce "
-        "access to the broker, which the record MAC cannot tell from the original); readers "
-        "take the copy for a second event of the hub's. Revoke that producer's access (the "
-        "broker's ACLs), then rebuild the projections that read the topic from a copy of the "
-        "log without it."
+        f"this record carries {first}: a genuine record was copied again into its partition (a "
+        "replay by someone with produce access to the broker, which the record MAC cannot tell "
+        "from the original); the hub's readers skip it (records written before hub sequences: "
+        "readers took the copy for a second event of the hub's). Revoke that producer's access "
+        "(the broker's ACLs), then rebuild the projections that read the topic from a copy of "
+        "the log without it if it predates sequences."
     )
 
 

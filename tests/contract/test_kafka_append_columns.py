@@ -296,6 +296,8 @@ def test_the_dict_loop_stores_what_the_list_loop_and_the_reference_store(
                 for r in raw
             ]
             assert tenants == [("acme" if i % 2 else "globex") for i in range(n)]
-        stored.append([(r.offset, r.timestamp_ms, r.key, r.value, r.headers[:-2]) for r in raw])
+            # each log's writer numbers its records (adapters.kafka_log.sequence) under the MACs
+            assert [r.headers[-3][0] for r in raw] == ["__hub.seq"] * n
+        stored.append([(r.offset, r.timestamp_ms, r.key, r.value, r.headers[:-3]) for r in raw])
     assert len(stored[0]) == n
     assert stored[0] == stored[1] == stored[2]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -31,6 +30,7 @@ from hub.api.app import create_app
 from hub.bootstrap import Hub
 from tests.adversarial._api import basic, quiet_hub
 from tests.adversarial._people import enrolled
+from tests.adversarial.test_s23_consoleapprove_as_shown import _files
 from tests.service.test_config_changes import RULES, auth, enable_two_person, fewer_rules, keyed
 
 ADMIN = Principal("root", frozenset({"admin"}))
@@ -46,13 +46,6 @@ def hub(tmp_path: Path) -> Iterator[Hub]:
 def client(hub: Hub) -> Iterator[TestClient]:
     with TestClient(create_app(hub), raise_server_exceptions=False) as c:
         yield c
-
-
-def _files(**changes: Any) -> dict[str, str]:
-    shipped = PolicyBundle.from_dir()
-    data = json.loads(shipped.files["hub/data.json"])
-    data.update(changes)
-    return {**shipped.files, "hub/data.json": json.dumps(data, indent=2) + "\n"}
 
 
 def _second_policy_proposal(hub: Hub, change_id: str) -> None:

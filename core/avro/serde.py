@@ -662,45 +662,73 @@ _STAMP_UNIT_US = {
 }
 
 
-def _stamp_plan(t: Any, named: dict[str, Any], seen: dict[str, list[Any]]) -> Any:
-    """Where the Avro type ``t`` (fastavro-parsed) can hold a millis or micros time: the
-    logical type's name for a time itself, ``("r", [(field, plan), ...])`` for a record,
-    ``("a", plan)`` / ``("m", plan)`` for an array's items / a map's values, ``("u", (plan,
-    ...))`` for a union's branches that can; None where no time can be. A recursive record's
-    plan holds itself (the list is filled after it is made)."""
-    if isinstance(t, str):
-        if t in seen:
-            return ("r", seen[t])
-        t = named.get(t, t)
+def _type_plan(
+    t: Any,
+    named: dict[str, Any],
+    seen: dict[str, list[Any]],
+    leaf: Callable[[Mapping[str, Any], Any], Any],
+    union: Callable[[list[Any], tuple[Any, ...]], Any],
+    *,
+    every_map: bool = False,
+) -> Any:
+    """Where the Avro type ``t`` (fastavro-parsed) holds what ``leaf`` plans for (its plan of a
+    type, None where the type is not one): ``("r", [(field, plan), ...])`` for a record,
+    ``("a", plan)`` / ``("m", plan)`` for an array's items / a map's values (``every_map``: a
+    map is planned even when its values need no plan), ``union(branches, plans)`` for a union
+    some of whose branches can; None where nothing can be. A recursive record's plan holds
+    itself (the list is filled after it is made)."""
+
+    def walk(t: Any) -> Any:
         if isinstance(t, str):
+            if t in seen:
+                return ("r", seen[t])
+            t = named.get(t, t)
+            if isinstance(t, str):
+                return None
+        if isinstance(t, list):
+            plans = tuple(p for p in map(walk, t) if p is not None)
+            return union(t, plans) if plans else None
+        if not isinstance(t, Mapping):
             return None
-    if isinstance(t, list):
-        plans = tuple(p for p in (_stamp_plan(b, named, seen) for b in t) if p is not None)
-        return ("u", plans) if plans else None
-    if not isinstance(t, Mapping):
+        kind = t.get("type")
+        found = leaf(t, kind)
+        if found is not None:
+            return found
+        if kind == "array":
+            p = walk(t.get("items"))
+            return None if p is None else ("a", p)
+        if kind == "map":
+            p = walk(t.get("values"))
+            return ("m", p) if p is not None or every_map else None
+        if kind == "record" or kind == "error":
+            name = str(t.get("name", ""))
+            fields: list[Any] = []
+            seen[name] = fields
+            named[name] = t
+            for f in t.get("fields", []):
+                p = walk(f["type"])
+                if p is not None:
+                    fields.append((f["name"], p))
+            return ("r", fields) if fields else None
+        if isinstance(kind, (Mapping, list)):
+            return walk(kind)
         return None
-    kind = t.get("type")
+
+    return walk(t)
+
+
+def _stamp_leaf(t: Mapping[str, Any], kind: Any) -> str | None:
+    """A millis or micros time: its logical type's name."""
     if t.get("logicalType") in _STAMP_UNIT_US and kind in ("int", "long"):
         return str(t["logicalType"])
-    if kind == "array":
-        p = _stamp_plan(t.get("items"), named, seen)
-        return None if p is None else ("a", p)
-    if kind == "map":
-        p = _stamp_plan(t.get("values"), named, seen)
-        return None if p is None else ("m", p)
-    if kind == "record" or kind == "error":
-        name = str(t.get("name", ""))
-        fields: list[Any] = []
-        seen[name] = fields
-        named[name] = t
-        for f in t.get("fields", []):
-            p = _stamp_plan(f["type"], named, seen)
-            if p is not None:
-                fields.append((f["name"], p))
-        return ("r", fields) if fields else None
-    if isinstance(kind, (Mapping, list)):
-        return _stamp_plan(kind, named, seen)
     return None
+
+
+def _stamp_plan(t: Any, named: dict[str, Any], seen: dict[str, list[Any]]) -> Any:
+    """Where the Avro type ``t`` can hold a millis or micros time (``_type_plan``): the
+    logical type's name for a time itself, ``("u", (plan, ...))`` for a union's branches that
+    can."""
+    return _type_plan(t, named, seen, _stamp_leaf, lambda _branches, plans: ("u", plans))
 
 
 def stamp_fields(schema: Any) -> tuple[tuple[str, Any], ...]:
@@ -779,48 +807,27 @@ _TAKES = {
 }
 
 
-def _row_plan(t: Any, named: dict[str, Any], seen: dict[str, list[Any]]) -> Any:
-    """Where the Avro type ``t`` (fastavro-parsed) holds a decimal or a map, which a file row
-    may carry in another form (a float, an int or text for a decimal; a Parquet map's list of
-    key/value pairs for a map): ``("d", schema)`` for a decimal, ``("m", plan or None)`` for a
-    map, ``("a", plan)`` for an array's items, ``("r", [(field, plan), ...])`` for a record,
-    ``("u", (plans, primitive types))`` for a union; None where neither can be. A recursive
-    record's plan holds itself (the list is filled after it is made)."""
-    if isinstance(t, str):
-        if t in seen:
-            return ("r", seen[t])
-        t = named.get(t, t)
-        if isinstance(t, str):
-            return None
-    if isinstance(t, list):
-        plans = tuple(p for p in (_row_plan(b, named, seen) for b in t) if p is not None)
-        takes = tuple(k for b in t if isinstance(b, str) and b in _TAKES for k in _TAKES[b])
-        return ("u", (plans, takes)) if plans else None
-    if not isinstance(t, Mapping):
-        return None
-    kind = t.get("type")
+def _row_leaf(t: Mapping[str, Any], kind: Any) -> Any:
+    """A decimal: ``("d", (schema, its quantum, the largest adjusted exponent of a value that
+    fits))``."""
     if t.get("logicalType") == "decimal" and kind in ("bytes", "fixed"):
         scale, precision = int(t.get("scale", 0)), int(t["precision"])
-        # (schema, its quantum, the largest adjusted exponent of a value that fits)
         return ("d", (t, Decimal(1).scaleb(-scale), precision - scale - 1))
-    if kind == "array":
-        p = _row_plan(t.get("items"), named, seen)
-        return None if p is None else ("a", p)
-    if kind == "map":
-        return ("m", _row_plan(t.get("values"), named, seen))
-    if kind == "record" or kind == "error":
-        name = str(t.get("name", ""))
-        fields: list[Any] = []
-        seen[name] = fields
-        named[name] = t
-        for f in t.get("fields", []):
-            p = _row_plan(f["type"], named, seen)
-            if p is not None:
-                fields.append((f["name"], p))
-        return ("r", fields) if fields else None
-    if isinstance(kind, (Mapping, list)):
-        return _row_plan(kind, named, seen)
     return None
+
+
+def _row_union(branches: list[Any], plans: tuple[Any, ...]) -> Any:
+    """A union's plans and the Python types its primitive branches take as they are."""
+    takes = tuple(k for b in branches if isinstance(b, str) and b in _TAKES for k in _TAKES[b])
+    return ("u", (plans, takes))
+
+
+def _row_plan(t: Any, named: dict[str, Any], seen: dict[str, list[Any]]) -> Any:
+    """Where the Avro type ``t`` holds a decimal or a map, which a file row may carry in another
+    form (a float, an int or text for a decimal; a Parquet map's list of key/value pairs for a
+    map): ``_type_plan`` with ``("d", ...)`` for a decimal, ``("m", plan or None)`` for every
+    map, ``("u", (plans, primitive types))`` for a union."""
+    return _type_plan(t, named, seen, _row_leaf, _row_union, every_map=True)
 
 
 def row_fields(schema: Any) -> tuple[tuple[str, Any], ...]:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa  # noqa: F401 - before chDB (STACK-NOTES)
 
@@ -26,6 +27,76 @@ from core.events import OutgoingEvent
 from tests.unit.test_s22_stored_record import reference
 
 
+def read_ab(
+    kafka: str,
+    records: int,
+    rounds: int,
+    repeat: int,
+    *,
+    attr: str,
+    old: Any,
+    per_publish: int,
+    prefix: str,
+    check: bool = False,
+) -> None:
+    """On a fresh namespace of ``kafka`` holding ``records`` trades (published ``per_publish``
+    at a time): ``read_columns`` of them with the Kafka log module's ``attr`` replaced by
+    ``old`` against it as it is, alternated, thread CPU per read (best of ``repeat``), the
+    ratio per round. ``check``: first, both read the same records."""
+    from hub.bootstrap import bootstrap
+    from hub.settings import load_settings
+    from tests.service.accounts import open_accounts
+
+    with tempfile.TemporaryDirectory(prefix=f"{prefix}-") as tmp:
+        h = bootstrap(
+            load_settings(
+                environ={},
+                data_dir=Path(tmp),
+                projection_autostart=False,
+                event_log="kafka",
+                kafka_bootstrap_servers=kafka,
+                kafka_topic_prefix=f"{prefix}{uuid.uuid4().hex[:8]}.",
+                default_partitions=1,
+            )
+        )
+        try:
+            open_accounts(h, [f"ACC-{i}" for i in range(ACCOUNTS)])
+            for b in range(0, records, per_publish):
+                events = [OutgoingEvent(value=trade(i)) for i in range(b, b + per_publish)]
+                h.publisher.publish("trades", events, "bench")
+            log = h.log
+            first = log.read("trades", 0, 0, 1)[0].offset
+            new = getattr(kafka_log, attr)
+
+            def read() -> None:
+                got = log.read_columns("trades", 0, first, records)
+                assert len(got) == records, len(got)
+
+            def using(side: str, do: Callable[[], Any]) -> Any:
+                setattr(kafka_log, attr, old if side == "old" else new)
+                try:
+                    return do()
+                finally:
+                    setattr(kafka_log, attr, new)
+
+            if check:
+                rows = using("old", lambda: log.read("trades", 0, first, records))
+                assert log.read("trades", 0, first, records) == rows
+            ratios: dict[str, list[float]] = {"read_columns CPU": []}
+            for r in range(rounds):
+                cpu = {}
+                for side in ("old", "new") if r % 2 == 0 else ("new", "old"):
+                    cpu[side] = using(side, lambda: thread_cpu(read, repeat))
+                ratios["read_columns CPU"].append(cpu["new"] / cpu["old"])
+                print(
+                    f"round {r}: old {1e6 * cpu['old'] / records:.2f} µs/record, "
+                    f"new {1e6 * cpu['new'] / records:.2f} µs/record"
+                )
+            print_ratios(ratios)
+        finally:
+            h.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--kafka", required=True, help="the broker's address")
@@ -33,53 +104,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--repeat", type=int, default=9)
     args = ap.parse_args(argv)
-
-    from hub.bootstrap import bootstrap
-    from hub.settings import load_settings
-    from tests.service.accounts import open_accounts
-
-    with tempfile.TemporaryDirectory(prefix="kafka-read-ab-") as tmp:
-        h = bootstrap(
-            load_settings(
-                environ={},
-                data_dir=Path(tmp),
-                projection_autostart=False,
-                event_log="kafka",
-                kafka_bootstrap_servers=args.kafka,
-                kafka_topic_prefix=f"rab{uuid.uuid4().hex[:8]}.",
-                default_partitions=1,
-            )
-        )
-        try:
-            open_accounts(h, [f"ACC-{i}" for i in range(ACCOUNTS)])
-            for b in range(0, args.records, 100):
-                events = [OutgoingEvent(value=trade(i)) for i in range(b, b + 100)]
-                h.publisher.publish("trades", events, "bench")
-            log = h.log
-            first = log.read("trades", 0, 0, 1)[0].offset
-            new = kafka_log.stored_record
-
-            def read() -> None:
-                got = log.read_columns("trades", 0, first, args.records)
-                assert len(got) == args.records, len(got)
-
-            ratios: dict[str, list[float]] = {"read_columns CPU": []}
-            for r in range(args.rounds):
-                cpu = {}
-                for side in ("old", "new") if r % 2 == 0 else ("new", "old"):
-                    kafka_log.stored_record = reference if side == "old" else new  # type: ignore[assignment]
-                    try:
-                        cpu[side] = thread_cpu(read, args.repeat)
-                    finally:
-                        kafka_log.stored_record = new
-                ratios["read_columns CPU"].append(cpu["new"] / cpu["old"])
-                print(
-                    f"round {r}: old {1e6 * cpu['old'] / args.records:.2f} µs/record, "
-                    f"new {1e6 * cpu['new'] / args.records:.2f} µs/record"
-                )
-            print_ratios(ratios)
-        finally:
-            h.close()
+    read_ab(
+        args.kafka,
+        args.records,
+        args.rounds,
+        args.repeat,
+        attr="stored_record",
+        old=reference,
+        per_publish=100,
+        prefix="rab",
+    )
     return 0
 
 

@@ -238,7 +238,8 @@ class QuarantineQuota:
         """``check`` and reserve ``nbytes`` for ``tenant`` in one step: every later check counts
         them until ``settle``. Batches decided side by side (one group commit, other topics'
         committers) each see the others' reservations, so together they never pass the quota
-        (within this process; see ``docs/operations.md`` for processes sharing a data folder).
+        (within this process; the README's settings give the bound for processes sharing a data
+        folder).
         The caller settles every reservation exactly once, written or not."""
         if not self.on or nbytes <= 0:
             return

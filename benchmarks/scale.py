@@ -221,13 +221,15 @@ def one_size(
         shutil.rmtree(data)
     data.mkdir(parents=True)
     src = data.parent / f"trades-{n}.parquet"
+    if _PROGRESS is not None:
+        _PROGRESS.folder, _PROGRESS.count = data, 0
     if not src.exists():
         print(f"  writing {n:,} trades to {src.name}...", flush=True)
+        if _PROGRESS is not None:  # the progress line names this step, not the last size's phase
+            _PROGRESS.start(f"writing {src.name} (in a child process: its CPU is not counted)")
         write_parquet_apart(src, n)
     h = bulk_hub(data / "hub", ledger_store)
     phases: list[Phase] = []
-    if _PROGRESS is not None:
-        _PROGRESS.folder, _PROGRESS.count = data, 0
 
     def counted(batch_records: int, _res: Any) -> None:
         if _PROGRESS is not None:

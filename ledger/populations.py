@@ -28,7 +28,7 @@ import bisect
 import contextlib
 import difflib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from core.errors import TopicNotFound
@@ -370,14 +370,3 @@ def ingest_counts(
             counts[row[1]] = counts.get(row[1], 0) + 1
         after = rows[-1][0]
     return dict(sorted(counts.items()))
-
-
-def tally(entries: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    """Counts per ``action`` (and outcome, when there is one): ``"event.read deny": 21``."""
-    out: dict[str, int] = {}
-    for e in entries:
-        label = str(e.get("action") or e.get("event_type") or e["topic"])
-        if e.get("outcome") in ("allow", "deny"):
-            label += f" {e['outcome']}"
-        out[label] = out.get(label, 0) + 1
-    return dict(sorted(out.items()))

@@ -10,6 +10,8 @@ Layout of the zip::
     public-key.txt         the hub's verifier key (<name>+<key id>+<base64>)
     checkpoints/<size:020d>.note   signed checkpoints: a consecutive run of the hub's chain
     consistency.jsonl      {"from": s1, "to": s2, "proof": [hex]} for each consecutive pair
+    context.jsonl          (optional) entries as in entries.jsonl outside the populations:
+                           starts of the hub that recorded no access decision (step 3b)
     entries.jsonl          one entry a line: index, topic, partition, offset, timestamp_ms,
                            key_sha256, value_sha256, headers [[name, base64]], leaf_hash,
                            checkpoint (the size it is proven against), proof [hex], the
@@ -46,16 +48,22 @@ Layout of the zip::
        time from ``timestamp_ms``; tenant, and the ledger's actor, action and resource
        (``leaf_columns``; the displayed ones too on data topics) from the headers, a key shown
        as text or ``sha256:<prefix>`` against ``key_sha256``;
+    3b. ``context.jsonl`` (session 25; packs before it have none): starts of the hub that
+       recorded no access decision which the range or the tenant scope leaves out of the
+       populations, each proven like an entry and refused unless it is such a start
+       (``_context``);
     4. every file's SHA-256 against the manifest, and no unlisted file; ``checkpoints.csv`` row
        for row the signed notes; for a pack whose claims are checked, the manifest's
        ``checkpoint_summary`` (count, ends, median interval, number of gaps) recomputed from
        the notes and its ``populations`` counts from the controls' lists (session 24);
+       and for a pack whose manifest names ``audit.reportcheck.REPORT_FIGURES`` (session 25),
+       the figures ``report.html`` states (``audit.reportcheck.check_report``);
     5. the manifest's signature over its SHA-256.
 The OK line states the range the pack's entries cover: its ``range``, marked INCOMPLETE when the
 range ends after the time of the pack's newest checkpoint (the export's): nothing logged after
 the export can be in it (``_covered``). It also names the pack's starts of the hub that
-recorded no access decision (``DECISIONS_UNRECORDED`` entries, session 24): the CC6 population
-lacks every decision those processes made.
+recorded no access decision (``DECISIONS_UNRECORDED`` entries, session 24, and the context
+entries of session 25): the CC6 population lacks every decision those processes made.
 """
 
 from __future__ import annotations
@@ -87,6 +95,7 @@ from audit.note import (
 )
 from audit.packfile import PUBLIC_KEY as PUBLIC_KEY  # the member name, for the pack writers
 from audit.packfile import pack_key, read_member
+from audit.reportcheck import REPORT_FIGURES, ReportError, check_report
 
 FORMAT = "hub-evidence/v1"
 MANIFEST = "manifest.json"
@@ -94,6 +103,7 @@ SIGNATURE = "manifest.sig"
 ENTRIES = "entries.jsonl"
 CONSISTENCY = "consistency.jsonl"
 REPORT = "report.html"
+CONTEXT = "context.jsonl"
 UNSIGNED = frozenset({MANIFEST, SIGNATURE})
 
 
@@ -391,6 +401,71 @@ def _checks_claims(manifest: Mapping[str, Any]) -> bool:
     return True
 
 
+def _proven(e: Mapping[str, Any], index: int, where: str, cps: Mapping[int, Checkpoint]) -> None:
+    """Entry ``e``'s leaf hash recomputed from its fields, and its inclusion proof against the
+    pack's checkpoint it names (step 3)."""
+    recomputed = _entry_leaf(e, where)
+    stated = _hash(e.get("leaf_hash"), f"{where} leaf_hash")
+    if recomputed != stated:
+        raise PackError(
+            f"{where}: the leaf hash recomputed from its fields is {recomputed.hex()}, not "
+            f"the stated {stated.hex()} (the entry was altered)."
+        )
+    size = e.get("checkpoint")
+    cp = cps.get(size) if isinstance(size, int) else None
+    if cp is None:
+        raise PackError(f"{where} is proven against checkpoint {size!r}, absent from the pack.")
+    raw = e.get("proof")
+    if not isinstance(raw, list):
+        raise PackError(f"{where}: proof must be a list of hashes.")
+    proof = [_hash(p, f"{where} proof element {j}") for j, p in enumerate(raw)]
+    try:
+        verify_inclusion(recomputed, index, cp.size, proof, cp.root)
+    except AuditError as exc:
+        raise PackError(f"{where}: not included in checkpoint {cp.size}: {exc}") from None
+
+
+def _is_unrecorded_start(e: Mapping[str, Any]) -> bool:
+    """Whether entry ``e`` (its fields verified) is a start of the hub that recorded no access
+    decision: ``hub_action`` ``DECISIONS_UNRECORDED`` on ``hub.audit``."""
+    if e.get("topic") != AUDIT_TOPIC:
+        return False
+    pairs = [(h[0], base64.b64decode(h[1])) for h in e["headers"]]
+    return _text(_once(pairs).get("hub_action")) == DECISIONS_UNRECORDED
+
+
+def _context(
+    zf: zipfile.ZipFile, manifest: Mapping[str, Any], cps: Mapping[int, Checkpoint]
+) -> list[Mapping[str, Any]]:
+    """``context.jsonl`` (step 3b; absent from packs made before it): entries the range or the
+    tenant scope leaves out of the populations but that say what the populations lack. Each is
+    proven like an entry, and MUST be a start of the hub that recorded no access decision
+    (``DECISIONS_UNRECORDED``) dated before the range's end: the newest such start before the
+    range (its process may have decided all through the range), and for a tenant's pack those
+    inside the range (they are the hub's, tenant ``default``). Nothing else can be carried
+    there: no entry of another tenant, none from outside the range."""
+    if CONTEXT not in zf.namelist():
+        return []
+    until = _range_ms(manifest)[1]
+    out: list[Mapping[str, Any]] = []
+    for n, e in enumerate(_jsonl(zf, CONTEXT), 1):
+        index = _int(e.get("index"), f"{CONTEXT} line {n} index")
+        where = f"context entry {index} ({CONTEXT} line {n})"
+        if out and index <= out[-1]["index"]:
+            raise PackError(f"{where}: context entries must be in increasing index order.")
+        _proven(e, index, where, cps)
+        if not _is_unrecorded_start(e):
+            raise PackError(
+                f"{where} is not a start of the hub that recorded no access decision "
+                f"({DECISIONS_UNRECORDED} on {AUDIT_TOPIC}): the context of a pack holds those "
+                "only (an entry outside the pack's range or tenant scope was carried in)."
+            )
+        if e["timestamp_ms"] >= until:
+            raise PackError(f"{where} is dated after the pack's range.")
+        out.append(e)
+    return out
+
+
 def _entries(
     zf: zipfile.ZipFile, manifest: Mapping[str, Any], cps: Mapping[int, Checkpoint]
 ) -> list[int]:
@@ -405,25 +480,7 @@ def _entries(
                 f"{where} follows entry {indexes[-1]}: entries must be in increasing index "
                 "order (reordered or duplicated entries)."
             )
-        recomputed = _entry_leaf(e, where)
-        stated = _hash(e.get("leaf_hash"), f"{where} leaf_hash")
-        if recomputed != stated:
-            raise PackError(
-                f"{where}: the leaf hash recomputed from its fields is {recomputed.hex()}, not "
-                f"the stated {stated.hex()} (the entry was altered)."
-            )
-        size = e.get("checkpoint")
-        cp = cps.get(size) if isinstance(size, int) else None
-        if cp is None:
-            raise PackError(f"{where} is proven against checkpoint {size!r}, absent from the pack.")
-        raw = e.get("proof")
-        if not isinstance(raw, list):
-            raise PackError(f"{where}: proof must be a list of hashes.")
-        proof = [_hash(p, f"{where} proof element {j}") for j, p in enumerate(raw)]
-        try:
-            verify_inclusion(recomputed, index, cp.size, proof, cp.root)
-        except AuditError as exc:
-            raise PackError(f"{where}: not included in checkpoint {cp.size}: {exc}") from None
+        _proven(e, index, where, cps)
         if _checks_claims(manifest):
             evidences[index] = _claims(manifest, index, e, where)
             shown[index] = e
@@ -694,10 +751,13 @@ def verify_pack(
     key = pack_key(zf, manifest, trusted, PackError, " given with --public-key")  # 1
     cps = _checkpoints(zf, manifest, key)  # 2
     indexes = _entries(zf, manifest, cps)  # 3
+    context = _context(zf, manifest, cps)  # 3b
+    starts = _unrecorded_starts(zf, context)
     _files(zf, manifest)  # 4
     _checkpoints_csv(zf, cps)  # 4, the checkpoints as an auditor reads them: the notes'
     if _checks_claims(manifest):  # a pack made before its claims were checked stays as it was
         _summary(manifest, cps)
+    reports = _report(zf, manifest, cps, starts)  # 4, the figures an auditor reads first
     manifest_bytes = read_member(zf, MANIFEST, PackError)  # 5
     try:
         note = open_note(read_member(zf, SIGNATURE, PackError), [key])
@@ -727,26 +787,87 @@ def verify_pack(
         f"OK evidence pack {FORMAT}: {len(indexes)} entries proven in {len(sizes)} checkpoints "
         f"(sizes {sizes[0]}..{sizes[-1]}, hash chain and consistency verified), controls "
         f"{', '.join(sorted(manifest['controls']))}; signed by {key.name}+{key.key_id:08x}, "  # type: ignore[call-overload]
-        f"checked with {origin}; {claims}{_decisions_unrecorded(zf)}"
+        f"checked with {origin}; {claims}{reports}"
+        f"{_decisions_unrecorded(manifest, starts, bool(context))}"
     )
 
 
-def _decisions_unrecorded(zf: zipfile.ZipFile) -> str:
-    """The pack's starts of the hub that recorded no access decision (their hashed
-    ``hub_action`` on ``hub.audit`` is ``DECISIONS_UNRECORDED``), for the OK line: the CC6
-    population, "every access decision", lacks every decision those processes made."""
-    times = []
-    for e in _jsonl(zf, ENTRIES):  # verified above: each field is the hashed one
-        if e.get("topic") != AUDIT_TOPIC:
-            continue
-        pairs = [(h[0], base64.b64decode(h[1])) for h in e["headers"]]
-        if _text(_once(pairs).get("hub_action")) == DECISIONS_UNRECORDED:
-            times.append(int(e["timestamp_ms"]))
-    if not times:
+def _unrecorded_starts(
+    zf: zipfile.ZipFile, context: Sequence[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """The starts of the hub that recorded no access decision (``_is_unrecorded_start``) among
+    the pack's entries (verified above) and its context, oldest first."""
+    starts = {e["index"]: e for e in _jsonl(zf, ENTRIES) if _is_unrecorded_start(e)}
+    starts |= {e["index"]: e for e in context}
+    return sorted(starts.values(), key=lambda e: (e["timestamp_ms"], e["index"]))
+
+
+def _iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
+
+
+def _decisions_unrecorded(
+    manifest: Mapping[str, Any], starts: Sequence[Mapping[str, Any]], context: bool
+) -> str:
+    """The OK line's warning of ``starts``: the CC6 population, "every access decision", lacks
+    every decision those processes made; one started before the range (a ``context`` entry)
+    may have run all through it."""
+    if not starts:
         return ""
-    first = datetime.fromtimestamp(min(times) / 1000, tz=UTC).isoformat()
-    return (
-        f"; WARNING: {len(times)} start(s) of the hub recorded NO access decisions "
-        f"(HUB_POLICY_RECORD_DECISIONS off; the first at {first}): the CC6 population lacks "
-        "every decision those processes made"
+    first = starts[0]["timestamp_ms"]
+    before = (
+        " (one before the range: if that process ran into the range, none of its decisions "
+        "there is in the pack)"
+        if context and first < _range_ms(manifest)[0]
+        else ""
     )
+    return (
+        f"; WARNING: {len(starts)} start(s) of the hub recorded NO access decisions "
+        f"(HUB_POLICY_RECORD_DECISIONS off; the first at {_iso_ms(first)}){before}: the CC6 "
+        "population lacks every decision those processes made"
+    )
+
+
+def _report(
+    zf: zipfile.ZipFile,
+    manifest: Mapping[str, Any],
+    cps: Mapping[int, Checkpoint],
+    starts: Sequence[Mapping[str, Any]],
+) -> str:
+    """``report.html``'s figures against the verified files (``audit.reportcheck``), for a
+    pack whose manifest names ``REPORT_FIGURES``; what the OK line says of the reports."""
+    stated = manifest.get("report")
+    if stated is None or not _checks_claims(manifest):
+        return "; report.html and report.pdf NOT checked (a pack made before their figures were)"
+    if stated != REPORT_FIGURES:
+        raise PackError(
+            f"the pack's report is {stated!r}; this hub-verify checks {REPORT_FIGURES!r}: "
+            "upgrade hub-verify."
+        )
+    sizes = sorted(cps)
+    rows = [
+        {"size": s, "time_us": cps[s].time_micros or 0, "root": cps[s].root.hex()} for s in sizes
+    ]
+    newest = cps[sizes[-1]].time_micros
+    covered = (
+        datetime.fromtimestamp(newest / 1e6, tz=UTC).isoformat()
+        if newest is not None and newest < _range_ms(manifest)[1] * 1000
+        else None
+    )
+    try:
+        html = read_member(zf, REPORT, PackError).decode("utf-8")
+    except UnicodeDecodeError:
+        raise PackError(f"{REPORT} is not UTF-8 text.") from None
+    entries = {e["index"]: e for e in _jsonl(zf, ENTRIES)}
+    try:
+        check_report(
+            html,
+            manifest,
+            entries,
+            checkpoint_summary(rows),
+            covered,
+            [_iso_ms(e["timestamp_ms"]) for e in starts],
+        )
+    except ReportError as exc:
+        raise PackError(str(exc)) from None
+    return "; report.html's figures checked against them (report.pdf by its digest only)"

@@ -22,6 +22,7 @@ text only for control-plane topics (``controls.shows_key``), otherwise ``sha256:
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import io
 import itertools
@@ -35,12 +36,14 @@ from typing import TYPE_CHECKING, Any
 from audit import bundle
 from audit import leaf as leaf_format
 from audit.bundle import checkpoint_summary  # hub-verify recomputes it from the notes
-from audit.controls import MAPPING
+from audit.controls import AUDIT_TOPIC, DECISIONS_UNRECORDED, MAPPING
+from audit.reportcheck import REPORT_FIGURES, tally
 from core.errors import InvalidInput
-from core.ports.ledgerstore import StoredCheckpoint
+from core.ports.eventlog import StoredRecord
+from core.ports.ledgerstore import LeafRow, StoredCheckpoint
 from ledger import controls as soc2
 from ledger.errors import CheckpointNotFound, LedgerIntegrityError
-from ledger.populations import Describer, ingest_counts, tally
+from ledger.populations import Describer, ingest_counts
 from ledger.report import checkpoints_csv, population_csv, render
 from ledger.report_pdf import render_pdf
 from ledger.service import Ledger, check_row, entry_fields
@@ -82,6 +85,57 @@ def _resource(e: dict[str, Any]) -> str | None:
         return e.get("resource")
     ks = e.get("key_sha256")
     return None if ks is None else f"sha256:{ks[:16]}"
+
+
+def _unrecorded_starts(
+    ledger: Ledger, since_ms: int, until_ms: int, tenant_scope: str | None, below: int
+) -> list[LeafRow]:
+    """The starts of the hub that recorded no access decision (``DECISIONS_UNRECORDED``) that
+    a CC6 population over ``[since_ms, until_ms)`` leaves out: the newest one before the range
+    (a process started then may have decided all through the range), and for a tenant's pack
+    (``tenant_scope``) those inside the range too (each is the hub's, tenant ``default``)."""
+    out: list[LeafRow] = []
+    after = -1
+    while True:
+        page = ledger.store.query(
+            topic=AUDIT_TOPIC,
+            action=DECISIONS_UNRECORDED,
+            until_ms=until_ms if tenant_scope is not None else since_ms,
+            after=after,
+            limit=10_000,
+        )
+        if not page:
+            break
+        out += [r for r in page if r[0] < below]
+        after = page[-1][0]
+    before = [r for r in out if r[4] < since_ms]
+    return before[-1:] + [r for r in out if r[4] >= since_ms]
+
+
+def _log_time(e: dict[str, Any]) -> tuple[int, int]:
+    return e["timestamp_ms"], e["index"]
+
+
+def _proven_entry(
+    ledger: Ledger, row: LeafRow, sizes: Sequence[int]
+) -> tuple[dict[str, Any], StoredRecord]:
+    """Entry ``row`` as a pack holds it (its columns checked against its log record), proven
+    against the first checkpoint that includes it (of ``sizes``, ascending); and its record."""
+    record = ledger.record_at(row[1], row[2], row[3])
+    if record is None:
+        raise LedgerIntegrityError(
+            f"Entry {row[0]} ({row[1]}, {row[2]}, {row[3]}) is no longer readable in the "
+            "log; run `hub ledger verify`."
+        )
+    size = sizes[bisect.bisect_right(sizes, row[0])]
+    e = entry_fields(row, record)
+    e["resource"] = _resource(e)
+    # the ledger's own columns, kept apart from the description (which reads the event's
+    # value): hub-verify checks them against the hashed headers and key
+    e["leaf_columns"] = {k: e[k] for k in ("actor", "action", "resource")}
+    e["checkpoint"] = size
+    e["proof"] = [p.hex() for p in ledger.store.inclusion_proof(row[0], size)]
+    return e, record
 
 
 def export_pack(
@@ -139,35 +193,26 @@ def export_pack(
                 # the population of a pack that still verifies, so that action is the log's.
                 check_row(r, record)
         after = page[-1][0]
+    # 2b. the starts that recorded no access decision which the populations leave out
+    context_rows = (
+        _unrecorded_starts(ledger, since_ms, until_ms, tenant_scope, latest.size)
+        if "CC6" in wanted
+        else []
+    )
     # 3. proofs against the first covering checkpoint; the checkpoint run and its links
     cps = ledger.store.checkpoints()
     entries: list[dict[str, Any]] = []
     describer = None if reader is None else Describer(ledger, reader, default_policy, tenant_scope)
-    first_cp = latest.size
-    j = 0
+    sizes = [c.size for c in cps]
     for row in rows:
-        while cps[j].size <= row[0]:
-            j += 1
-        cp = cps[j]
-        record = ledger.record_at(row[1], row[2], row[3])
-        if record is None:
-            raise LedgerIntegrityError(
-                f"Entry {row[0]} ({row[1]}, {row[2]}, {row[3]}) is no longer readable in the "
-                "log; run `hub ledger verify`."
-            )
-        e = entry_fields(row, record)
-        e["resource"] = _resource(e)
-        # the ledger's own columns, kept apart from the description below (which reads the
-        # event's value): hub-verify checks them against the hashed headers and key
-        e["leaf_columns"] = {k: e[k] for k in ("actor", "action", "resource")}
+        e, record = _proven_entry(ledger, row, sizes)
         e["controls"] = [c for c in soc2.controls_of(row[1], row[6]) if c in wanted]
         e["control"] = e["controls"][0]
         if describer is not None:
             describer.describe(e, record)
-        e["checkpoint"] = cp.size
-        e["proof"] = [p.hex() for p in ledger.store.inclusion_proof(row[0], cp.size)]
         entries.append(e)
-        first_cp = min(first_cp, cp.size)
+    context = [_proven_entry(ledger, row, sizes)[0] for row in context_rows]
+    first_cp = min([latest.size] + [e["checkpoint"] for e in [*entries, *context]])
     chain: list[StoredCheckpoint] = [c for c in cps if first_cp <= c.size <= latest.size]
     links = [
         {
@@ -205,6 +250,11 @@ def export_pack(
         "exported_by": actor,
         # a range ending after the newest checkpoint (a date to come) holds nothing later:
         # said in the reports as hub-verify says it (audit.bundle._covered)
+        "unrecorded": [  # hub-verify names them too (audit.bundle._decisions_unrecorded)
+            e["time"]
+            for e in sorted({e["index"]: e for e in [*entries, *context]}.values(), key=_log_time)
+            if e["topic"] == AUDIT_TOPIC and e["leaf_columns"]["action"] == DECISIONS_UNRECORDED
+        ],
         "covered_to": (
             datetime.fromtimestamp(latest.time_us / 1e6, tz=UTC).isoformat()
             if latest.time_us < until_ms * 1000
@@ -219,6 +269,10 @@ def export_pack(
         REPORT_PDF: render_pdf(**report_args),
         CHECKPOINTS_CSV: checkpoints_csv(cp_rows).encode(),
     }
+    if context:
+        files[bundle.CONTEXT] = "".join(
+            json.dumps(e, sort_keys=True) + "\n" for e in context
+        ).encode()
     for c in controls:
         rows_c = [e for e in entries if c in e["controls"]]
         files[f"populations/{c}.csv"] = population_csv(rows_c).encode()
@@ -232,6 +286,7 @@ def export_pack(
         "exported_by": actor,
         "range": {"from": since.isoformat(), "to": until.isoformat()},
         "claims": MAPPING,  # what hub-verify checks range, scope and populations by
+        "report": REPORT_FIGURES,  # report.html's figures, checked by hub-verify
         "tenant_scope": tenant_scope,
         "controls": by_control,
         "populations": {c: len(v) for c, v in by_control.items()},

@@ -28,7 +28,7 @@ import bisect
 import contextlib
 import difflib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from core.errors import TopicNotFound
@@ -83,6 +83,7 @@ class Describer:
         self.default_policy = default_policy
         self._timeline: tuple[list[int], list[str]] | None = None
         self._approvals: dict[str, list[dict[str, Any]]] | None = None
+        self._first_proposals: dict[tuple[str, str], tuple[int, int]] | None = None
         self._schema_history: dict[tuple[int, int], str | None] | None = None
         self._applied: list[tuple[int, dict[str, Any]]] | None = None
 
@@ -129,6 +130,19 @@ class Describer:
                         found.setdefault(str(v.get("change_id")), []).append(v)
             self._approvals = found
         return self._approvals.get(change_id, [])
+
+    def first_proposal(self, topic: str, change_id: str) -> tuple[int, int] | None:
+        """(partition, offset) of the first ``...ChangeProposed`` under ``change_id`` on
+        ``topic``: the one the hub's folds keep (``governance.store``); a later one is ignored."""
+        if self._first_proposals is None:
+            found: dict[tuple[str, str], tuple[int, int]] = {}
+            for t in (POLICIES, CONFIG_CHANGES):
+                for r in self._scan(t):
+                    if (_header(r, H_TYPE) or "").endswith("ChangeProposed"):
+                        cid = str(self._value(r).get("change_id"))
+                        found.setdefault((t, cid), (r.partition, r.offset))
+            self._first_proposals = found
+        return self._first_proposals.get((topic, change_id))
 
     def previous_schema(self, record: StoredRecord, subject: str) -> str | None:
         """The schema text of ``subject``'s latest registration before ``record``."""
@@ -228,7 +242,8 @@ class Describer:
                 details={k: v[k] for k in ("principal", "roles", "tenant") if k in v},
             )
         elif short.endswith("ChangeProposed"):
-            approvals = self.approvals(str(v.get("change_id")))
+            change_id = str(v.get("change_id"))
+            approvals = self.approvals(change_id)
             entry.update(
                 actor=v.get("proposed_by"),
                 action=("policy" if topic == POLICIES else "config") + ".propose",
@@ -239,6 +254,18 @@ class Describer:
                 details={"change_id": v.get("change_id"), "kind": v.get("kind")}
                 | ({"bundle_version": v["bundle_version"]} if "bundle_version" in v else {}),
             )
+            if self.first_proposal(topic, change_id) not in (
+                None,
+                (record.partition, record.offset),
+            ):
+                # a later proposal under the id: the hub ignored it, nobody approved its content
+                entry.update(
+                    outcome="ignored",
+                    approver=None,
+                    reason=f"a later proposal under change {change_id}: ignored by the hub (the "
+                    f"first proposal stands, and the approvals are of that one); its own reason: "
+                    f"{v.get('reason')!r}",
+                )
         elif short.endswith("ChangeApproved"):
             entry.update(
                 actor=v.get("approved_by"),
@@ -370,14 +397,3 @@ def ingest_counts(
             counts[row[1]] = counts.get(row[1], 0) + 1
         after = rows[-1][0]
     return dict(sorted(counts.items()))
-
-
-def tally(entries: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    """Counts per ``action`` (and outcome, when there is one): ``"event.read deny": 21``."""
-    out: dict[str, int] = {}
-    for e in entries:
-        label = str(e.get("action") or e.get("event_type") or e["topic"])
-        if e.get("outcome") in ("allow", "deny"):
-            label += f" {e['outcome']}"
-        out[label] = out.get(label, 0) + 1
-    return dict(sorted(out.items()))

@@ -22,7 +22,18 @@ from audit.bundle import (
     checkpoint_cells,
     population_cells,
 )
+from audit.reportcheck import (
+    HEADERS,
+    checkpoint_lines,
+    heading,
+    incomplete_note,
+    population_note,
+    row_cells,
+    unrecorded_note,
+)
 from ledger.controls import CONTROLS
+
+__all__ = ["HEADERS", "checkpoint_lines", "render", "row_cells", "unrecorded_note"]
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
@@ -60,44 +71,11 @@ def population_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def row_cells(r: Mapping[str, Any]) -> list[str]:
-    """The display cells of one population row (shared by the HTML and PDF reports)."""
-    policy = str(r.get("policy_version") or "")
-    ref = r.get("case_id") or r.get("decision_id") or ""
-    return [
-        str(r["index"]),
-        str(r["time"]),
-        str(r.get("actor") or ""),
-        str(r.get("action") or r.get("event_type") or ""),
-        str(r.get("resource") or ""),
-        str(r.get("outcome") or ""),
-        policy[:12],
-        str(ref),
-        str(r.get("approver") or ""),
-    ]
-
-
-HEADERS = [
-    "Entry",
-    "Time (UTC)",
-    "Actor",
-    "Action",
-    "Resource",
-    "Outcome",
-    "Policy",
-    "Decision/case",
-    "Approver",
-]
-
-
 def _incomplete(covered_to: str | None) -> list[str]:
     """The warning of a pack whose range ends after its export (``ledger.evidence``)."""
     if covered_to is None:
         return []
-    return [
-        f"<p><strong>Incomplete range:</strong> it ends after the export; entries only up to "
-        f"{escape(covered_to)} (the ledger's newest checkpoint) are in this pack.</p>"
-    ]
+    return [f"<p>{escape(incomplete_note(covered_to))}</p>"]
 
 
 def render(
@@ -114,16 +92,17 @@ def render(
     created_at: str,
     exported_by: str,
     covered_to: str | None = None,
+    unrecorded: Sequence[str] = (),
 ) -> str:
     e = escape
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>SOC 2 evidence — {e(origin)} — {e(range_from)} to {e(range_to)}</title>",
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>SOC 2 evidence pack</h1><p class='muted'>Ledger <code>{e(origin)}</code>, "
-        f"entries from {e(range_from)} to {e(range_to)} (log time, end exclusive). Exported "
-        f"{e(created_at)} by <code>{e(exported_by)}</code>.</p>",
+        "<h1>SOC 2 evidence pack</h1><p class='muted'>"
+        f"{e(heading(origin, range_from, range_to, created_at, exported_by))}</p>",
         *_incomplete(covered_to),
+        *([f"<p class='note'>{e(unrecorded_note(unrecorded))}</p>"] if unrecorded else []),
         "<h2>Summary</h2><table><tr><th>Control</th><th>Criterion</th><th>Population</th></tr>",
     ]
     by_control: dict[str, list[Mapping[str, Any]]] = {c: [] for c in controls}
@@ -138,10 +117,7 @@ def render(
     for c in controls:
         rows = by_control[c]
         parts.append(f"<h2 id='{e(c)}'>{e(CONTROLS[c])}</h2>")
-        parts.append(
-            f"<p>Population: <strong>{len(rows)}</strong> ledger entries (every matching event "
-            "in the range).</p>"
-        )
+        parts.append(f"<p>{e(population_note(len(rows)))}</p>")
         if counts.get(c):
             parts.append("<table><tr><th>Action / outcome</th><th>Count</th></tr>")
             parts += [f"<tr><td>{e(k)}</td><td>{n}</td></tr>" for k, n in counts[c].items()]
@@ -207,29 +183,3 @@ def render(
         "beside it.</p></body></html>"
     )
     return "".join(parts)
-
-
-def checkpoint_lines(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The checkpoint summary as (label, text) lines (shared by the HTML and PDF reports)."""
-    if not summary.get("count"):
-        return [("Checkpoints", "0")]
-    first, last = summary["first"], summary["last"]
-    gaps = summary["gaps"]
-    return [
-        ("Checkpoints", str(summary["count"])),
-        ("First", f"size {first['size']} at {first['time']}, root {first['root']}"),
-        ("Last", f"size {last['size']} at {last['time']}, root {last['root']}"),
-        ("Size range", f"{summary['min_size']} to {summary['max_size']} entries"),
-        (
-            "Gaps",
-            "none (no interval over "
-            f"{summary['gap_threshold_s']} s; median {summary['median_interval_s']} s)"
-            if not gaps
-            else f"{len(gaps)} interval(s) over {summary['gap_threshold_s']} s: "
-            + "; ".join(
-                f"{g['from_size']} ({g['from_time']}) to {g['to_size']} ({g['to_time']}), "
-                f"{g['seconds']} s"
-                for g in gaps
-            ),
-        ),
-    ]

@@ -16,7 +16,7 @@ from html import escape
 from typing import Any
 
 from ledger.controls import CONTROLS
-from ledger.report import HEADERS, checkpoint_lines, row_cells
+from ledger.report import HEADERS, checkpoint_lines, row_cells, unrecorded_note
 
 _DIFF_LINES = 30
 PDF_ROWS = 300
@@ -45,6 +45,7 @@ def render_pdf(
     created_at: str,
     exported_by: str,
     covered_to: str | None = None,
+    unrecorded: Sequence[str] = (),
 ) -> bytes:
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4, landscape
@@ -97,6 +98,7 @@ def render_pdf(
                     if covered_to is not None
                     else ""
                 )
+                + (f" {unrecorded_note(unrecorded)}" if unrecorded else "")
             ),
             body,
         ),

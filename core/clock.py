@@ -60,6 +60,12 @@ def now_ns() -> int:
     return floor
 
 
+def wall_ns() -> int:
+    """The system clock as it reads (nanoseconds since the epoch), without the floor: for
+    comparing the two (the start's check of a checkpoint dated ahead)."""
+    return _wall()
+
+
 def now() -> datetime:
     """:func:`now_ns` as an aware UTC datetime."""
     return datetime.fromtimestamp(now_ns() / 1e9, tz=UTC)

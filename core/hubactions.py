@@ -34,6 +34,7 @@ AUDIT_ACTIONS: frozenset[str] = frozenset(
         # every ``Ledger.record_action`` of the hub (tests/adversarial/test_s18_actions_*
         # checks the literal ones in the source are listed here)
         "backup.create",
+        "clock.ahead_accepted",
         "backup.restore",
         "config.accept_offsets",
         "config.approve",

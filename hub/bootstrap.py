@@ -10,6 +10,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -835,6 +836,7 @@ def bootstrap(
     kafka_migration: bool = False,
     witness_refuses: bool = True,
     check_erasures: bool = True,
+    clock_refuses: bool = True,
 ) -> Hub:
     """Build a hub: every adapter and service once, each handed only the ports it needs.
 
@@ -843,6 +845,8 @@ def bootstrap(
     (retention state, projections, config and policy changes, lineage, catalog, erasure).
     ``kafka_migration``: only for ``hub migrate kafka-seal`` (``hub.migrate_kafka``).
     ``witness_refuses=False``: only for ``hub ledger verify`` (``outside_witness``).
+    ``clock_refuses=False``: only for ``hub ledger verify``, which opens a ledger whose newest
+    checkpoint is dated ahead of the clock (``checkpoint_ahead``) to name it, not refuse it.
     ``check_erasures``: refuse erasures undone by a key store put back (``refuse_undone_erasures``,
     through the erasure index: every open); False only for ``hub ledger verify``, which reads
     the whole ledger's erasures and reports them, and for a restore's staged folder, which
@@ -955,8 +959,17 @@ def bootstrap(
     # key and enrolment expiry, approvals and retention never read a time earlier than the
     # newest signed checkpoint's (verified above): a clock stepped back before a restart
     newest = ledger_store.latest_checkpoint()
+    ahead_accepted = None
     if newest is not None:
-        clock.raise_floor(newest.time_us * 1000)
+        try:
+            ahead_accepted = checkpoint_ahead(settings, newest.size, newest.time_us, clock_refuses)
+        except LedgerIntegrityError:
+            for opened in (ledger, keystore, event_log):
+                with contextlib.suppress(Exception):
+                    opened.close()
+            raise
+        if ahead_accepted is None:
+            clock.raise_floor(newest.time_us * 1000)
     if settings.cold_tier:
         from ledger.cuts import RecordedCuts
         from storage.tiering import TieredEventLog
@@ -1062,6 +1075,8 @@ def bootstrap(
     hub.eraser.derived = lambda subject, tenants: forget_derived(hub, subject, tenants)
     if not settings.policy_record_decisions:
         record_decisions_off(hub)
+    if ahead_accepted is not None:
+        record_clock_ahead_accepted(hub, ahead_accepted)
     if check_erasures:
         try:
             refuse_undone_erasures(hub)
@@ -1074,6 +1089,56 @@ def bootstrap(
         extra={"event_log": settings.event_log, "data_dir": str(settings.data_dir)},
     )
     return hub
+
+
+def checkpoint_ahead(
+    settings: Settings, size: int, time_us: int, refuses: bool = True
+) -> dict[str, Any] | None:
+    """Refuse a start whose newest signed checkpoint is dated ahead of the system clock by more
+    than ``clock_max_ahead_s``, unless the operator accepted checkpoint times up to
+    ``clock_accept_ahead_until``: then the hub's time starts at the wall clock (not that
+    checkpoint's) and the acceptance is returned, to be recorded on the ledger.
+
+    The floor of ``core.clock`` follows the newest checkpoint so that a clock stepped back
+    cannot revive an expired key. A checkpoint signed while the clock ran far ahead (a bad NTP
+    source, or someone holding the ledger key) would otherwise move the hub's time ahead at
+    every start: keys refused as expired, retention cutting early. Either way the two clocks
+    disagree by more than the bound, which only the operator can settle, so the start says so
+    and names both times. None: nothing to record (within the bound, or ``refuses`` is False:
+    ``hub ledger verify`` opens the ledger as it is, and its report warns)."""
+    wall_ns = clock.wall_ns()
+    ahead_s = (time_us * 1000 - wall_ns) / 1e9
+    if not refuses or ahead_s <= settings.clock_max_ahead_s:
+        return None
+    stamp = datetime.fromtimestamp(time_us / 1e6, tz=UTC).isoformat()
+    until = settings.clock_accept_ahead_until
+    if until is not None and time_us <= until.timestamp() * 1e6:
+        return {
+            "checkpoint_size": size,
+            "checkpoint_time": stamp,
+            "ahead_s": round(ahead_s, 3),
+            "accepted_until": until.isoformat(),
+            "setting": "HUB_CLOCK_ACCEPT_AHEAD_UNTIL",
+        }
+    raise LedgerIntegrityError(
+        f"Refusing to start: the newest signed checkpoint (size {size}, time {stamp}) is "
+        f"{ahead_s:,.0f} s ahead of this machine's clock "
+        f"({datetime.fromtimestamp(wall_ns / 1e9, tz=UTC).isoformat()}; "
+        f"HUB_CLOCK_MAX_AHEAD_S={settings.clock_max_ahead_s:g}). "
+        "Either the clock was stepped back (fix it: NTP) or that checkpoint was signed while "
+        "the clock ran ahead. In the second case only, set HUB_CLOCK_ACCEPT_AHEAD_UNTIL to a "
+        "time at or after the checkpoint's: the hub then starts on the wall clock and records "
+        "the acceptance on the ledger (clock.ahead_accepted). `hub ledger verify` still runs."
+    )
+
+
+def record_clock_ahead_accepted(hub: Hub, accepted: Mapping[str, Any]) -> None:
+    """The operator's acceptance of a checkpoint dated ahead is on the ledger at every start it
+    is used (the hub's time then started on the wall clock, not the checkpoint's)."""
+    hub.ledger.record_action(
+        "hub", "clock.ahead_accepted", "hub.clock", outcome="warning", details=dict(accepted)
+    )
+    log.warning("a checkpoint dated ahead of the clock was accepted", extra=dict(accepted))
 
 
 def record_decisions_off(hub: Hub) -> None:

@@ -62,11 +62,13 @@ class Ctx:
         witness_refuses: bool = True,
         check_erasures: bool = True,
         pandas: bool = True,
+        clock_refuses: bool = True,
     ) -> Iterator[Any]:
         """A hub for one command; ``sync``: give what it appended its ledger leaves on exit
         (False for verifiers, which must not change what they check); ``kafka_migration``,
         ``witness_refuses``: ``bootstrap``'s, for ``hub migrate kafka-seal`` and
-        ``hub ledger verify`` only; ``check_erasures``: ``bootstrap``'s (False: verify only);
+        ``hub ledger verify`` only; ``check_erasures``, ``clock_refuses``: ``bootstrap``'s
+        (False: verify only);
         ``pandas``: False for a command that hands pyarrow no pandas object: pandas is not
         imported while it runs (:func:`hub.nopandas.without_pandas`)."""
         if not pandas:
@@ -75,7 +77,12 @@ class Ctx:
             with (
                 without_pandas(_command_line()),
                 self.hub(
-                    install_domain, sync, kafka_migration, witness_refuses, check_erasures
+                    install_domain,
+                    sync,
+                    kafka_migration,
+                    witness_refuses,
+                    check_erasures,
+                    clock_refuses=clock_refuses,
                 ) as h,
             ):
                 yield h
@@ -97,6 +104,7 @@ class Ctx:
             kafka_migration=kafka_migration,
             witness_refuses=witness_refuses,
             check_erasures=check_erasures,
+            clock_refuses=clock_refuses,
         )
         h.sync_on_close = sync
         try:

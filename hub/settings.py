@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -470,6 +471,22 @@ class Settings(BaseSettings):
         "thread recomputes and compares the current one (the machine's two cores). The "
         "verdict, and the first problem named, are the same for any value.",
     )
+    clock_max_ahead_s: float = Field(
+        default=86_400.0,
+        ge=1,
+        le=10**9,
+        description="A start is refused when the newest signed checkpoint is dated more than "
+        "this ahead of the system clock (a clock stepped back, or a checkpoint signed while the "
+        "clock ran ahead); the refusal names both times. The hub's time never goes back behind "
+        "the newest checkpoint within this bound (core.clock).",
+    )
+    clock_accept_ahead_until: datetime | None = Field(
+        default=None,
+        description="The operator's acceptance of checkpoints dated ahead of the clock up to this "
+        "time (ISO 8601 with its zone, e.g. 2027-01-01T00:00:00Z): the hub then starts on the "
+        "wall clock instead of refusing, and records clock.ahead_accepted on the ledger at "
+        "every such start. Only for a checkpoint signed while the clock ran ahead.",
+    )
     ledger_full_verify_every_s: int = Field(
         default=86_400,
         ge=0,
@@ -729,6 +746,16 @@ class Settings(BaseSettings):
         le=524_288,
         description="Backup chunk size in KiB: the unit of incremental upload and of restore.",
     )
+
+    @field_validator("clock_accept_ahead_until")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError(
+                "give the time with its zone (e.g. 2027-01-01T00:00:00Z): a time without one "
+                "would be read in the machine's zone"
+            )
+        return v
 
     @field_validator("data_dir")
     @classmethod

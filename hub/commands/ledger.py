@@ -94,6 +94,7 @@ def ledger_verify(obj: Ctx, public_key: tuple[str, ...], full: bool) -> None:
             witness_refuses=False,
             check_erasures=False,
             pandas=False,
+            clock_refuses=False,
         ) as h:
             principal = authorize(h, "ledger.verify", "ledger")
             trusted = [_verifier_key_file(p) for p in public_key]

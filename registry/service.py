@@ -255,29 +255,51 @@ class SchemaRegistry:
 
     # -- folding the topic ------------------------------------------------------------------
     @contextlib.contextmanager
-    def _arrived(self) -> Iterator[bool]:
+    def arrival(self) -> Iterator[None]:
+        """One request's arrival, for the several calls that serve it in this thread (a
+        registration's ``RegistryScope.claim`` asks ``owner``, then ``register``): each call's
+        first catch-up is shared with any read begun after the REQUEST arrived, instead of
+        after the call did. So the registration's step 1 applies what the claim's read found
+        (both are as fresh as the request) instead of asking the log again; steps 7-8 (the
+        mode check before the append, the fold back after it) still read afresh. Nested: the
+        outermost arrival stands."""
+        local = self._arrival
+        if hasattr(local, "request"):
+            yield
+            return
+        local.request = self._fold.ticket()
+        try:
+            yield
+        finally:
+            del local.request
+
+    @contextlib.contextmanager
+    def _arrived(self, fresh: bool = False) -> Iterator[bool]:
         """Take the caller's arrival ticket (``TopicFold.ticket``) BEFORE its wait for the
         lock: its first ``refresh`` does not read the log again when a whole read begun after
-        it arrived has ended meanwhile (it still applies what that read found). Nested: the
-        outermost call's arrival stands; yields whether this call is the outermost."""
+        it arrived has ended meanwhile (it still applies what that read found). Within
+        ``arrival`` (and not ``fresh``), the request's ticket. Nested: the outermost call's
+        arrival stands; yields whether this call is the outermost."""
         local = self._arrival
         if hasattr(local, "ticket"):
             yield False
             return
-        local.ticket = self._fold.ticket()
+        request = None if fresh else getattr(local, "request", None)
+        local.ticket = self._fold.ticket() if request is None else request
         try:
             yield True
         finally:
             del local.ticket
 
     @contextlib.contextmanager
-    def _caught_up(self) -> Iterator[None]:
+    def _caught_up(self, fresh: bool = False) -> Iterator[None]:
         """Hold the lock with the state caught up with ``_schemas`` as of the call: the log is
         read BEFORE the wait for the lock (shared with every caller that arrived meanwhile),
         so no caller holds the lock across a broker round trip; the first ``refresh`` under
         the lock then applies what was read (no round trip of its own). Nested (the lock
-        already held by an outer call): as before, the method's own ``refresh`` reads."""
-        with self._arrived() as outermost:
+        already held by an outer call): as before, the method's own ``refresh`` reads.
+        ``fresh``: a read begun after this call, even within a request's ``arrival``."""
+        with self._arrived(fresh) as outermost:
             if outermost:
                 self._fold.catch_up(self._arrival.ticket)
             with self._lock:
@@ -1258,7 +1280,7 @@ class SchemaRegistry:
         end the reservation and fold the record back."""
         records = [self._schema_record(sv)]
         try:
-            with self._caught_up():  # the log read before the lock wait
+            with self._caught_up(fresh=True):  # the log read before the lock wait
                 # A mode set by another process (sharing the log) since step 1: this process's
                 # mode changes wait for the reservation (``fenced``), another's cannot.
                 self._require_writable(sv.subject)
@@ -1278,7 +1300,7 @@ class SchemaRegistry:
         try:
             # arrived after the append returned (its record readable): the read, before the
             # lock wait and shared with the registrations stored with it, finds the record
-            with self._caught_up():
+            with self._caught_up(fresh=True):
                 try:
                     self.refresh()
                     return self._state.subjects[sv.subject][sv.version]

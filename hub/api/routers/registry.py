@@ -680,19 +680,22 @@ def register_body(scope: RegistryScope, subject: str, body: Any, held: HeldDecis
     (``hub.api.registry_fast``)."""
     refuse_internal_subject(subject, "registering a schema version under")
     registry = scope.registry
-    tenant = scope.claim(subject)
-    candidate = _Candidate(registry, body, scope)
-    refuse_reserved_names(registry, subject, candidate.text)
-    sv = registry.register(
-        subject,
-        candidate.text,
-        candidate.schema_type,
-        candidate.references,
-        schema_id=candidate.id,
-        version=candidate.version,
-        append=None if held is None else held.commit,
-        tenant=tenant,
-    )
+    # one arrival for the claim's and the registration's reads: the registration's step 1
+    # applies what the claim's catch-up read (``SchemaRegistry.arrival``)
+    with registry.arrival():
+        tenant = scope.claim(subject)
+        candidate = _Candidate(registry, body, scope)
+        refuse_reserved_names(registry, subject, candidate.text)
+        sv = registry.register(
+            subject,
+            candidate.text,
+            candidate.schema_type,
+            candidate.references,
+            schema_id=candidate.id,
+            version=candidate.version,
+            append=None if held is None else held.commit,
+            tenant=tenant,
+        )
     return int(sv.id)
 
 

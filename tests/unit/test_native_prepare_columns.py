@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,34 @@ def test_lists_and_tuples_give_the_same_answer_and_every_object_is_released() ->
     assert (keys, values, each) == copies
     del as_lists, as_tuples, copies
     assert [sys.getrefcount(o) for o in held] == before
+
+
+@needs_native
+def test_a_list_changed_by_another_thread_during_the_call_changes_nothing() -> None:
+    """The encode runs without the GIL: another thread replacing the lists' items meanwhile
+    (equal bytes in new objects, the old ones freed) must neither crash the call nor change
+    its bytes, because the call reads tuples it froze and holds."""
+    assert native is not None
+    rng = random.Random(3)
+    n = 20_000
+    keys = [f"acct-{rng.randrange(500)}".encode() for _ in range(n)]
+    values = [rng.randbytes(120) for _ in range(n)]
+    each = [rng.randbytes(8) for _ in range(n)]
+    expected = native(tuple(keys), tuple(values), [b"h"], [tuple(each)], _TS, 6, 900, 1 << 16)
+    assert expected is not None
+    stop = threading.Event()
+
+    def replace() -> None:
+        while not stop.is_set():
+            for col in (keys, values, each):
+                for i in range(0, n, 7):
+                    col[i] = bytes(bytearray(col[i]))  # equal bytes, a new object
+
+    t = threading.Thread(target=replace)
+    t.start()
+    try:
+        for _ in range(10):
+            assert native(keys, values, [b"h"], [each], _TS, 6, 900, 1 << 16) == expected
+    finally:
+        stop.set()
+        t.join()

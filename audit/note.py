@@ -144,17 +144,19 @@ class SignerKey:
     name: str
     seed: bytes
     verifier: VerifierKey = field(init=False)
+    # The loaded key, made once: ``from_private_bytes`` derives the public half (a scalar
+    # multiplication, as dear as a signature), and the ledger signs every checkpoint with the
+    # same key. A rotated key is a new ``SignerKey`` (the signer reads its file when built).
+    _private: Ed25519PrivateKey = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.seed) != 32:
             raise MalformedKeyError(
                 f"an Ed25519 private key seed is 32 bytes, got {len(self.seed)}."
             )
-        public = (
-            Ed25519PrivateKey.from_private_bytes(self.seed)
-            .public_key()
-            .public_bytes(Encoding.Raw, PublicFormat.Raw)
-        )
+        private = Ed25519PrivateKey.from_private_bytes(self.seed)
+        public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        object.__setattr__(self, "_private", private)
         object.__setattr__(self, "verifier", VerifierKey(self.name, public))
 
     def __repr__(self) -> str:
@@ -170,7 +172,7 @@ class SignerKey:
 
     def sign(self, message: bytes) -> bytes:
         """The 64-byte Ed25519 signature of ``message``."""
-        return Ed25519PrivateKey.from_private_bytes(self.seed).sign(message)
+        return self._private.sign(message)
 
 
 def generate_key(name: str) -> SignerKey:

@@ -362,6 +362,8 @@ def serve(obj: Ctx, host: str | None, port: int | None, admin_key_file: str | No
             # the followers take the GIL back after every SQLite, Arrow and chDB call: a shorter
             # wait for it cuts the publish -> visible tail (docs/benchmarks/s24-visible24.md)
             sys.setswitchinterval(h.settings.switch_interval_ms / 1000)
+            if h.ingest.parquet is not None:  # the first Parquet upload need not wait for it
+                h.ingest.parquet.start_early()
             bind_host = host or h.settings.http_host
             bind_port = port or h.settings.http_port
             if admin_key_file:

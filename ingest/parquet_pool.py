@@ -247,6 +247,41 @@ class ParquetDecoders:
             self._busy.add(child)
         return child
 
+    def start_early(self) -> threading.Thread | None:
+        """Start one child now, in the background, and leave it idle: a running hub (``hub
+        serve``, ``hub watch``) then spares its first Parquet file the child's start (~0.4 s,
+        Python and pyarrow's import), at the cost of the child's memory when no Parquet comes.
+        Nothing (``None``) when a child already runs or is starting, or the pool is closed or
+        sized 0. A child that fails to start is dropped: the first file starts its own and its
+        refusal says why. Returns the starting thread (tests join it)."""
+        with self._cond:
+            if self._closed or self._running or self.limits.size < 1:
+                return None
+            self._running += 1  # counted while starting: a file meanwhile waits for it
+
+        def start() -> None:
+            try:
+                child = _Child(self.limits.memory_mib, self.limits.seconds)
+            except Exception:
+                with self._cond:
+                    self._running -= 1
+                    self._cond.notify()
+                return
+            with self._cond:
+                self.starts += 1
+                keep = not self._closed and self._pid == os.getpid()
+                if keep:
+                    self._idle.append(child)
+                else:
+                    self._running -= 1
+                self._cond.notify()
+            if not keep:
+                child.kill()
+
+        thread = threading.Thread(target=start, name="parquet-decoder-start", daemon=True)
+        thread.start()
+        return thread
+
     def _give_back(self, child: _Child, keep: bool) -> None:
         keep = (
             keep

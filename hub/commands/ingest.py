@@ -174,6 +174,8 @@ def watch(
     def go() -> None:
         with obj.hub() as h:
             who = authorize(h, "ingest.connector", f"topics/{topic}")
+            if h.ingest.parquet is not None:  # the first Parquet file need not wait for it
+                h.ingest.parquet.start_early()
             while True:
                 with _ledger_followed(h):  # each file's leaves while the next batches are read
                     done = watch_once(

@@ -8,6 +8,12 @@
 //! numpy argsort (27%), picking every column per partition (8%), `_chunk_bounds`' size sums (8%),
 //! `payload_size` and the type checks. Here each is one pass over borrowed pointers.
 //!
+//! The GIL is held only to borrow the inputs and to make the answer's Python objects: routing,
+//! cutting, encoding, zstd and the CRC run in `allow_threads` (the ledger follower's Python and
+//! the next batch's read overlap them). Every list is first frozen into a tuple the call holds
+//! (`frozen`): a tuple cannot change and holds its items, and `bytes` are immutable, so the
+//! borrowed bytes stay alive and unchanged while another thread runs.
+//!
 //! The Python code stays the reference and decides every case but the plain one: this answers
 //! `None` for a key or value that is not `bytes` or `None`, a column that is not a list or tuple
 //! of `bytes` of the batch's length, or no partitions; `tests/unit/test_native_prepare_columns.py`
@@ -16,7 +22,8 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyAny, PyBytes};
 
-use crate::stored_batch::{encode_items, exact_bytes, items, seal, Column};
+use crate::stored_batch::{column, encode_items, exact_bytes, items, key_or_value, seal};
+use crate::stored_batch::{Column, Item};
 
 type Ptr = *mut ffi::PyObject;
 
@@ -48,14 +55,6 @@ fn murmur2(data: &[u8]) -> u32 {
     h = h.wrapping_mul(M);
     h ^= h >> 15;
     h
-}
-
-/// The length of a key or value (`None`: 0), or `None` for any other type.
-unsafe fn size_of(o: Ptr) -> Option<usize> {
-    if o == ffi::Py_None() {
-        return Some(0);
-    }
-    exact_bytes(o).map(<[u8]>::len)
 }
 
 /// `_chunk_bounds`: at most `max_records` per batch, halved while a batch holds more than
@@ -94,22 +93,21 @@ struct Group {
 
 /// `_route` for records without an explicit partition: ascending partitions, batch order
 /// within each.
-unsafe fn route(keys: &[Ptr], nparts: usize) -> Vec<Group> {
-    let none = ffi::Py_None();
+fn route(keys: &[Item<'_>], nparts: usize) -> Vec<Group> {
     let whole = |p| {
         vec![Group {
             partition: p,
             indexes: None,
         }]
     };
-    if nparts == 1 || keys.iter().all(|&k| k == none) {
+    if nparts == 1 || keys.iter().all(Option::is_none) {
         return whole(0);
     }
     let parts: Vec<usize> = keys
         .iter()
-        .map(|&k| match exact_bytes(k) {
+        .map(|k| match k {
             Some(b) => (murmur2(b) & 0x7FFF_FFFF) as usize % nparts,
-            None => 0, // a None key (other types were refused before)
+            None => 0,
         })
         .collect();
     if parts.iter().all(|&p| p == parts[0]) {
@@ -138,10 +136,155 @@ unsafe fn route(keys: &[Ptr], nparts: usize) -> Vec<Group> {
     groups
 }
 
-/// An unsealed stored batch: body, flags, layout, count, base timestamp (`encode_items`).
-type Body = (Vec<u8>, u8, u8, usize, i64);
+/// `seq` (an exact list or tuple) as a tuple this call holds (a list is copied, its items
+/// held), or `None` for another type.
+unsafe fn frozen(py: Python<'_>, seq: Ptr) -> Option<Py<PyAny>> {
+    if ffi::PyTuple_CheckExact(seq) != 0 {
+        return Some(Py::from_borrowed_ptr(py, seq));
+    }
+    if ffi::PyList_CheckExact(seq) != 0 {
+        let t = ffi::PyList_AsTuple(seq);
+        if t.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        return Some(Py::from_owned_ptr(py, t));
+    }
+    None
+}
+
+/// The append's inputs borrowed as bytes; `held` keeps every object they point into alive.
+struct Input<'a> {
+    keys: Vec<Item<'a>>,
+    values: Vec<Item<'a>>,
+    names: Vec<&'a [u8]>,
+    cols: Vec<Column<'a>>,
+    _held: Vec<Py<PyAny>>,
+}
+
+/// Under the GIL: the inputs frozen and borrowed, or `None` when one is not the plain case
+/// (a key or value that is not `bytes` or `None`, a name or header value that is not `bytes`,
+/// a sequence that is not a list or tuple).
+unsafe fn borrow<'a>(
+    py: Python<'_>,
+    keys: Ptr,
+    values: Ptr,
+    names: Ptr,
+    columns: Ptr,
+) -> Option<Input<'a>> {
+    let mut held: Vec<Py<PyAny>> = Vec::new();
+    let mut hold = |seq: Ptr| -> Option<Vec<Ptr>> {
+        let t = frozen(py, seq)?;
+        let got = items(t.as_ptr());
+        held.push(t);
+        got
+    };
+    let keys: Vec<Item<'a>> = hold(keys)?
+        .into_iter()
+        .map(|o| key_or_value(o))
+        .collect::<Option<_>>()?;
+    let values: Vec<Item<'a>> = hold(values)?
+        .into_iter()
+        .map(|o| key_or_value(o))
+        .collect::<Option<_>>()?;
+    let names: Vec<&'a [u8]> = hold(names)?
+        .into_iter()
+        .map(|o| exact_bytes(o))
+        .collect::<Option<_>>()?;
+    let mut cols: Vec<Column<'a>> = Vec::new();
+    for c in hold(columns)? {
+        if exact_bytes(c).is_some() {
+            cols.push(column(c)?); // held by the frozen `columns`
+        } else {
+            let t = frozen(py, c)?;
+            let col = column(t.as_ptr());
+            held.push(t);
+            cols.push(col?);
+        }
+    }
+    Some(Input {
+        keys,
+        values,
+        names,
+        cols,
+        _held: held,
+    })
+}
+
+type Sealed = ((Vec<u8>, Option<Vec<u8>>), usize);
 type Chunks<'py> = Vec<Bound<'py, PyAny>>;
 type Prepared<'py> = (usize, Vec<(usize, Option<Vec<usize>>, usize, Chunks<'py>)>);
+
+/// Without the GIL: route, cut, encode and seal (`None`: the reference decides).
+fn prepare(
+    inp: &Input<'_>,
+    timestamp: i64,
+    nparts: usize,
+    max_records: usize,
+    max_bytes: usize,
+    keep: bool,
+) -> Option<(usize, Vec<Group>, Vec<Vec<Sealed>>)> {
+    let (keys, values) = (&inp.keys, &inp.values);
+    let n = keys.len();
+    if n == 0 || values.len() != n {
+        return None;
+    }
+    if inp
+        .cols
+        .iter()
+        .any(|c| matches!(c, Column::Each(each) if each.len() != n))
+    {
+        return None;
+    }
+    let len = |v: &Item<'_>| v.map_or(0, <[u8]>::len);
+    let sizes: Vec<usize> = keys
+        .iter()
+        .zip(values)
+        .map(|(k, v)| len(k) + len(v))
+        .collect();
+    let size: usize = sizes.iter().sum();
+    let groups = route(keys, nparts);
+    let mut sealed: Vec<Vec<Sealed>> = Vec::with_capacity(groups.len());
+    for g in &groups {
+        fn pick<T: Copy>(idx: &Option<Vec<usize>>, col: &[T]) -> Vec<T> {
+            match idx {
+                None => col.to_vec(),
+                Some(idx) => idx.iter().map(|&i| col[i]).collect(),
+            }
+        }
+        let (ks, vs, gsizes) = (
+            pick(&g.indexes, keys),
+            pick(&g.indexes, values),
+            pick(&g.indexes, &sizes),
+        );
+        let cs: Vec<Option<Vec<&[u8]>>> = inp
+            .cols
+            .iter()
+            .map(|c| match c {
+                Column::Shared(_) => None,
+                Column::Each(each) => Some(pick(&g.indexes, each)),
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (a, b) in chunk_bounds(&gsizes, max_records, max_bytes) {
+            let chunk_cols: Vec<Column<'_>> = cs
+                .iter()
+                .zip(&inp.cols)
+                .map(|(c, whole)| match (c, whole) {
+                    (Some(each), _) => Column::Each(each[a..b].to_vec()),
+                    (None, Column::Shared(s)) => Column::Shared(*s),
+                    (None, Column::Each(_)) => unreachable!("an Each column is picked above"),
+                })
+                .collect();
+            let ts = vec![timestamp; b - a];
+            let (body, flags, layout, count, lo) =
+                encode_items(&ks[a..b], &vs[a..b], &inp.names, &chunk_cols, &ts)?;
+            out.push((seal(body, flags, layout, count, lo, keep), count));
+        }
+        sealed.push(out);
+    }
+    Some((size, groups, sealed))
+}
 
 /// `(key and value bytes, [(partition, positions or None, count, [(stored batch, count)])])`
 /// for an append whose records all carry `timestamp`, or `None` when the reference must decide.
@@ -164,87 +307,25 @@ fn prepare_stored_columns<'py>(
     if nparts == 0 || max_records == 0 {
         return Ok(None);
     }
-    // Every pointer is borrowed from the caller's lists, which hold them for the call: no
-    // Python code runs here, and the GIL is released only around owned buffers (zstd, CRC).
-    let parsed = || unsafe {
-        let keys = items(keys.as_ptr())?;
-        let values = items(values.as_ptr())?;
-        let names = items(names.as_ptr())?;
-        let n = keys.len();
-        if n == 0 || values.len() != n {
-            return None;
-        }
-        let mut cols: Vec<Option<Vec<Ptr>>> = Vec::new(); // None: one bytes for every record
-        for c in items(columns.as_ptr())? {
-            if exact_bytes(c).is_some() {
-                cols.push(None);
-            } else {
-                let each = items(c)?;
-                if each.len() != n {
-                    return None;
-                }
-                cols.push(Some(each));
-            }
-        }
-        let shared: Vec<Ptr> = items(columns.as_ptr())?;
-        let mut sizes: Vec<usize> = Vec::with_capacity(n);
-        for i in 0..n {
-            sizes.push(size_of(keys[i])? + size_of(values[i])?);
-        }
-        let size: usize = sizes.iter().sum();
-        let groups = route(&keys, nparts);
-        let mut bodies: Vec<Vec<Body>> = Vec::with_capacity(groups.len());
-        for g in &groups {
-            let pick = |col: &[Ptr]| -> Vec<Ptr> {
-                match &g.indexes {
-                    None => col.to_vec(),
-                    Some(idx) => idx.iter().map(|&i| col[i]).collect(),
-                }
-            };
-            let (ks, vs) = (pick(&keys), pick(&values));
-            let gsizes: Vec<usize> = match &g.indexes {
-                None => sizes.clone(),
-                Some(idx) => idx.iter().map(|&i| sizes[i]).collect(),
-            };
-            let cs: Vec<Option<Vec<Ptr>>> = cols.iter().map(|c| c.as_deref().map(pick)).collect();
-            let mut out = Vec::new();
-            for (a, b) in chunk_bounds(&gsizes, max_records, max_bytes) {
-                let chunk_cols: Vec<Column> = cs
-                    .iter()
-                    .zip(&shared)
-                    .map(|(c, &s)| match c {
-                        None => Column::Shared(s),
-                        Some(each) => Column::Each(each[a..b].to_vec()),
-                    })
-                    .collect();
-                let ts = vec![timestamp; b - a];
-                out.push(encode_items(
-                    &ks[a..b],
-                    &vs[a..b],
-                    &names,
-                    &chunk_cols,
-                    &ts,
-                )?);
-            }
-            bodies.push(out);
-        }
-        Some((size, groups, bodies))
-    };
-    let Some((size, groups, bodies)) = parsed() else {
+    // 1. Under the GIL: borrow every input as bytes, holding frozen copies of the lists.
+    let Some(inp) = (unsafe {
+        borrow(
+            py,
+            keys.as_ptr(),
+            values.as_ptr(),
+            names.as_ptr(),
+            columns.as_ptr(),
+        )
+    }) else {
         return Ok(None);
     };
-    type Sealed = ((Vec<u8>, Option<Vec<u8>>), usize);
-    let sealed: Vec<Vec<Sealed>> = py.allow_threads(|| {
-        bodies
-            .into_iter()
-            .map(|chunks| {
-                chunks
-                    .into_iter()
-                    .map(|(body, flags, layout, n, lo)| (seal(body, flags, layout, n, lo, keep), n))
-                    .collect()
-            })
-            .collect()
-    });
+    // 2. Without it: everything else but the answer's Python objects.
+    let done = py.allow_threads(|| prepare(&inp, timestamp, nparts, max_records, max_bytes, keep));
+    drop(inp); // releases the held tuples, with the GIL again
+    let Some((size, groups, sealed)) = done else {
+        return Ok(None);
+    };
+    // 3. Under the GIL: the answer.
     let mut out = Vec::with_capacity(groups.len());
     for (g, chunks) in groups.into_iter().zip(sealed) {
         let count = chunks.iter().map(|c| c.1).sum();

@@ -60,40 +60,63 @@ fn put_u32(out: &mut Vec<u8>, v: usize) {
     out.extend_from_slice(&(v as u32).to_le_bytes());
 }
 
-/// A key or value section (`batch._encode_bytes`): its flags, or `None` when an item is
-/// neither `bytes` nor `None`.
-unsafe fn put_bytes_section(
-    out: &mut Vec<u8>,
-    col: &[*mut ffi::PyObject],
-    null: u8,
-    mixed: u8,
-) -> Option<u8> {
-    let none = ffi::Py_None();
-    let mut got: Vec<Option<&[u8]>> = Vec::with_capacity(col.len());
-    for &o in col {
-        if o == none {
-            got.push(None);
-        } else {
-            got.push(Some(exact_bytes(o)?));
-        }
+/// A key or value: its bytes, or `None` for Python's `None`.
+pub(crate) type Item<'a> = Option<&'a [u8]>;
+
+/// A key or value as an [`Item`], or `None` (the outer one) when it is neither `bytes` nor
+/// `None`.
+pub(crate) unsafe fn key_or_value<'a>(o: *mut ffi::PyObject) -> Option<Item<'a>> {
+    if o == ffi::Py_None() {
+        return Some(None);
     }
-    let nulls = got.iter().filter(|v| v.is_none()).count();
+    exact_bytes(o).map(Some)
+}
+
+/// A header column: one `bytes` for every record, or one per record.
+pub(crate) enum Column<'a> {
+    Shared(&'a [u8]),
+    Each(Vec<&'a [u8]>),
+}
+
+/// A header column from Python (`bytes`, or a list or tuple of `bytes`), or `None` for
+/// anything else.
+pub(crate) unsafe fn column<'a>(c: *mut ffi::PyObject) -> Option<Column<'a>> {
+    if let Some(v) = exact_bytes(c) {
+        return Some(Column::Shared(v));
+    }
+    items(c)?
+        .into_iter()
+        .map(|o| exact_bytes(o))
+        .collect::<Option<_>>()
+        .map(Column::Each)
+}
+
+/// A key or value section (`batch._encode_bytes`): its flags.
+fn put_bytes_section(out: &mut Vec<u8>, col: &[Item<'_>], null: u8, mixed: u8) -> u8 {
+    let nulls = col.iter().filter(|v| v.is_none()).count();
     if nulls == col.len() {
-        return Some(null);
+        return null;
     }
-    let size: usize = got.iter().flatten().map(|v| v.len()).sum();
+    let size: usize = col.iter().flatten().map(|v| v.len()).sum();
     out.reserve(5 * col.len() + size);
-    for v in &got {
+    for v in col {
         put_u32(out, v.map_or(0, <[u8]>::len));
     }
     if nulls != 0 {
-        out.extend(got.iter().map(|v| u8::from(v.is_none())));
+        out.extend(col.iter().map(|v| u8::from(v.is_none())));
     }
-    for v in got.iter().flatten() {
+    for v in col.iter().flatten() {
         out.extend_from_slice(v);
     }
-    Some(if nulls != 0 { mixed } else { 0 })
+    if nulls != 0 {
+        mixed
+    } else {
+        0
+    }
 }
+
+/// An unsealed stored batch: body, flags, layout, count, base timestamp.
+pub(crate) type Body = (Vec<u8>, u8, u8, usize, i64);
 
 /// The uncompressed body with its flags, layout, count and base timestamp, or `None` for the reference to handle (see the module's comment).
 unsafe fn encode(
@@ -102,19 +125,22 @@ unsafe fn encode(
     names: *mut ffi::PyObject,
     columns: *mut ffi::PyObject,
     timestamps: *mut ffi::PyObject,
-) -> Option<(Vec<u8>, u8, u8, usize, i64)> {
-    let keys = items(keys)?;
-    let values = items(values)?;
-    let names = items(names)?;
-    let columns: Vec<Column> = items(columns)?
+) -> Option<Body> {
+    let keys: Vec<Item<'_>> = items(keys)?
         .into_iter()
-        .map(|c| {
-            if exact_bytes(c).is_some() {
-                Some(Column::Shared(c))
-            } else {
-                items(c).map(Column::Each)
-            }
-        })
+        .map(|o| key_or_value(o))
+        .collect::<Option<_>>()?;
+    let values: Vec<Item<'_>> = items(values)?
+        .into_iter()
+        .map(|o| key_or_value(o))
+        .collect::<Option<_>>()?;
+    let names: Vec<&[u8]> = items(names)?
+        .into_iter()
+        .map(|o| exact_bytes(o))
+        .collect::<Option<_>>()?;
+    let columns: Vec<Column<'_>> = items(columns)?
+        .into_iter()
+        .map(|c| column(c))
         .collect::<Option<_>>()?;
     let stamps = items(timestamps)?;
     let mut ts: Vec<i64> = Vec::with_capacity(stamps.len());
@@ -132,21 +158,16 @@ unsafe fn encode(
     encode_items(&keys, &values, &names, &columns, &ts)
 }
 
-/// A header column: one `bytes` for every record, or one item per record.
-pub(crate) enum Column {
-    Shared(*mut ffi::PyObject),
-    Each(Vec<*mut ffi::PyObject>),
-}
-
-/// `encode` over borrowed items (`prepare_columns.rs` picks a partition's records without
-/// building Python lists); `None` when an item is not what the plain case allows.
-pub(crate) unsafe fn encode_items(
-    keys: &[*mut ffi::PyObject],
-    values: &[*mut ffi::PyObject],
-    names: &[*mut ffi::PyObject],
-    columns: &[Column],
+/// `encode` over borrowed bytes, no Python object touched (`prepare_columns.rs` runs it
+/// without the GIL, on a partition's records picked without building Python lists); `None`
+/// when the batch is not what the plain case allows.
+pub(crate) fn encode_items(
+    keys: &[Item<'_>],
+    values: &[Item<'_>],
+    names: &[&[u8]],
+    columns: &[Column<'_>],
     ts: &[i64],
-) -> Option<(Vec<u8>, u8, u8, usize, i64)> {
+) -> Option<Body> {
     let n = keys.len();
     if n == 0 || values.len() != n || ts.len() != n || names.len() != columns.len() {
         return None;
@@ -169,28 +190,19 @@ pub(crate) unsafe fn encode_items(
             body.extend_from_slice(&t.to_le_bytes());
         }
     }
-    flags |= put_bytes_section(&mut body, keys, KEYS_NULL, KEYS_MIXED)?;
-    flags |= put_bytes_section(&mut body, values, VALUES_NULL, VALUES_MIXED)?;
+    flags |= put_bytes_section(&mut body, keys, KEYS_NULL, KEYS_MIXED);
+    flags |= put_bytes_section(&mut body, values, VALUES_NULL, VALUES_MIXED);
     let mut layout = HEADER_PAIRS;
     if !names.is_empty() {
         let m = names.len();
-        let mut name_bytes: Vec<&[u8]> = Vec::with_capacity(m);
-        for &o in names {
-            let s = exact_bytes(o)?;
-            if s.len() > 0xFFFF {
-                return None;
-            }
-            name_bytes.push(s);
-        }
-        if m > 0xFFFF {
+        if m > 0xFFFF || names.iter().any(|s| s.len() > 0xFFFF) {
             return None;
         }
         let mut kinds: Vec<u8> = Vec::with_capacity(m);
         let mut data: Vec<u8> = Vec::new();
         for col in columns {
-            let each = match col {
-                Column::Shared(c) => {
-                    let v = exact_bytes(*c)?;
+            let vals = match col {
+                Column::Shared(v) => {
                     kinds.push(CONSTANT);
                     put_u32(&mut data, v.len());
                     data.extend_from_slice(v);
@@ -198,10 +210,6 @@ pub(crate) unsafe fn encode_items(
                 }
                 Column::Each(each) => each,
             };
-            let vals: Vec<&[u8]> = each
-                .iter()
-                .map(|&o| exact_bytes(o))
-                .collect::<Option<_>>()?;
             if vals.len() != n {
                 return None;
             }
@@ -212,22 +220,20 @@ pub(crate) unsafe fn encode_items(
             } else {
                 kinds.push(VARYING);
                 data.reserve(4 * n + vals.iter().map(|v| v.len()).sum::<usize>());
-                for v in &vals {
+                for v in vals {
                     put_u32(&mut data, v.len());
                 }
-                for v in &vals {
+                for v in vals {
                     data.extend_from_slice(v);
                 }
             }
         }
-        body.reserve(
-            2 + 2 * m + name_bytes.iter().map(|s| s.len()).sum::<usize>() + m + data.len(),
-        );
+        body.reserve(2 + 2 * m + names.iter().map(|s| s.len()).sum::<usize>() + m + data.len());
         body.extend_from_slice(&(m as u16).to_le_bytes());
-        for s in &name_bytes {
+        for s in names {
             body.extend_from_slice(&(s.len() as u16).to_le_bytes());
         }
-        for s in &name_bytes {
+        for s in names {
             body.extend_from_slice(s);
         }
         body.extend_from_slice(&kinds);

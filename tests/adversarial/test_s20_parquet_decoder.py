@@ -332,3 +332,27 @@ def test_a_decoder_pipe_numbered_past_1024_is_read(tmp_path: Path) -> None:
         for fd in held:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_child_started_early_serves_the_first_file(tmp_path: Path) -> None:
+    """Session 25: ``hub serve`` / ``hub watch`` start one decoder child at start-up
+    (``start_early``); the first file is decoded by it (no second start), a second call
+    while it runs starts nothing, and a pool closed while it starts ends it."""
+    pool = ParquetDecoders(DecoderLimits(size=2, seconds=10.0))
+    try:
+        started = pool.start_early()
+        assert started is not None and pool.start_early() is None  # one at a time
+        started.join(30)
+        assert pool.starts == 1 and len(pool.pids()) == 1
+        good = _write(tmp_path / "good.parquet", _table(300))
+        assert _read(good, pool).equals(_table(300))
+        assert pool.starts == 1
+    finally:
+        pool.close()
+    assert pool.start_early() is None  # closed
+    closing = ParquetDecoders(DecoderLimits(size=1, seconds=10.0))
+    started = closing.start_early()
+    assert started is not None
+    closing.close()  # while the child starts: it must not outlive the pool
+    started.join(30)
+    assert closing.pids() == [] and closing.starts in (0, 1)

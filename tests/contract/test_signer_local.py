@@ -35,3 +35,20 @@ def test_a_key_of_another_name_is_refused(tmp_path: Path) -> None:
     LocalKeyFileSigner(tmp_path / "ledger.key", NAME)
     with pytest.raises(ConfigError, match="HUB_LEDGER_ORIGIN"):
         LocalKeyFileSigner(tmp_path / "ledger.key", "other.example/ledger")
+
+
+def test_a_rotated_key_file_signs_with_the_new_key_once_reopened(tmp_path: Path) -> None:
+    """The signer reads its key file when built and keeps the loaded key: a replaced file
+    (rotation) signs with the new key from the next signer built over it, and the running one
+    keeps signing with the key its verifier key names."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from audit.note import generate_key
+
+    old = LocalKeyFileSigner(tmp_path / "ledger.key", NAME)
+    (tmp_path / "ledger.key").write_text(generate_key(NAME).encode() + "\n")
+    new = LocalKeyFileSigner(tmp_path / "ledger.key", NAME)
+    assert new.public_key != old.public_key
+    Ed25519PublicKey.from_public_bytes(new.public_key).verify(new.sign(b"m"), b"m")
+    Ed25519PublicKey.from_public_bytes(old.public_key).verify(old.sign(b"m"), b"m")
+    assert (tmp_path / "ledger.pub").read_text().strip() == new.verifier_key()

@@ -126,6 +126,21 @@ def test_generate_key_round_trip() -> None:
         generate_key("")
 
 
+def test_a_key_signs_as_a_freshly_loaded_one_every_time() -> None:
+    """The loaded key is kept (not rebuilt from the seed per signature): Ed25519 is
+    deterministic, so every signature is the one a freshly loaded key gives, and two keys of
+    one seed and name are still equal and hash alike."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    k = generate_key("example.com/hub")
+    for i in range(3):
+        msg = f"checkpoint {i}\n".encode()
+        assert k.sign(msg) == Ed25519PrivateKey.from_private_bytes(k.seed).sign(msg)
+    again = parse_signer_key(k.encode())
+    assert again == k and hash(again) == hash(k)
+    assert generate_key("example.com/hub") != k
+
+
 # --------------------------------------------------------------------------------------------
 # Notes
 

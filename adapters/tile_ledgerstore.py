@@ -483,6 +483,9 @@ class _Write(CheckpointWrites, LedgerWrite):
         self._conn = conn
         self._version = version
         self._key = key
+        # The edges table as read by the transaction's first ``chunk`` (one statement, not
+        # one per level: a sync's TreeBuilder loads every level's edge); dropped when written.
+        self._edges: dict[tuple[int, int], bytes] | None = None
 
     def size(self) -> int:
         return _size(self._conn)
@@ -492,11 +495,12 @@ class _Write(CheckpointWrites, LedgerWrite):
 
     def chunk(self, level: int, chunk: int) -> bytes:
         if level % TILE_HEIGHT:
-            row = self._conn.execute(
-                "SELECT data FROM edges WHERE level = ? AND chunk = ?", (level, chunk)
-            ).fetchone()
-            if row is not None:
-                return bytes(row[0])
+            if self._edges is None:
+                rows = self._conn.execute("SELECT level, chunk, data FROM edges")
+                self._edges = {(lv, ch): bytes(data) for lv, ch, data in rows}
+            edge = self._edges.get((level, chunk))
+            if edge is not None:
+                return edge
         got = _derived_chunk(self._conn, level, chunk)
         if got is None:
             raise IndexError(f"no node chunk ({level}, {chunk}) in the ledger tiles.")
@@ -605,6 +609,7 @@ class _Write(CheckpointWrites, LedgerWrite):
 
     def _chunks(self, chunks: Iterable[Chunk]) -> None:
         conn = self._conn
+        self._edges = None
         tiles: list[tuple[int, int, bytes]] = []
         for level, chunk, data in chunks:
             base, depth = divmod(level, TILE_HEIGHT)

@@ -351,6 +351,17 @@ class Ledger:
         # When this process last signed a checkpoint (wall clock, us; None: not yet).
         self._signed_us: int | None = None
         self._listeners: list[Callable[[int, list[int]], None]] = []
+        # Syncs begun by this process (numbered under ``_sync_lock`` before each reads the
+        # log's ends), and the number and tree size of the last one that completed: a cover
+        # whose records a sync begun after they were appended took joins it (``cover``).
+        self._syncs_begun = 0
+        self._last_complete: tuple[int, int] = (0, 0)
+        self.covers_joined = 0  # covers answered by such a sync, without one of their own
+        # Per partition, a range [position, end) a sync found to hold no record (only the
+        # transaction marker a transactional append leaves after its records): the position
+        # stays below the marker, so without this every later sync read it again (a read
+        # transaction per such partition per sync) until the next append moves the end.
+        self._no_records: dict[tuple[str, int], tuple[int, int]] = {}
         # The stored batches this process's appends hand over (the embedded log): hashed by
         # the sync instead of read back (docs/benchmarks/s16-ledger.md).
         self._stored = StoredBatches(max(4 * config.sync_batch, _STORED_MIN))
@@ -420,50 +431,63 @@ class Ledger:
             if token is None:
                 return self._await_leader(force_checkpoint)
         with self._sync_lock:
-            if self.witness is not None:
-                self._copy_to_witness_logged()  # intents an earlier failure or crash left
-            ends = self.log.all_end_offsets()
-            given = _Given(handed)
-            result = SyncResult()
-            done = False
-            self._take_stored = True
-            while not done:
-                made: list[StoredCheckpoint] = []
-                self._stored_used = False
-                try:
-                    with self.store.write() as conn:
-                        if token is not None:
-                            conn.fence(token)  # 1. (first) refused when a newer leader wrote
-                        appended = self._sync_batch(conn, ends, made, given)
-                        if appended < self.config.sync_batch:
-                            cp = self._checkpoint_if_due(conn, force_checkpoint, checkpoint_due)
-                            if cp is not None:
-                                made.append(cp)
-                            result.size = conn.size()
-                            done = True
-                        if made and self.witness is not None:  # 5. in the checkpoints' txn
-                            conn.add_witness_intents([c.size for c in made])
-                        size_now = conn.size() if self._listeners else 0
-                except HubError as exc:
-                    if not self._stored_used:
-                        raise
-                    self._take_stored = False  # this sync reads the log from here on
-                    # A handed batch the log no longer holds as handed (retention), or one
-                    # that fails its check: nothing was adopted; read this batch back, where
-                    # the log's own check decides (LogTampered when the log was altered).
-                    log.warning("handed stored batches not used: %s", exc.message)
-                    self._stored.clear()
-                    done = False
-                    continue
-                result.appended += appended
-                result.checkpoints += [c.size for c in made]
-                if appended or made:  # committed: readers of the store see them now
-                    for listener in self._listeners:
-                        listener(size_now, [c.size for c in made])
-                if made and self.witness is not None:  # 6. after the commit
-                    self._unwitnessed.update((c.size, c) for c in made)
-                    self._copy_to_witness_logged()
-            return result
+            return self._sync_held(token, force_checkpoint, handed, checkpoint_due)
+
+    def _sync_held(
+        self,
+        token: WriterFence | None,
+        force_checkpoint: bool,
+        handed: Handed,
+        checkpoint_due: bool,
+    ) -> SyncResult:
+        """``sync``'s work, ``_sync_lock`` held."""
+        if self.witness is not None:
+            self._copy_to_witness_logged()  # intents an earlier failure or crash left
+        self._syncs_begun += 1  # before the ends are read: see ``cover``
+        number = self._syncs_begun
+        ends = self.log.all_end_offsets()
+        given = _Given(handed)
+        result = SyncResult()
+        done = False
+        self._take_stored = True
+        while not done:
+            made: list[StoredCheckpoint] = []
+            self._stored_used = False
+            try:
+                with self.store.write() as conn:
+                    if token is not None:
+                        conn.fence(token)  # 1. (first) refused when a newer leader wrote
+                    appended = self._sync_batch(conn, ends, made, given)
+                    if appended < self.config.sync_batch:
+                        cp = self._checkpoint_if_due(conn, force_checkpoint, checkpoint_due)
+                        if cp is not None:
+                            made.append(cp)
+                        result.size = conn.size()
+                        done = True
+                    if made and self.witness is not None:  # 5. in the checkpoints' txn
+                        conn.add_witness_intents([c.size for c in made])
+                    size_now = conn.size() if self._listeners else 0
+            except HubError as exc:
+                if not self._stored_used:
+                    raise
+                self._take_stored = False  # this sync reads the log from here on
+                # A handed batch the log no longer holds as handed (retention), or one
+                # that fails its check: nothing was adopted; read this batch back, where
+                # the log's own check decides (LogTampered when the log was altered).
+                log.warning("handed stored batches not used: %s", exc.message)
+                self._stored.clear()
+                done = False
+                continue
+            result.appended += appended
+            result.checkpoints += [c.size for c in made]
+            if appended or made:  # committed: readers of the store see them now
+                for listener in self._listeners:
+                    listener(size_now, [c.size for c in made])
+            if made and self.witness is not None:  # 6. after the commit
+                self._unwitnessed.update((c.size, c) for c in made)
+                self._copy_to_witness_logged()
+        self._last_complete = (number, result.size)
+        return result
 
     def on_commit(self, listener: Callable[[int, list[int]], None]) -> Callable[[], None]:
         """Call ``listener(tree_size, checkpoint_sizes)`` after every sync transaction that
@@ -501,6 +525,10 @@ class Ledger:
                 pos = positions.get((topic, part), 0)
                 read: list[EncodedColumns] = []  # this partition's stored batches read
                 while pos < end and count < budget:
+                    if self._no_records.get((topic, part)) == (pos, end) or (
+                        self._take_stored and self._stored.marker_only(topic, part, pos, end)
+                    ):
+                        break  # offsets are never reused: still no record in [pos, end)
                     want = min(budget - count, end - pos)
                     # The stored batches first, even for handed records: read and hashed
                     # natively they cost ~0.8 us/leaf against ~1.1 for the handed Python
@@ -521,6 +549,7 @@ class Ledger:
                     if encoded is not None:
                         enc = encoded.below(end)
                         if not len(enc):
+                            self._no_records[(topic, part)] = (pos, end)
                             break
                         read.append(enc)
                         count += len(enc)
@@ -539,6 +568,7 @@ class Ledger:
                             chunk = self.log.read_columns(topic, part, pos, want)
                         chunk = chunk.first(want).below(end)
                         if not len(chunk):
+                            self._no_records[(topic, part)] = (pos, end)
                             break
                         chunks.append(chunk)
                         count += len(chunk)
@@ -706,10 +736,12 @@ class Ledger:
         if not self.is_writer():
             return self._await_cover(appended)
         try:
-            size = self.sync(handed=handed).size
+            size = self._covering_sync(handed)
         except HubError as exc:
             log.error("ledger sync before an acknowledgement failed: %s", exc.message)
             return {"covered": False, "status": "pending", "reason": exc.message}
+        if not appended:  # what the caller appended before the call: the sync covered it
+            return {"covered": True, "tree_size": size}
         positions = self.store.positions()
         covered = all(positions.get((m.topic, m.partition), 0) > m.offset for m in appended)
         if covered:
@@ -719,6 +751,26 @@ class Ledger:
             "status": "pending",
             "reason": "another sync holds the ledger; the records get their leaves on the next.",
         }
+
+    def _covering_sync(self, handed: Handed) -> int:
+        """The tree size of a completed sync that began after this call did: this process's
+        own, unless one that began after the call completed while this one waited for the
+        sync lock (concurrent requests' covers then share one sync instead of running one
+        each, the later ones with nothing to append).
+
+        A sync numbers itself under the lock before it reads the log's ends, so one numbered
+        above ``_syncs_begun`` as read here read them after everything the caller appended
+        before the call, and completing (no error) put a leaf on every record up to them.
+        Fenced, every cover syncs (``sync`` waits for the leader in a follower)."""
+        if self._fence is not None:
+            return self.sync(handed=handed).size
+        want = self._syncs_begun + 1
+        with self._sync_lock:
+            number, size = self._last_complete
+            if number >= want:
+                self.covers_joined += 1
+                return size
+            return self._sync_held(None, False, handed, False).size
 
     def _await_leader(self, force_checkpoint: bool) -> SyncResult:
         """A follower's ``sync``: wait for the leader to cover the log's end as of now."""

@@ -102,6 +102,17 @@ class StoredBatches:
         enc = e.opened()  # outside the lock: appenders add meanwhile
         return enc if pos == e.base else enc.slice(pos - e.base, e.end - e.base)
 
+    def marker_only(self, topic: str, part: int, pos: int, end: int) -> bool:
+        """Whether a handed entry ends at ``pos`` and is followed by its transaction marker
+        up to ``end`` or beyond: then ``[pos, end)`` holds no record (no read needed)."""
+        with self._lock:
+            for e in self._by.get((topic, part), ()):
+                if e.end == pos:
+                    return e.reach > pos and end <= e.reach
+                if e.base > pos:
+                    break
+        return False
+
     def next_base(self, topic: str, part: int, pos: int) -> int | None:
         """Where the first handed entry above ``pos`` begins (None: none is): a log read from
         ``pos`` need not go past it."""

@@ -1459,6 +1459,26 @@ class SqliteEventLog(EventLog):
     def end_offsets(self, topic: str) -> dict[int, int]:
         return self._offsets(topic, "next_offset")
 
+    def all_end_offsets(self) -> dict[str, dict[int, int]]:
+        """Every topic's ends in one statement (one snapshot), each topic row authenticated as
+        ``topics`` does. The port's default asks topic by topic: a statement per topic (~25
+        in a hub) on every ledger sync, i.e. on every ingest request's cover."""
+        with self._read("reading the end offsets of every topic") as conn:
+            rows = conn.execute(
+                "SELECT t.name, t.partitions, t.config, t.mac, p.part, p.next_offset "
+                "FROM topics t LEFT JOIN partitions p ON p.topic_id = t.id "
+                "ORDER BY t.name, p.part"
+            ).fetchall()
+        out: dict[str, dict[int, int]] = {}
+        for name, partitions, config, mac, part, end in rows:
+            ends = out.get(name)
+            if ends is None:
+                self._check_topic_row(name, partitions, config, mac)
+                ends = out[name] = {}
+            if part is not None:
+                ends[part] = end
+        return out
+
     def append_generation(self, topics: Sequence[str] | None = None) -> int:
         return self._appended.generation_of(topics)
 

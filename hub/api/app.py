@@ -329,17 +329,21 @@ async def publish(
     # the body stands for their values; the fold at the next start counts the values).
     rates, stored = hub.ingest.rates, hub.ingest.stored_quota
     nbytes = len(await request.body()) if rates.on or stored.on else 0
-    rates.check(principal.tenant, len(events), nbytes)
-    stored.reserve(principal.tenant, nbytes)  # counted by concurrent requests' checks
+    rates.take(principal.tenant, len(events), nbytes)  # seen by concurrent requests' checks
+    try:
+        stored.reserve(principal.tenant, nbytes)  # counted by concurrent requests' checks
+    except BaseException:
+        rates.refund(principal.tenant, len(events), nbytes)
+        raise
     try:
         meta = hub.publisher.publish(
             topic, events, producer=principal.id, tenant=principal.tenant, origin="external"
         )
     except BaseException:
         stored.settle(principal.tenant, nbytes, written=False)
+        rates.refund(principal.tenant, len(events), nbytes)
         raise
     stored.settle(principal.tenant, nbytes, written=True)
-    rates.charge(principal.tenant, len(events), nbytes)
     return {
         "topic": topic,
         "count": len(meta),

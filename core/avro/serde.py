@@ -141,13 +141,17 @@ def from_json(
                     _refuse_ambiguous_tag(value, tag, schema, path, named)
                     return tagged
 
+        errors: list[tuple[Any, SerializationError]] = []
         for branch in schema:
             if branch == "null":
                 continue
             try:
                 return from_json(value, branch, path, named)
-            except SerializationError:
-                continue
+            except SerializationError as exc:
+                errors.append((branch, exc))
+        fits = [exc for branch, exc in errors if _shape_fits(value, branch, named)]
+        if len(fits) == 1:  # one branch of the value's shape: its error names what to fix
+            raise fits[0]
         raise SerializationError(f"{path or '/'}: no union branch accepts {value!r}.")
     if isinstance(schema, str):
         return _primitive(value, schema, path)
@@ -493,6 +497,20 @@ def _refuse_ambiguous_tag(
             f'(for instance {{"{_type_name(b)}": {{"{tag}": ...}}}}), or, for the {tag!r} '
             "branch, untagged."
         )
+
+
+def _shape_fits(value: Any, branch: Any, named: Mapping[str, Any]) -> bool:
+    """Whether ``value`` has the JSON shape of union branch ``branch``: an object for a map, or
+    for a record holding every one of its keys; an array for an array. Only these: a scalar
+    may read as several branches (a string as a string, an enum, bytes, a decimal ...), and a
+    union's message names none of them rather than the wrong one."""
+    b = named.get(branch, branch) if isinstance(branch, str) else branch
+    t = b.get("type") if isinstance(b, Mapping) else None
+    if isinstance(value, Mapping):
+        if t == "map":
+            return True
+        return t in ("record", "error") and set(value) <= {f["name"] for f in b["fields"]}
+    return isinstance(value, list) and t == "array"
 
 
 def _type_name(schema: Any) -> str:

@@ -62,7 +62,7 @@ from core import tracing
 from core.avro import serde
 from core.avro.compatibility import check_reader_writer
 from core.avro.schema import ParsedSchema, recursive_type
-from core.errors import HubError, SchemaNotFound, SubjectNotFound, TopicNotFound
+from core.errors import HubError, InvalidInput, SchemaNotFound, SubjectNotFound, TopicNotFound
 from core.events import is_internal_topic, refuse_internal, tenant_of
 from core.fold import TopicFold
 from core.metrics import Metrics
@@ -83,7 +83,7 @@ from core.ports.eventlog import (
     StoredRecord,
 )
 from core.ports.eventlog import Headers as env_Headers
-from core.ports.keystore import DecryptionFailed, KeyDestroyed
+from core.ports.keystore import DecryptionFailed, KeyDestroyed, check_subject
 from core.ports.policy import HUB_TENANT
 from core.tenant_quota import IngestRateLimiter, IngestRates, QuarantineQuota, StoredQuota
 from domain import envelope as env
@@ -1351,5 +1351,9 @@ class IngestPipeline:
         subject = value.get(field_name)
         if not isinstance(subject, str) or not subject or subject.startswith(UNATTRIBUTED):
             # a reserved id a sender wrote is no subject: the quarantine mints its own
+            return None, value
+        try:
+            check_subject(subject)
+        except InvalidInput:  # no key can be named by it (a lone surrogate, NUL, too long)
             return None, value
         return subject, value

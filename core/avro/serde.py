@@ -59,10 +59,47 @@ def encode(schema_id: int, schema: ParsedSchema, datum: Any) -> bytes:
     try:
         fastavro.schemaless_writer(buf, schema.parsed, datum)
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        found = surrogate_at(datum) if isinstance(exc, UnicodeEncodeError) else None
+        if found is not None:
+            raise surrogate_error(*found) from exc
         raise SerializationError(
             f"Record does not match schema {schema.name or schema_id}: {exc}"
         ) from exc
     return buf.getvalue()
+
+
+def surrogate_error(path: str, text: str) -> SerializationError:
+    """The refusal of ``text`` at ``path``, a string holding a lone surrogate (``surrogate_at``)."""
+    return SerializationError(
+        f"{path or '/'}: the text {text[:40]!r} holds a lone UTF-16 surrogate (a JSON escape "
+        "such as \\ud800 without its pair), which is not Unicode text and cannot be stored as "
+        "UTF-8: send the pair (\\ud83d\\ude00) or the character itself."
+    )
+
+
+def surrogate_at(value: Any, path: str = "") -> tuple[str, str] | None:
+    """The path and text of the first string in ``value`` (a datum: records and maps are dicts,
+    a map's key counting as its map's) that UTF-8 cannot encode; None when there is none.
+    Walked only once the encoder has refused a value, to name it."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return path, value
+        return None
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if isinstance(k, str) and surrogate_at(k) is not None:
+                return path, k
+            found = surrogate_at(v, f"{path}/{k}")
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = surrogate_at(v, f"{path}/{i}")
+            if found is not None:
+                return found
+    return None
 
 
 # (fingerprint, references) -> the recursive type a schema holds, or None; schemas are few

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from hub.api.app import create_app
@@ -56,5 +57,46 @@ def test_other_requests_are_served_while_a_batch_is_published(tmp_path: Path) ->
             t.join(60)
         assert r.status_code == 200 and codes == [201], (r.status_code, codes)
         assert writing_still and waited < SLOW_S / 2, waited
+    finally:
+        hub.close()
+
+
+def test_other_requests_are_served_while_quarantine_is_replayed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``POST /v1/quarantine/replay`` (async) replayed on the event loop too: a steward's
+    replay of many entries held the API the same way."""
+    import ingest.quarantine
+
+    real = ingest.quarantine.replay
+    replaying = threading.Event()
+
+    def slow_replay(*a: Any, **kw: Any) -> Any:  # many entries, a slow disk
+        replaying.set()
+        time.sleep(SLOW_S)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(ingest.quarantine, "replay", slow_replay)
+    hub = bootstrap(
+        load_settings(environ={"HUB_PROJECTION_AUTOSTART": "false"}, data_dir=tmp_path / "d")
+    )
+    try:
+        key = basic(issue_key(hub, "admin", "root"))
+        with TestClient(create_app(hub), raise_server_exceptions=False) as c:
+            codes: list[int] = []
+            t = threading.Thread(
+                target=lambda: codes.append(
+                    c.post("/v1/quarantine/replay", json={"offsets": []}, headers=key).status_code
+                )
+            )
+            t.start()
+            assert replaying.wait(60)
+            started = time.monotonic()
+            r = c.get("/health")
+            waited = time.monotonic() - started
+            still = t.is_alive()
+            t.join(60)
+        assert r.status_code == 200 and codes == [200], (r.status_code, codes)
+        assert still and waited < SLOW_S / 2, waited
     finally:
         hub.close()

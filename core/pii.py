@@ -42,9 +42,17 @@ from typing import Any
 
 import fastavro
 
+from core.avro import serde
 from core.avro.varint import varint
 from core.errors import InvalidInput, InvalidSchema
-from core.ports.keystore import DecryptionFailed, KeyDestroyed, KeyStore, make_aad, make_aad_v1
+from core.ports.keystore import (
+    DecryptionFailed,
+    KeyDestroyed,
+    KeyStore,
+    check_subject,
+    make_aad,
+    make_aad_v1,
+)
 
 try:  # a string column's Avro encodings in one call (native/src/avro_strings.rs)
     from hub_native import avro_string_many as _avro_string_many
@@ -85,7 +93,13 @@ class PiiField:
             else:
                 return varint(len(data) << 1) + data
         buf = io.BytesIO()
-        fastavro.schemaless_writer(buf, self.writer, {"v": value})
+        try:
+            fastavro.schemaless_writer(buf, self.writer, {"v": value})
+        except UnicodeEncodeError as exc:  # was a 500 for the whole batch: name the field
+            found = serde.surrogate_at(value, "/" + self.name)
+            if found is None:
+                raise
+            raise serde.surrogate_error(*found) from exc
         return buf.getvalue()
 
     def encode_many(self, values: list[Any]) -> list[bytes]:
@@ -443,7 +457,7 @@ def encrypt_pii(
                 f"{p.subject_field or DATA_SUBJECT + ' field'} another value.",
                 code="data_subject_reserved",
             )
-        aad = make_aad(topic, field.name, subject_id, tenant)
+        aad = make_aad(topic, field.name, check_subject(subject_id), tenant)
         _set(out, field.path, keystore.encrypt(subject_id, field.encode(value), aad))
     return out
 

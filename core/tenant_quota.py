@@ -136,37 +136,53 @@ class IngestRateLimiter:
 
     def check(self, tenant: str, records: int, nbytes: int) -> None:
         """Raise ``TenantRateLimited`` unless ``tenant``'s buckets hold a batch of ``records``
-        and ``nbytes`` (a full bucket holds any batch); takes nothing (``charge`` does, once
-        the batch is stored)."""
+        and ``nbytes`` (a full bucket holds any batch); takes nothing (an early refusal, before
+        a body is read: the batch itself is admitted by ``take``)."""
         if not self.on or not (records or nbytes):  # a position-only commit takes nothing
             return
         with self._mutex:
-            now = self._clock()
-            for kind, rate, burst, names, unit in self._shapes:
-                cost = records if kind == "records" else nbytes
-                b = self._bucket((kind, tenant), burst, rate, now)
-                need = min(float(cost), burst)
-                if b.tokens < need:
-                    wait = math.ceil((need - b.tokens) / rate)
-                    self._refused(tenant, f"ingest_{kind}")
-                    raise TenantRateLimited(
-                        f"Ingest refused: tenant {tenant!r} is over its ingest rate of "
-                        f"{rate:g} {unit}/s (holding at most {burst:g}; {names}); this batch "
-                        f"of {cost} {unit} needs {need - b.tokens:.0f} more. Nothing of it was "
-                        f"written: send it again after {max(1, wait)} s (Retry-After).",
-                        wait,
-                    )
+            self._check(tenant, records, nbytes, self._clock())
 
-    def charge(self, tenant: str, records: int, nbytes: int) -> None:
-        """Take a stored batch's records and bytes from ``tenant``'s buckets (into debt for a
-        batch larger than what they held)."""
-        if not self.on:
+    def take(self, tenant: str, records: int, nbytes: int) -> None:
+        """``check``, and take the batch from ``tenant``'s buckets in the same step (into debt
+        for a batch larger than they held): batches decided side by side each see what the
+        others took, so together they never pass the rate (within this process; before,
+        ``check`` then ``charge`` after the write let every concurrent batch pass one full
+        bucket). ``refund`` gives it back when the batch is not written."""
+        if not self.on or not (records or nbytes):
             return
         with self._mutex:
             now = self._clock()
-            for kind, rate, burst, _, _ in self._shapes:
-                b = self._bucket((kind, tenant), burst, rate, now)
-                b.tokens -= records if kind == "records" else nbytes
+            self._check(tenant, records, nbytes, now)
+            self._add(tenant, -records, -nbytes, now)
+
+    def refund(self, tenant: str, records: int, nbytes: int) -> None:
+        """Give back what ``take`` took for a batch that was not written (up to the burst)."""
+        if not self.on or not (records or nbytes):
+            return
+        with self._mutex:
+            self._add(tenant, records, nbytes, self._clock())
+
+    def _check(self, tenant: str, records: int, nbytes: int, now: float) -> None:
+        for kind, rate, burst, names, unit in self._shapes:
+            cost = records if kind == "records" else nbytes
+            b = self._bucket((kind, tenant), burst, rate, now)
+            need = min(float(cost), burst)
+            if b.tokens < need:
+                wait = math.ceil((need - b.tokens) / rate)
+                self._refused(tenant, f"ingest_{kind}")
+                raise TenantRateLimited(
+                    f"Ingest refused: tenant {tenant!r} is over its ingest rate of "
+                    f"{rate:g} {unit}/s (holding at most {burst:g}; {names}); this batch "
+                    f"of {cost} {unit} needs {need - b.tokens:.0f} more. Nothing of it was "
+                    f"written: send it again after {max(1, wait)} s (Retry-After).",
+                    wait,
+                )
+
+    def _add(self, tenant: str, records: int, nbytes: int, now: float) -> None:
+        for kind, rate, burst, _, _ in self._shapes:
+            b = self._bucket((kind, tenant), burst, rate, now)
+            b.tokens = min(burst, b.tokens + (records if kind == "records" else nbytes))
 
     def _bucket(self, key: tuple[str, str], burst: float, rate: float, now: float) -> _Bucket:
         b = self._buckets.get(key)

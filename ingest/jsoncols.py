@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 
 from core.avro import serde
 from core.avro import vector as avro_vector
+from core.errors import SerializationError
 from core.pii import PiiField
 from core.pii import plan as pii_plan
 from ingest.targets import WriteTarget
@@ -210,8 +211,14 @@ class ColumnPlan:
                     arr = None  # sealed below, once every column is known to be good
                 arrays.append(arr)
                 names.append(name)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeError):
-            return None
+        except (
+            pa.ArrowInvalid,
+            pa.ArrowTypeError,
+            OverflowError,
+            UnicodeError,
+            SerializationError,
+        ):
+            return None  # the record path names the value (a lone surrogate: ``PiiField.encode``)
         if to_seal:
             assert seal is not None
             for (at, rows, n), sealed in zip(pending, seal(to_seal), strict=True):

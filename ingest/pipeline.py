@@ -62,7 +62,7 @@ from core import tracing
 from core.avro import serde
 from core.avro.compatibility import check_reader_writer
 from core.avro.schema import ParsedSchema, recursive_type
-from core.errors import HubError, SchemaNotFound, SubjectNotFound, TopicNotFound
+from core.errors import HubError, InvalidInput, SchemaNotFound, SubjectNotFound, TopicNotFound
 from core.events import is_internal_topic, refuse_internal, tenant_of
 from core.fold import TopicFold
 from core.metrics import Metrics
@@ -83,7 +83,7 @@ from core.ports.eventlog import (
     StoredRecord,
 )
 from core.ports.eventlog import Headers as env_Headers
-from core.ports.keystore import DecryptionFailed, KeyDestroyed
+from core.ports.keystore import DecryptionFailed, KeyDestroyed, check_subject
 from core.ports.policy import HUB_TENANT
 from core.tenant_quota import IngestRateLimiter, IngestRates, QuarantineQuota, StoredQuota
 from domain import envelope as env
@@ -1065,12 +1065,13 @@ class IngestPipeline:
     ) -> tuple[Callable[[], None], Callable[[], None]]:
         """Refuse a decided batch of ``records`` (both ingest paths, in ``decide``: before
         anything of it is written) past ``tenant``'s ingest rate, quarantine quota or storage
-        quota (``core.tenant_quota``), and reserve its bytes under both quotas (every later
-        check counts them: batches decided side by side never pass a quota together). Returns
-        ``(charge, release)``: ``charge`` once the batch is stored (the reservation becomes held
-        bytes, the rate buckets are charged), ``release`` when it is not written (``Staged``'s
-        ``release``, called by the group commit); whichever comes first settles it, the other
-        then does nothing. The bytes are the values stored, accepted and quarantined (the same
+        quota (``core.tenant_quota``): take it from the rate buckets and reserve its bytes under
+        both quotas (every later check counts them: batches decided side by side never pass a
+        rate or a quota together). Returns ``(charge, release)``: ``charge`` once the batch is
+        stored (the reservation becomes held bytes), ``release`` when it is not written
+        (``Staged``'s ``release``, called by the group commit: the buckets get the batch back,
+        the reservation is dropped); whichever comes first settles it, the other then does
+        nothing. The bytes are the values stored, accepted and quarantined (the same
         on both paths and for every source). Nothing is summed while the limits are off."""
         rates, quota, stored = self.rates, self.quarantine_quota, self.stored_quota
         if not (rates.on or quota.on or stored.on):
@@ -1080,20 +1081,25 @@ class IngestPipeline:
             accepted.values if isinstance(accepted, ColumnBatch) else [r.value for r in accepted]
         )
         nbytes = q_bytes + sum(len(v) for v in values if v)
-        rates.check(tenant, records, nbytes)
-        quota.reserve(tenant, q_bytes)
+        rates.take(tenant, records, nbytes)  # checked and taken at once: see ``take``
+        try:
+            quota.reserve(tenant, q_bytes)
+        except BaseException:
+            rates.refund(tenant, records, nbytes)
+            raise
         try:
             stored.reserve(tenant, nbytes)
         except BaseException:
             quota.settle(tenant, q_bytes, written=False)
+            rates.refund(tenant, records, nbytes)
             raise
         open_ = [True]
 
         def settle(written: bool) -> None:
             if open_:
                 open_.clear()
-                if written:
-                    rates.charge(tenant, records, nbytes)
+                if not written:
+                    rates.refund(tenant, records, nbytes)
                 quota.settle(tenant, q_bytes, written=written)
                 stored.settle(tenant, nbytes, written=written)
 
@@ -1345,5 +1351,9 @@ class IngestPipeline:
         subject = value.get(field_name)
         if not isinstance(subject, str) or not subject or subject.startswith(UNATTRIBUTED):
             # a reserved id a sender wrote is no subject: the quarantine mints its own
+            return None, value
+        try:
+            check_subject(subject)
+        except InvalidInput:  # no key can be named by it (a lone surrogate, NUL, too long)
             return None, value
         return subject, value

@@ -59,10 +59,47 @@ def encode(schema_id: int, schema: ParsedSchema, datum: Any) -> bytes:
     try:
         fastavro.schemaless_writer(buf, schema.parsed, datum)
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        found = surrogate_at(datum) if isinstance(exc, UnicodeEncodeError) else None
+        if found is not None:
+            raise surrogate_error(*found) from exc
         raise SerializationError(
             f"Record does not match schema {schema.name or schema_id}: {exc}"
         ) from exc
     return buf.getvalue()
+
+
+def surrogate_error(path: str, text: str) -> SerializationError:
+    """The refusal of ``text`` at ``path``, a string holding a lone surrogate (``surrogate_at``)."""
+    return SerializationError(
+        f"{path or '/'}: the text {text[:40]!r} holds a lone UTF-16 surrogate (a JSON escape "
+        "such as \\ud800 without its pair), which is not Unicode text and cannot be stored as "
+        "UTF-8: send the pair (\\ud83d\\ude00) or the character itself."
+    )
+
+
+def surrogate_at(value: Any, path: str = "") -> tuple[str, str] | None:
+    """The path and text of the first string in ``value`` (a datum: records and maps are dicts,
+    a map's key counting as its map's) that UTF-8 cannot encode; None when there is none.
+    Walked only once the encoder has refused a value, to name it."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return path, value
+        return None
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if isinstance(k, str) and surrogate_at(k) is not None:
+                return path, k
+            found = surrogate_at(v, f"{path}/{k}")
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = surrogate_at(v, f"{path}/{i}")
+            if found is not None:
+                return found
+    return None
 
 
 # (fingerprint, references) -> the recursive type a schema holds, or None; schemas are few
@@ -141,13 +178,17 @@ def from_json(
                     _refuse_ambiguous_tag(value, tag, schema, path, named)
                     return tagged
 
+        errors: list[tuple[Any, SerializationError]] = []
         for branch in schema:
             if branch == "null":
                 continue
             try:
                 return from_json(value, branch, path, named)
-            except SerializationError:
-                continue
+            except SerializationError as exc:
+                errors.append((branch, exc))
+        fits = [exc for branch, exc in errors if _shape_fits(value, branch, named)]
+        if len(fits) == 1:  # one branch of the value's shape: its error names what to fix
+            raise fits[0]
         raise SerializationError(f"{path or '/'}: no union branch accepts {value!r}.")
     if isinstance(schema, str):
         return _primitive(value, schema, path)
@@ -493,6 +534,20 @@ def _refuse_ambiguous_tag(
             f'(for instance {{"{_type_name(b)}": {{"{tag}": ...}}}}), or, for the {tag!r} '
             "branch, untagged."
         )
+
+
+def _shape_fits(value: Any, branch: Any, named: Mapping[str, Any]) -> bool:
+    """Whether ``value`` has the JSON shape of union branch ``branch``: an object for a map, or
+    for a record holding every one of its keys; an array for an array. Only these: a scalar
+    may read as several branches (a string as a string, an enum, bytes, a decimal ...), and a
+    union's message names none of them rather than the wrong one."""
+    b = named.get(branch, branch) if isinstance(branch, str) else branch
+    t = b.get("type") if isinstance(b, Mapping) else None
+    if isinstance(value, Mapping):
+        if t == "map":
+            return True
+        return t in ("record", "error") and set(value) <= {f["name"] for f in b["fields"]}
+    return isinstance(value, list) and t == "array"
 
 
 def _type_name(schema: Any) -> str:

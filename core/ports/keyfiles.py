@@ -18,6 +18,7 @@ data or every tenant's rows.
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 import time
 from collections.abc import Callable
@@ -45,17 +46,26 @@ def private_dir(path: Path) -> None:
 
 
 def write_private(path: Path | str, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600 (an existing file is truncated and its mode
-    narrowed first, so not one byte is readable by others in between)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write ``data`` to ``path`` with mode 0600: into a new file this call alone creates
+    beside it (``O_EXCL | O_NOFOLLOW``, mode set exactly whatever the umask), then renamed
+    over ``path``. Whatever was at ``path`` is replaced, never written into: a symbolic or hard
+    link planted there by someone who can write to the folder leaves its target untouched (an
+    open with ``O_TRUNC`` wrote the export into the link's target), and a reader never sees a
+    half-written file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
-        os.fchmod(fd, 0o600)  # O_CREAT's mode is cut by the umask and ignored for an old file
+        os.fchmod(fd, 0o600)  # O_CREAT's mode is cut by the umask: set it exactly
         with os.fdopen(fd, "wb") as f:
             fd = -1
             f.write(data)
-    finally:
+        os.replace(tmp, path)
+    except BaseException:
         if fd != -1:
             os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_secret_file(path: Path, what: str, make: Callable[[], bytes]) -> bytes:

@@ -102,7 +102,14 @@ def check_subject(subject_id: str) -> str:
             f"Data subject id {subject_id!r} is invalid: use a non-empty string without NUL "
             "characters (e.g. the account_id)."
         )
-    if len(subject_id.encode()) > 1024:
+    try:
+        size = len(subject_id.encode())
+    except UnicodeEncodeError as exc:  # a lone surrogate (JSON "\udc00"): was a 500
+        raise InvalidInput(
+            f"Data subject id {subject_id[:40]!r} holds a lone UTF-16 surrogate, which is not "
+            "Unicode text: send the id as UTF-8 text (a surrogate pair or the character itself)."
+        ) from exc
+    if size > 1024:
         raise InvalidInput(
             f"Data subject id {subject_id[:40]!r}... is {len(subject_id.encode())} bytes long; "
             "the limit is 1024."

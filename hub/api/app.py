@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
@@ -329,23 +330,35 @@ async def publish(
     # the body stands for their values; the fold at the next start counts the values).
     rates, stored = hub.ingest.rates, hub.ingest.stored_quota
     nbytes = len(await request.body()) if rates.on or stored.on else 0
-    rates.check(principal.tenant, len(events), nbytes)
-    stored.reserve(principal.tenant, nbytes)  # counted by concurrent requests' checks
-    try:
-        meta = hub.publisher.publish(
-            topic, events, producer=principal.id, tenant=principal.tenant, origin="external"
-        )
-    except BaseException:
-        stored.settle(principal.tenant, nbytes, written=False)
-        raise
-    stored.settle(principal.tenant, nbytes, written=True)
-    rates.charge(principal.tenant, len(events), nbytes)
-    return {
-        "topic": topic,
-        "count": len(meta),
-        "offsets": [{"partition": m.partition, "offset": m.offset} for m in meta],
-        "ledger": hub.ledger.cover(meta),  # on the ledger before the acknowledgement
-    }
+
+    def write() -> dict[str, Any]:
+        """Written in the thread pool (as ``/v1/ingest``): on the event loop, one batch being
+        written held every other request of the process, any tenant's, ``/health`` too. The
+        settling runs in the same thread, so a client gone mid-write never undoes it."""
+        tenant = principal.tenant
+        rates.take(tenant, len(events), nbytes)  # seen by concurrent requests' checks
+        try:
+            stored.reserve(tenant, nbytes)  # counted by concurrent requests' checks
+        except BaseException:
+            rates.refund(tenant, len(events), nbytes)
+            raise
+        try:
+            meta = hub.publisher.publish(
+                topic, events, producer=principal.id, tenant=tenant, origin="external"
+            )
+        except BaseException:
+            stored.settle(tenant, nbytes, written=False)
+            rates.refund(tenant, len(events), nbytes)
+            raise
+        stored.settle(tenant, nbytes, written=True)
+        return {
+            "topic": topic,
+            "count": len(meta),
+            "offsets": [{"partition": m.partition, "offset": m.offset} for m in meta],
+            "ledger": hub.ledger.cover(meta),  # on the ledger before the acknowledgement
+        }
+
+    return await run_in_threadpool(write)
 
 
 def _check_event_members(item: dict[str, Any], i: int) -> None:

@@ -27,7 +27,7 @@ def test_off_takes_nothing_and_refuses_nothing() -> None:
     assert not lim.on
     for _ in range(1000):
         lim.check("b", 10**9, 10**12)
-        lim.charge("b", 10**9, 10**12)
+        lim.take("b", 10**9, 10**12)
     assert lim._buckets == {}
 
 
@@ -38,8 +38,7 @@ def test_a_tenant_over_its_bucket_is_refused_with_when_to_come_back() -> None:
         clock=clock,
         refused=lambda t, limit: refused.append((t, limit)),
     )
-    lim.check("b", 100, 0)
-    lim.charge("b", 100, 0)
+    lim.take("b", 100, 0)
     with pytest.raises(TenantRateLimited) as e:
         lim.check("b", 30, 0)
     assert e.value.retry_after == 3  # 30 records at 10 a second
@@ -53,8 +52,7 @@ def test_a_tenant_over_its_bucket_is_refused_with_when_to_come_back() -> None:
 def test_a_batch_above_the_burst_needs_a_full_bucket_and_leaves_a_debt() -> None:
     clock = Clock()
     lim = IngestRateLimiter(IngestRates(bytes_per_s=100, bytes_burst=1000), clock=clock)
-    lim.check("b", 1, 5000)  # full: admitted
-    lim.charge("b", 1, 5000)
+    lim.take("b", 1, 5000)  # full: admitted
     with pytest.raises(TenantRateLimited) as e:
         lim.check("b", 1, 1)
     assert e.value.retry_after == 41  # 4000 of debt and 1 byte, at 100 a second
@@ -68,14 +66,28 @@ def test_a_batch_above_the_burst_needs_a_full_bucket_and_leaves_a_debt() -> None
 def test_a_position_only_commit_is_never_refused() -> None:
     clock = Clock()
     lim = IngestRateLimiter(IngestRates(records_per_s=1, records_burst=1), clock=clock)
-    lim.charge("b", 100, 0)
+    lim.take("b", 100, 0)
     lim.check("b", 0, 0)
 
 
 def test_a_burst_of_zero_holds_one_seconds_refill() -> None:
     lim = IngestRateLimiter(IngestRates(records_per_s=50), clock=Clock())
-    lim.check("b", 50, 0)
-    lim.charge("b", 50, 0)
+    lim.take("b", 50, 0)
+    with pytest.raises(TenantRateLimited):
+        lim.check("b", 1, 0)
+
+
+def test_take_checks_and_takes_in_one_step_and_refund_gives_back() -> None:
+    clock = Clock()
+    lim = IngestRateLimiter(IngestRates(records_per_s=1, records_burst=20), clock=clock)
+    lim.take("b", 20, 0)  # a second batch decided before the first is stored sees it taken
+    with pytest.raises(TenantRateLimited):
+        lim.take("b", 20, 0)
+    lim.refund("b", 20, 0)  # the first was not written
+    lim.take("b", 20, 0)
+    lim.refund("b", 20, 0)
+    lim.refund("b", 20, 0)  # never past the burst
+    lim.take("b", 20, 0)
     with pytest.raises(TenantRateLimited):
         lim.check("b", 1, 0)
 
@@ -86,7 +98,7 @@ def test_full_buckets_are_forgotten_past_the_keep(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(tq, "_KEEP", 10)
     clock = Clock()
     lim = IngestRateLimiter(IngestRates(records_per_s=1, records_burst=5), clock=clock)
-    lim.charge("debtor", 5, 0)
+    lim.take("debtor", 5, 0)
     for k in range(30):
         lim.check(f"t{k}", 1, 0)
     assert len(lim._buckets) <= 11

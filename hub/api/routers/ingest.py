@@ -419,7 +419,8 @@ async def quarantine_replay(
             decision = hub.policy.decide(principal, "quarantine.replay", "quarantine", context)
             count_decision(hub, route_of(request), "quarantine.replay", decision)
 
-    results = replay(hub.ingest, offsets, principal.id, allow_tenant)
+    # in the thread pool: on the event loop a long replay held every other request
+    results = await run_in_threadpool(replay, hub.ingest, offsets, principal.id, allow_tenant)
     return {t: r.as_dict() for t, r in results.items()}
 
 

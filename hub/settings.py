@@ -414,6 +414,15 @@ class Settings(BaseSettings):
         "(median 0.60) the 5 ms figure in 6 alternated pairs on a loaded machine "
         "(docs/benchmarks/s24-visible24.md).",
     )
+    gc_freeze: bool = Field(
+        default=False,
+        description="True: ``hub serve`` moves what start-up built out of the garbage "
+        "collector's reach (``gc.freeze()``) before it serves. A full collection holds the GIL "
+        "(every follower and request thread stands still) and then scans only what was made "
+        "since. At 50k events/s asked it cut the full collections' pauses to 0.4-0.6x; at 10k/s "
+        "there were none to cut, and frozen runs had one more (25-194 ms) in 12 s, so it is "
+        "off by default (docs/benchmarks/s25-visible25.md).",
+    )
     metrics_token_file: Path | None = Field(
         default=None,
         description="A file holding the Prometheus scrape token: GET /metrics with "

@@ -419,9 +419,10 @@ class Settings(BaseSettings):
         description="True: ``hub serve`` moves what start-up built out of the garbage "
         "collector's reach (``gc.freeze()``) before it serves. A full collection holds the GIL "
         "(every follower and request thread stands still) and then scans only what was made "
-        "since. At 50k events/s asked it cut the full collections' pauses to 0.4-0.6x; at 10k/s "
-        "there were none to cut, and frozen runs had one more (25-194 ms) in 12 s, so it is "
-        "off by default (docs/benchmarks/s25-visible25.md).",
+        "since. It cut the full collections' pause time to 0.25-0.62x in 4 pairs (10k and 50k "
+        "events/s asked), but no visible-latency gain was shown on a loaded machine and 12 s "
+        "runs at 10k/s had one full collection more, so it is off by default "
+        "(docs/benchmarks/s25-visible25.md).",
     )
     metrics_token_file: Path | None = Field(
         default=None,

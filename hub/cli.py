@@ -9,6 +9,7 @@ Exit codes: 0 success, 1 a hub error (the message names the problem), 2 bad usag
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -364,6 +365,11 @@ def serve(obj: Ctx, host: str | None, port: int | None, admin_key_file: str | No
             sys.setswitchinterval(h.settings.switch_interval_ms / 1000)
             if h.ingest.parquet is not None:  # the first Parquet upload need not wait for it
                 h.ingest.parquet.start_early()
+            if h.settings.gc_freeze:
+                # start-up is done: later full collections (they hold the GIL) skip what it
+                # built; opt-in, measured in docs/benchmarks/s25-visible25.md
+                gc.collect()
+                gc.freeze()
             bind_host = host or h.settings.http_host
             bind_port = port or h.settings.http_port
             if admin_key_file:

@@ -415,6 +415,16 @@ class Settings(BaseSettings):
         "(median 0.60) the 5 ms figure in 6 alternated pairs on a loaded machine "
         "(docs/benchmarks/s24-visible24.md).",
     )
+    gc_freeze: bool = Field(
+        default=False,
+        description="True: ``hub serve`` moves what start-up built out of the garbage "
+        "collector's reach (``gc.freeze()``) before it serves. A full collection holds the GIL "
+        "(every follower and request thread stands still) and then scans only what was made "
+        "since. It cut the full collections' pause time to 0.25-0.62x in 4 pairs (10k and 50k "
+        "events/s asked), but no visible-latency gain was shown on a loaded machine and 12 s "
+        "runs at 10k/s had one full collection more, so it is off by default "
+        "(docs/benchmarks/s25-visible25.md).",
+    )
     metrics_token_file: Path | None = Field(
         default=None,
         description="A file holding the Prometheus scrape token: GET /metrics with "

@@ -147,7 +147,8 @@ class LedgerConfig:
     # Threads of a verification's per-batch work (``ledger.verify``): 1 checks each batch of
     # leaves in turn; 2 or more read and authenticate the log for the next batch while a worker
     # thread recomputes and compares this one (the natives release the GIL). Same verdict.
-    verify_threads: int = 2
+    # Default 1: the split gave no wall gain on the 2-core host (docs/benchmarks/s25-verify25.md).
+    verify_threads: int = 1
 
     @property
     def witness_pending_max(self) -> int:

@@ -1,6 +1,6 @@
 """``hub ledger verify`` on two threads gives the one-thread verdict (session 24, ``verify24``).
 
-With ``LedgerConfig.verify_threads`` 2 or more (``HUB_LEDGER_VERIFY_THREADS``, default 2), a
+With ``LedgerConfig.verify_threads`` 2 or more (``HUB_LEDGER_VERIFY_THREADS``, default 1), a
 verification reads and authenticates the log for batch k+1 of the stored leaves while a worker
 thread recomputes and compares batch k. Whatever is wrong, and wherever, the report MUST be the
 one the one-thread check gives: the same outcome, the same problems in the same order, the same
@@ -226,14 +226,14 @@ def test_batches_of_other_partitions_after_one_checked_row_by_row_verify_alike(
 def test_the_verify_threads_are_a_hub_setting_from_1_to_8(tmp_path: Path) -> None:
     from hub.bootstrap import bootstrap
 
-    assert load_settings(environ={}).ledger_verify_threads == 2
+    assert load_settings(environ={}).ledger_verify_threads == 1  # session 25: no wall gain
     for bad in ("0", "9", "-1", "two", "1.5"):
         with pytest.raises(ConfigError, match="ledger_verify_threads") as raised:
             load_settings(environ={"HUB_LEDGER_VERIFY_THREADS": bad})
         assert repr(bad) in str(raised.value)
-    h = bootstrap(load_settings(environ={"HUB_LEDGER_VERIFY_THREADS": "1"}, data_dir=tmp_path))
+    h = bootstrap(load_settings(environ={"HUB_LEDGER_VERIFY_THREADS": "2"}, data_dir=tmp_path))
     try:
-        assert h.ledger.config.verify_threads == 1
+        assert h.ledger.config.verify_threads == 2
         h.ledger.sync()
         assert verify_ledger(h.ledger).ok
     finally:

@@ -117,7 +117,7 @@ from adapters.kafka_log.auth import (
     record_macs_rows,
     tenant_macs,
     tenant_macs_rows,
-    verify_records,
+    verify_run,
 )
 from adapters.kafka_log.batch import (
     IDEM_HEADER,
@@ -157,7 +157,6 @@ from adapters.kafka_log.sequence import (
     Sequencer,
     genuine_sequences,
     replay_skipped_what,
-    without_seq,
 )
 from adapters.kafka_log.transactions import KafkaTransaction
 from core.errors import (
@@ -2064,8 +2063,8 @@ class KafkaEventLog(EventLog):
             # without a valid MAC on a hub topic is read only if a seal vouches for it
             if mac_key is None:
                 return rs
-            read = verify_records(mac_key, rs, self._vouch, self._legacy)
-            return self._unreplayed(topic, partition, offset, rs, read)  # copies skipped
+            read, seqs = verify_run(mac_key, rs, self._vouch, self._legacy)
+            return self._unreplayed(topic, partition, offset, read, seqs)  # copies skipped
 
         position = offset  # the next offset this read expects
         restarted = waited = False
@@ -2143,28 +2142,17 @@ class KafkaEventLog(EventLog):
         topic: str,
         partition: int,
         start: int,
-        raw: Sequence[StoredRecord],
         read: Sequence[StoredRecord],
+        seqs: Sequence[bytes | None],
     ) -> list[StoredRecord]:
-        """``read`` (``verify_records`` of ``raw``, records from ``start`` on) without the
-        copies of records already read (``sequence.PartitionSequence``) and without the
-        sequence header. A record carries a genuine sequence when its MAC verified
-        (``_verified`` took the MAC header off) and the header before it is the sequence."""
+        """``read`` (``verify_run``'s records, from ``start`` on, the sequence headers off)
+        without the copies of records already read (``sequence.PartitionSequence``); ``seqs``:
+        each one's genuine sequence (``verify_run``: only a record whose MAC verified has one)."""
         state = self._sequence_at(topic, partition, start)
         out: list[StoredRecord] = []
-        for r, v in zip(raw, read, strict=True):
-            seq = None
-            if (
-                v.headers
-                and v.headers[-1][0] == SEQ_HEADER
-                and r.headers
-                and r.headers[-1][0] == MAC_HEADER
-            ):
-                seq = v.headers[-1][1]
-                if len(seq) != WRITER_BYTES + 8:
-                    seq = None
+        for v, seq in zip(read, seqs, strict=True):
             if state.admit(v.offset, seq):
-                out.append(without_seq(v))
+                out.append(v)
                 continue
             assert seq is not None
             if (topic, partition, v.offset) in self._replays_named:

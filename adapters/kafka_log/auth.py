@@ -46,7 +46,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Sequence
 from itertools import repeat
-from typing import Final
+from typing import Final, cast
 
 from core.errors import LogTampered
 from core.ports.eventlog import Headers, StoredRecord
@@ -56,6 +56,8 @@ from core.tenant_mac import namespace_key as namespace_key  # the record MAC's t
 from domain.envelope import H_TENANT
 
 MAC_HEADER: Final = "__hub.mac"
+SEQ_HEADER: Final = "__hub.seq"  # the hub sequence (``sequence``), under the MAC
+SEQ_BYTES: Final = 24  # its value: the writer (16 bytes) and the writer's number (8)
 _LABEL: Final = b"hub.kafka.record.v1\n"
 
 
@@ -153,15 +155,6 @@ def tenant_macs_rows(
     return record_macs_rows(key, mine, TENANT_LABEL)
 
 
-def without_tmac(headers: Headers) -> Headers:
-    """A data record's headers (its MAC header already off) without the tenant MAC the hub's
-    writer puts right before it: readers see the headers as written, and ledger leaves of
-    records written before the tenant MAC stay what they were."""
-    if headers and headers[-1][0] == TMAC_HEADER:
-        return headers[:-1]
-    return headers
-
-
 def claims_tenant(r: StoredRecord) -> bool:
     """Whether a record carries a ``ce_tenant`` header (what ``_external`` drops: even a claim
     of ``default`` changes the record as read, and so its ledger leaf)."""
@@ -189,30 +182,48 @@ UNSEALED_FIX: Final = (
 )
 
 
-def _verified(r: StoredRecord) -> StoredRecord:
-    """``r`` (whose MAC checked out) as readers see it: without the MAC header, and on a data
-    topic without the tenant MAC header either."""
+def _verified(r: StoredRecord, data: bool) -> tuple[StoredRecord, bytes | None]:
+    """``r`` (whose MAC checked out) as readers see it, built once: without the MAC header,
+    on a ``data`` topic without the tenant MAC header either, and without the hub sequence
+    header right under them; with the sequence's value (genuine: it is under the MAC), None
+    when there is none or it is malformed."""
     headers = r.headers[:-1]
-    if not mac_required(r.topic):
-        headers = without_tmac(headers)
-    return StoredRecord(r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, headers)
+    if data and headers and headers[-1][0] == TMAC_HEADER:
+        headers = headers[:-1]
+    seq = None
+    if headers and headers[-1][0] == SEQ_HEADER:
+        seq = headers[-1][1]
+        headers = headers[:-1]
+        if type(seq) is not bytes or len(seq) != SEQ_BYTES:
+            seq = None
+    return StoredRecord(
+        r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, headers
+    ), seq
 
 
-def verify_record(
-    key: bytes, r: StoredRecord, vouch: Vouch | None = None, legacy: Vouch | None = None
-) -> StoredRecord:
-    """``r`` without its MAC header; on a hub topic, raise ``LogTampered`` (naming the record)
-    when the header is missing or does not match, unless ``vouch`` accepts the record (then it
-    is returned whole, as it was stored). On a data topic such a record is read as a
-    plain producer's (``_external``): a bogus MAC header there must not make the partition
-    unreadable (anyone with produce access could otherwise stall its readers), and it gains the
-    writer nothing a record without one would not."""
+def _unverified(r: StoredRecord) -> tuple[StoredRecord, None]:
+    """A record read without a valid MAC (a plain producer's, or one a seal vouches for) as
+    readers see it: a last header named ``SEQ_HEADER`` (reserved) is not shown, and it is no
+    hub sequence."""
+    if r.headers and r.headers[-1][0] == SEQ_HEADER:
+        kept = r.headers[:-1]
+        return StoredRecord(
+            r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, kept
+        ), None
+    return r, None
+
+
+def _checked(
+    key: bytes, r: StoredRecord, vouch: Vouch | None, legacy: Vouch | None, data: bool
+) -> tuple[StoredRecord, bytes | None]:
+    """``verify_record`` with the record's genuine hub sequence (``_verified``)."""
     where = f"{r.topic!r} partition {r.partition} offset {r.offset}"
     if not r.headers or r.headers[-1][0] != MAC_HEADER:
-        if not mac_required(r.topic):  # a pre-MAC hub record keeps its tenant if a seal says so
-            return r if vouch is not None and claims_tenant(r) and vouch(r) else _external(r)
+        if data:  # a pre-MAC hub record keeps its tenant if a seal says so
+            keep = vouch is not None and claims_tenant(r) and vouch(r)
+            return _unverified(r if keep else _external(r))
         if vouch is not None and vouch(r):
-            return r
+            return _unverified(r)
         raise LogTampered(
             f"The Kafka record at {where} carries no hub MAC ({MAC_HEADER!r}) and no seal "
             "vouches for it: the hub did not write it (someone with produce access to the "
@@ -223,16 +234,31 @@ def verify_record(
     want = record_mac(key, r.topic, r.partition, r.key, r.value, headers, r.timestamp_ms)
     if not hmac.compare_digest(r.headers[-1][1], want):
         if legacy is not None and legacy(r):  # MAC'd before the namespace was bound
-            return _verified(r)
-        if not mac_required(r.topic):
-            return r if vouch is not None and claims_tenant(r) and vouch(r) else _external(r)
+            return _verified(r, data)
+        if data:
+            keep = vouch is not None and claims_tenant(r) and vouch(r)
+            return _unverified(r if keep else _external(r))
         if vouch is not None and vouch(r):  # a pre-MAC record whose last header had that name
-            return r
+            return _unverified(r)
         raise LogTampered(
             f"The Kafka record at {where} fails its hub MAC: it was forged, changed, or moved "
             "from another topic, partition or namespace. Refusing to read it."
         )
-    return _verified(r)
+    return _verified(r, data)
+
+
+def verify_record(
+    key: bytes, r: StoredRecord, vouch: Vouch | None = None, legacy: Vouch | None = None
+) -> StoredRecord:
+    """``r`` as readers see it: without its MAC header (and tenant MAC and hub sequence
+    headers, ``_verified``); on a hub topic, raise ``LogTampered`` (naming the record)
+    when the header is missing or does not match, unless ``vouch`` accepts the record (then it
+    is returned as it was stored). On a data topic such a record is read as a
+    plain producer's (``_external``): a bogus MAC header there must not make the partition
+    unreadable (anyone with produce access could otherwise stall its readers), and it gains the
+    writer nothing a record without one would not. A last header named ``SEQ_HEADER`` is never
+    shown, whatever the record."""
+    return _checked(key, r, vouch, legacy, not mac_required(r.topic))[0]
 
 
 def mac_valid(key: bytes, r: StoredRecord) -> bool:
@@ -243,16 +269,76 @@ def mac_valid(key: bytes, r: StoredRecord) -> bool:
     return hmac.compare_digest(r.headers[-1][1], want)
 
 
-def verify_records(
+def verified_run_py(
+    cls: type[StoredRecord], key: bytes, data: bool, records: Sequence[StoredRecord]
+) -> tuple[list[StoredRecord | None], list[bytes | None]]:
+    """The reference of ``hub_native.verified_run``: per record of one topic (``data``: not
+    ``mac_required``), ``_verified`` when its last header is a valid record MAC, else
+    ``(None, None)`` (``verify_run`` then applies ``_checked``'s rules)."""
+    out: list[StoredRecord | None] = []
+    seqs: list[bytes | None] = []
+    for r in records:
+        h = r.headers
+        if h and h[-1][0] == MAC_HEADER:
+            want = record_mac(key, r.topic, r.partition, r.key, r.value, h[:-1], r.timestamp_ms)
+            if hmac.compare_digest(h[-1][1], want):
+                v, seq = _verified(r, data)
+                out.append(
+                    cls(r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, v.headers)
+                )
+                seqs.append(seq)
+                continue
+        out.append(None)
+        seqs.append(None)
+    return out, seqs
+
+
+_verified_run: Callable[..., tuple[list[StoredRecord | None], list[bytes | None]] | None] | None
+try:  # one native call per read: the MACs, the comparison and the records as read
+    from hub_native import verified_run as _native_run
+
+    _verified_run = _native_run
+except ImportError:  # pragma: no cover - no Rust toolchain, or a library built before it
+    _verified_run = None
+
+
+def verify_run(
     key: bytes,
     records: Sequence[StoredRecord],
     vouch: Vouch | None = None,
     legacy: Vouch | None = None,
-) -> list[StoredRecord]:
-    """``verify_record`` of each record, their MACs computed in one call (``record_macs_rows``);
+) -> tuple[list[StoredRecord], list[bytes | None]]:
+    """``verify_record`` of each record (one record built per record), and each one's
+    genuine hub sequence (``_verified``; None where there is none or the MAC did not verify);
     the first record that fails on a hub topic raises, as ``verify_record`` would. ``legacy``:
     whether a record whose MAC fails under ``key`` carries a valid one of before the namespace
-    was bound, below the namespace's marker (``namespace_key``)."""
+    was bound, below the namespace's marker (``namespace_key``). A run of one topic (a read)
+    is verified in one native call (``hub_native.verified_run``: MACs, comparisons, records
+    as read) and asks ``mac_required`` once; the records it does not vouch for (no MAC, a
+    wrong one) go through ``_checked``."""
+    if records and _verified_run is not None:
+        topic = records[0].topic
+        if all(r.topic == topic for r in records):
+            data = not mac_required(topic)
+            run = _verified_run(StoredRecord, key, data, list(records))
+            if run is not None:
+                read, seqs = run
+                for i, v in enumerate(read):
+                    if v is None:
+                        read[i], seqs[i] = _checked(key, records[i], vouch, legacy, data)
+                return cast("list[StoredRecord]", read), seqs
+    return verify_run_py(key, records, vouch, legacy)
+
+
+def verify_run_py(
+    key: bytes,
+    records: Sequence[StoredRecord],
+    vouch: Vouch | None = None,
+    legacy: Vouch | None = None,
+) -> tuple[list[StoredRecord], list[bytes | None]]:
+    """``verify_run`` in Python (the reference; runs where the native library is missing
+    or a run mixes topics): the MACs computed in one ``record_macs_rows`` call,
+    ``mac_required`` asked once per run of records of one topic."""
     sealed = [r for r in records if r.headers and r.headers[-1][0] == MAC_HEADER]
     macs = iter(
         record_macs_rows(
@@ -264,13 +350,26 @@ def verify_records(
         )
     )
     out: list[StoredRecord] = []
+    seqs: list[bytes | None] = []
+    topic, data = None, False
     for r in records:
-        if (
-            r.headers
-            and r.headers[-1][0] == MAC_HEADER
-            and hmac.compare_digest(r.headers[-1][1], next(macs))
-        ):
-            out.append(_verified(r))
+        if r.topic != topic:
+            topic, data = r.topic, not mac_required(r.topic)
+        h = r.headers
+        if h and h[-1][0] == MAC_HEADER and hmac.compare_digest(h[-1][1], next(macs)):
+            v, seq = _verified(r, data)
         else:  # missing or wrong: verify_record's refusal or external reading, one place
-            out.append(verify_record(key, r, vouch, legacy))
-    return out
+            v, seq = _checked(key, r, vouch, legacy, data)
+        out.append(v)
+        seqs.append(seq)
+    return out, seqs
+
+
+def verify_records(
+    key: bytes,
+    records: Sequence[StoredRecord],
+    vouch: Vouch | None = None,
+    legacy: Vouch | None = None,
+) -> list[StoredRecord]:
+    """``verify_record`` of each record (``verify_run`` without the sequences)."""
+    return verify_run(key, records, vouch, legacy)[0]

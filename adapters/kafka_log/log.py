@@ -96,6 +96,7 @@ from confluent_kafka import (
     IsolationLevel,
     KafkaError,
     KafkaException,
+    Message,
     Producer,
 )
 from confluent_kafka import TopicPartition as KafkaTP
@@ -117,7 +118,7 @@ from adapters.kafka_log.auth import (
     record_macs_rows,
     tenant_macs,
     tenant_macs_rows,
-    verify_records,
+    verify_run,
 )
 from adapters.kafka_log.batch import (
     IDEM_HEADER,
@@ -141,6 +142,7 @@ from adapters.kafka_log.errors import (
     translate,
     txn_action,
 )
+from adapters.kafka_log.readers import KeptReader, ReaderPool
 from adapters.kafka_log.replays import (
     HELD_BACK_GRACE_MS,
     HELD_BACK_SCAN,
@@ -157,7 +159,6 @@ from adapters.kafka_log.sequence import (
     Sequencer,
     genuine_sequences,
     replay_skipped_what,
-    without_seq,
 )
 from adapters.kafka_log.transactions import KafkaTransaction
 from core.errors import (
@@ -272,6 +273,17 @@ def _ends(meta: Sequence[RecordMetadata]) -> dict[int, int]:
     return ends
 
 
+def _eof_at(msg: Message, position: int) -> int | None:
+    """Where the consumer stands when ``msg``, the one message a read left after its last
+    record, is the end-of-partition event at or past ``position`` (taken with the records
+    under load: the reader may still be kept there); None for anything else."""
+    err = msg.error()
+    if err is None or err.code() != KafkaError._PARTITION_EOF:
+        return None
+    eof = msg.offset() or 0
+    return eof if eof >= position else None
+
+
 class KafkaEventLog(EventLog):
     """An EventLog on a Kafka cluster (see the module docstring for the design).
 
@@ -374,19 +386,14 @@ class KafkaEventLog(EventLog):
         self._atomic_id = f"hub.append.{uuid.uuid4().hex}"
         self._txn_producers: dict[str, Producer] = {}
         self._open_txns: set[str] = set()
-        self._reader: Consumer | None = None
-        # (wire topic, partition, offset): the reader stays assigned after a read that left
+        # The kept readers (``readers``): a reader stays assigned after a read that left
         # nothing it had taken from librdkafka unreturned, and a read from that offset (the
         # record after the last it returned: a fold's next read) goes on without a new
         # assignment, from the records the consumer fetched meanwhile (``_read_raw``)
-        # and the offset the consumer itself reached (past markers); None: not kept
-        self._reader_at: tuple[str, int, int, int] | None = None
-        # assignments of the reader so far: a read whose checks read another topic (the seals,
-        # ``_vouch``) finds the reader moved and keeps nothing
-        self._reader_assigns = 0
-        # a kept assignment fetches while idle (fetch.wait.max.ms): one left unused for
-        # READER_IDLE_S is dropped by a daemon thread (``_drop_idle_reader``)
-        self._reader_used = 0.0
+        # and the offset the consumer itself reached (past markers). A kept assignment
+        # fetches while idle (fetch.wait.max.ms): one left unused for READER_IDLE_S is
+        # dropped by a daemon thread (``_drop_idle_reader``)
+        self._readers = ReaderPool(self._reader_consumer)
         self._reader_reaper: threading.Thread | None = None
         self._group_consumers: dict[str, Consumer] = {}
         # ``_watermarks`` of a one-partition topic: a consumer per isolation level that never
@@ -464,28 +471,27 @@ class KafkaEventLog(EventLog):
         return producer
 
     def _reader_consumer(self) -> Consumer:
-        if self._reader is None:
-            self._reader = Consumer(
-                {
-                    **self._base,
-                    # Never joins or commits: reads use assign(); librdkafka requires a group id.
-                    "group.id": f"hub.reader.{uuid.uuid4().hex}",
-                    "enable.auto.commit": False,
-                    "enable.auto.offset.store": False,
-                    "isolation.level": "read_committed",
-                    "enable.partition.eof": True,
-                    # Never moved silently: an offset deleted under a read is handled by the
-                    # read (``_restart``); librdkafka's own reset could skip records.
-                    "auto.offset.reset": "error",
-                    # a fetch with nothing new waits this long at the broker: reads that end
-                    # at a record or a marker return without it; an assignment kept between
-                    # reads (``_reader_at``) polls ~10 times a second while idle
-                    "fetch.wait.max.ms": 5,
-                    "queued.max.messages.kbytes": 16384,
-                    "receive.message.max.bytes": 100_000_000,
-                }
-            )
-        return self._reader
+        """A new reader consumer (``ReaderPool`` keeps them)."""
+        return Consumer(
+            {
+                **self._base,
+                # Never joins or commits: reads use assign(); librdkafka requires a group id.
+                "group.id": f"hub.reader.{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+                # Never moved silently: an offset deleted under a read is handled by the
+                # read (``_restart``); librdkafka's own reset could skip records.
+                "auto.offset.reset": "error",
+                # a fetch with nothing new waits this long at the broker: reads that end
+                # at a record or a marker return without it; an assignment kept between
+                # reads (``KeptReader.at``) polls ~10 times a second while idle
+                "fetch.wait.max.ms": 5,
+                "queued.max.messages.kbytes": 16384,
+                "receive.message.max.bytes": 100_000_000,
+            }
+        )
 
     def _group_metadata(self, group: str) -> Any:
         consumer = self._group_consumers.get(group)
@@ -1963,87 +1969,98 @@ class KafkaEventLog(EventLog):
                 return [], offset, True
             if verify and topic != NAMESPACE_TOPIC:
                 self.bind_namespace()  # before the reader is assigned (it reads the marker)
-            consumer = self._reader_consumer()
             doing = f"reading {topic!r} partition {partition} from offset {offset}"
             wire = self._wire(topic)
-            at, self._reader_at = self._reader_at, None
-            kept = at is not None and at[:3] == (wire, partition, offset)
-            if kept and at is not None and at[3] >= end:
-                # only markers between the offset asked and where the consumer stands, and
-                # nothing committed past it: the end-of-partition event came already
-                self._reader_at = at
-                return [], end, True
+            reader = self._readers.take(wire, partition, offset)
             try:
-                try:
-                    if not kept:
-                        self._assign_reader(consumer, wire, partition, offset)
-                    mark = self._reader_assigns
-                    records, position, at_end, reached = self._consume(
-                        consumer, topic, partition, offset, max_records, end, verify, doing
-                    )
-                except (KafkaException, HubError):
-                    if not kept:
-                        raise
-                    # an error queued on the kept assignment (the topic deleted and created
-                    # again, a broker restart): read again from a new assignment
-                    consumer.unassign()
-                    self._assign_reader(consumer, wire, partition, offset)
-                    mark = self._reader_assigns
-                    records, position, at_end, reached = self._consume(
-                        consumer, topic, partition, offset, max_records, end, verify, doing
-                    )
-            except KafkaException as exc:
-                self._unassign_reader(consumer)
-                raise translate(exc, doing) from exc
-            except BaseException:
-                self._unassign_reader(consumer)
-                raise
-            if self._reader_assigns != mark:
-                pass  # a nested read (the records' checks) moved the reader: it said where
-            elif reached is not None:  # every message taken was handled: keep the reader
-                next_offset = records[-1].offset + 1 if records else offset
-                self._reader_at = (wire, partition, next_offset, reached)
-                self._reader_used = time.monotonic()
-                if self._reader_reaper is None:
-                    self._reader_reaper = threading.Thread(
-                        target=self._drop_idle_reader, name="hub-kafka-reader-idle", daemon=True
-                    )
-                    self._reader_reaper.start()
-            else:
-                self._unassign_reader(consumer)
-            return records, position, at_end
+                return self._read_on(
+                    reader, topic, partition, offset, max_records, end, verify, doing
+                )
+            finally:
+                self._readers.give_back(reader)
 
-    def _assign_reader(self, consumer: Consumer, wire: str, partition: int, offset: int) -> None:
-        self._reader_assigns += 1
-        consumer.assign([KafkaTP(wire, partition, offset)])
+    def _read_on(
+        self,
+        reader: KeptReader,
+        topic: str,
+        partition: int,
+        offset: int,
+        max_records: int,
+        end: int,
+        verify: bool,
+        doing: str,
+    ) -> tuple[list[StoredRecord], int, bool]:
+        """``_read_raw`` on ``reader`` (under ``_lock``): goes on from its kept assignment when
+        it stands at ``offset``, and keeps it where this read ended when it can."""
+        wire = self._wire(topic)
+        at, reader.at = reader.at, None
+        kept = at is not None and at[:3] == (wire, partition, offset)
+        if kept and at is not None and at[3] >= end:
+            # only markers between the offset asked and where the consumer stands, and
+            # nothing committed past it: the end-of-partition event came already
+            reader.at = at
+            return [], end, True
+        try:
+            try:
+                if not kept:
+                    reader.assign(wire, partition, offset)
+                mark = reader.assigns
+                records, position, at_end, reached = self._consume(
+                    reader, topic, partition, offset, max_records, end, verify, doing
+                )
+            except (KafkaException, HubError):
+                if not kept:
+                    raise
+                # an error queued on the kept assignment (the topic deleted and created
+                # again, a broker restart): read again from a new assignment
+                reader.consumer.unassign()
+                reader.assign(wire, partition, offset)
+                mark = reader.assigns
+                records, position, at_end, reached = self._consume(
+                    reader, topic, partition, offset, max_records, end, verify, doing
+                )
+        except KafkaException as exc:
+            reader.unassign()
+            raise translate(exc, doing) from exc
+        except BaseException:
+            reader.unassign()
+            raise
+        if reader.assigns != mark:
+            pass  # the read restarted (records deleted under it): it said where
+        elif reached is not None:  # every message taken was handled: keep the reader
+            next_offset = records[-1].offset + 1 if records else offset
+            reader.at = (wire, partition, next_offset, reached)
+            reader.used = time.monotonic()
+            if self._reader_reaper is None:
+                self._reader_reaper = threading.Thread(
+                    target=self._drop_idle_reader, name="hub-kafka-reader-idle", daemon=True
+                )
+                self._reader_reaper.start()
+        else:
+            reader.unassign()
+        return records, position, at_end
 
     def _drop_idle_reader(self) -> None:
-        """The reaper thread: drops a kept assignment unused for ``READER_IDLE_S`` (it would
-        poll the broker every ``fetch.wait.max.ms`` while the hub is idle); ends at close."""
+        """The reaper thread: drops kept assignments unused for ``READER_IDLE_S`` (they
+        would poll the broker every ``fetch.wait.max.ms`` while the hub is idle); ends at
+        close."""
         while not self._closed:
             time.sleep(READER_IDLE_S / 2)
             if self._lock.acquire(timeout=READER_IDLE_S):
                 try:
-                    if not self._closed and time.monotonic() - self._reader_used > READER_IDLE_S:
-                        self._drop_kept_reader()
+                    if not self._closed:
+                        self._readers.drop_idle(time.monotonic(), READER_IDLE_S)
                 finally:
                     self._lock.release()
 
     def _drop_kept_reader(self) -> None:
-        """Under ``_lock``: the next read assigns the reader anew (records it fetched ahead
-        are dropped)."""
-        if self._reader_at is not None and self._reader is not None:
-            self._reader_at = None
-            self._unassign_reader(self._reader)
-
-    @staticmethod
-    def _unassign_reader(consumer: Consumer) -> None:
-        with suppress(KafkaException):
-            consumer.unassign()
+        """Under ``_lock``: the next reads assign their readers anew (records they fetched
+        ahead are dropped)."""
+        self._readers.drop_all()
 
     def _consume(
         self,
-        consumer: Consumer,
+        reader: KeptReader,
         topic: str,
         partition: int,
         offset: int,
@@ -2058,14 +2075,15 @@ class KafkaEventLog(EventLog):
         the last record), else None."""
         out: list[StoredRecord] = []
         mac_key = self._mac_key if verify else None
+        consumer = reader.consumer
 
         def checked(rs: list[StoredRecord]) -> list[StoredRecord]:
             # every record's MAC checked in one call (auth.verify_records); one
             # without a valid MAC on a hub topic is read only if a seal vouches for it
             if mac_key is None:
                 return rs
-            read = verify_records(mac_key, rs, self._vouch, self._legacy)
-            return self._unreplayed(topic, partition, offset, rs, read)  # copies skipped
+            read, seqs = verify_run(mac_key, rs, self._vouch, self._legacy)
+            return self._unreplayed(topic, partition, offset, read, seqs)  # copies skipped
 
         position = offset  # the next offset this read expects
         restarted = waited = False
@@ -2098,6 +2116,8 @@ class KafkaEventLog(EventLog):
                 position = run[-1].offset + 1
                 reached = position if k - 1 == last and not restarted else None
                 if position >= end:
+                    if k == last and not restarted:  # the run ended before the last message
+                        reached = _eof_at(msgs[k], position)
                     return checked(out), position, True, reached
                 if len(out) >= max_records:
                     return checked(out), position, False, reached
@@ -2111,7 +2131,7 @@ class KafkaEventLog(EventLog):
                             return checked(out), max(position, end), True, eof if clean else None
                         continue  # an early end-of-partition: keep reading
                     if err.code() in _OUT_OF_RANGE_CODES:
-                        position = self._restart(consumer, topic, partition, position, err)
+                        position = self._restart(reader, topic, partition, position, err)
                         restarted = True
                         continue
                     raise translate(err, doing)
@@ -2123,6 +2143,8 @@ class KafkaEventLog(EventLog):
                 position = o + 1
                 reached = position if i == last and not restarted else None
                 if position >= end:
+                    if i + 1 == last and not restarted:
+                        reached = _eof_at(msgs[last], position)
                     return checked(out), position, True, reached
                 if len(out) >= max_records:
                     return checked(out), position, False, reached
@@ -2143,28 +2165,17 @@ class KafkaEventLog(EventLog):
         topic: str,
         partition: int,
         start: int,
-        raw: Sequence[StoredRecord],
         read: Sequence[StoredRecord],
+        seqs: Sequence[bytes | None],
     ) -> list[StoredRecord]:
-        """``read`` (``verify_records`` of ``raw``, records from ``start`` on) without the
-        copies of records already read (``sequence.PartitionSequence``) and without the
-        sequence header. A record carries a genuine sequence when its MAC verified
-        (``_verified`` took the MAC header off) and the header before it is the sequence."""
+        """``read`` (``verify_run``'s records, from ``start`` on, the sequence headers off)
+        without the copies of records already read (``sequence.PartitionSequence``); ``seqs``:
+        each one's genuine sequence (``verify_run``: only a record whose MAC verified has one)."""
         state = self._sequence_at(topic, partition, start)
         out: list[StoredRecord] = []
-        for r, v in zip(raw, read, strict=True):
-            seq = None
-            if (
-                v.headers
-                and v.headers[-1][0] == SEQ_HEADER
-                and r.headers
-                and r.headers[-1][0] == MAC_HEADER
-            ):
-                seq = v.headers[-1][1]
-                if len(seq) != WRITER_BYTES + 8:
-                    seq = None
+        for v, seq in zip(read, seqs, strict=True):
             if state.admit(v.offset, seq):
-                out.append(without_seq(v))
+                out.append(v)
                 continue
             assert seq is not None
             if (topic, partition, v.offset) in self._replays_named:
@@ -2235,7 +2246,7 @@ class KafkaEventLog(EventLog):
             snaps.append(state.copy())
 
     def _restart(
-        self, consumer: Consumer, topic: str, partition: int, position: int, err: KafkaError
+        self, reader: KeptReader, topic: str, partition: int, position: int, err: KafkaError
     ) -> int:
         """After "offset out of range": the partition's start when ``position`` lies below it
         (those records were deleted), assigned to the reader; otherwise the error."""
@@ -2243,7 +2254,7 @@ class KafkaEventLog(EventLog):
         start = self._list_offsets(topic, n, _EARLIEST, IsolationLevel.READ_COMMITTED)[partition]
         if position >= start:
             raise translate(err, f"reading {topic!r} partition {partition} from offset {position}")
-        self._assign_reader(consumer, self._wire(topic), partition, start)
+        reader.assign(self._wire(topic), partition, start)
         return start
 
     # -- consumer groups ---------------------------------------------------------------------------
@@ -2339,11 +2350,10 @@ class KafkaEventLog(EventLog):
             for producer in (self._plain, self._atomic, *self._txn_producers.values()):
                 if producer is not None:
                     producer.flush(min(self._timeout, 10.0))
-            for consumer in (self._reader, *self._group_consumers.values()):
-                if consumer is not None:
-                    consumer.close()
-            self._plain = self._atomic = self._reader = None
-            self._reader_at = None
+            self._readers.close()
+            for consumer in self._group_consumers.values():
+                consumer.close()
+            self._plain = self._atomic = None
             self._txn_producers.clear()
             self._group_consumers.clear()
         with self._offsets_lock:

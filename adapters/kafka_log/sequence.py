@@ -38,13 +38,13 @@ from collections.abc import Sequence
 from itertools import count
 from typing import Final
 
-from adapters.kafka_log.auth import MAC_HEADER, record_macs_rows
+from adapters.kafka_log.auth import MAC_HEADER, SEQ_BYTES, record_macs_rows
+from adapters.kafka_log.auth import SEQ_HEADER as SEQ_HEADER
 from core.ports.eventlog import StoredRecord
 from core.tenant_mac import TMAC_HEADER
 
-SEQ_HEADER: Final = "__hub.seq"
 WRITER_BYTES: Final = 16
-_SEQ_BYTES: Final = WRITER_BYTES + 8
+_SEQ_BYTES: Final = SEQ_BYTES  # WRITER_BYTES + 8
 _KEPT_WRITERS: Final = 64
 
 
@@ -83,16 +83,6 @@ def sequence_of(r: StoredRecord) -> bytes | None:
     if name != SEQ_HEADER or len(value) != _SEQ_BYTES:
         return None
     return value
-
-
-def without_seq(r: StoredRecord) -> StoredRecord:
-    """A verified record (its MAC and tenant MAC headers off) without its sequence header:
-    readers and ledger leaves see the headers as written."""
-    if r.headers and r.headers[-1][0] == SEQ_HEADER:
-        return StoredRecord(
-            r.topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, r.headers[:-1]
-        )
-    return r
 
 
 def genuine_sequences(key: bytes, records: Sequence[StoredRecord]) -> list[bytes | None]:

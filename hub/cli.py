@@ -400,6 +400,10 @@ def serve(obj: Ctx, host: str | None, port: int | None, admin_key_file: str | No
                 # built; opt-in, measured in docs/benchmarks/s25-visible25.md
                 gc.collect()
                 gc.freeze()
+            else:
+                # the command's start-up freeze (_startup_without_gc) is for a command's length;
+                # a server's collector is the operator's choice (HUB_GC_FREEZE, default off)
+                gc.unfreeze()
             bind_host = host or h.settings.http_host
             bind_port = port or h.settings.http_port
             if admin_key_file:

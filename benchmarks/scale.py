@@ -31,6 +31,7 @@ per-phase tables), ``scale.csv`` (one row per size and phase) and ``scale.json``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -93,7 +94,7 @@ class Progress:
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
-            size = sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())
+            size = folder_bytes(self.folder)
             print(
                 f"    .. {self.name}: {time.perf_counter() - self._t0:,.0f} s, CPU "
                 f"{self_cpu() - self._c0:,.0f} s, ingested {self.count:,}, RSS "
@@ -104,6 +105,17 @@ class Progress:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def folder_bytes(folder: Path) -> int:
+    """The bytes of the files under ``folder`` as found now; a file or folder removed while it
+    is walked (chDB merges parts away) counts nothing: the progress line must not die of it."""
+    total = 0
+    for root, _dirs, files in os.walk(folder, onerror=lambda _e: None):
+        for name in files:
+            with contextlib.suppress(FileNotFoundError):
+                total += os.stat(os.path.join(root, name), follow_symlinks=False).st_size
+    return total
 
 
 def self_rss_now_mb() -> float:

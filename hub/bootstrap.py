@@ -1110,7 +1110,7 @@ def checkpoint_ahead(
     ahead_s = (time_us * 1000 - wall_ns) / 1e9
     if not refuses or ahead_s <= settings.clock_max_ahead_s:
         return None
-    stamp = datetime.fromtimestamp(time_us / 1e6, tz=UTC).isoformat()
+    stamp = _utc(time_us)
     until = settings.clock_accept_ahead_until
     if until is not None and time_us <= until.timestamp() * 1e6:
         return {
@@ -1123,13 +1123,22 @@ def checkpoint_ahead(
     raise LedgerIntegrityError(
         f"Refusing to start: the newest signed checkpoint (size {size}, time {stamp}) is "
         f"{ahead_s:,.0f} s ahead of this machine's clock "
-        f"({datetime.fromtimestamp(wall_ns / 1e9, tz=UTC).isoformat()}; "
+        f"({_utc(wall_ns // 1000)}; "
         f"HUB_CLOCK_MAX_AHEAD_S={settings.clock_max_ahead_s:g}). "
         "Either the clock was stepped back (fix it: NTP) or that checkpoint was signed while "
         "the clock ran ahead. In the second case only, set HUB_CLOCK_ACCEPT_AHEAD_UNTIL to a "
         "time at or after the checkpoint's: the hub then starts on the wall clock and records "
         "the acceptance on the ledger (clock.ahead_accepted). `hub ledger verify` still runs."
     )
+
+
+def _utc(time_us: int) -> str:
+    """``time_us`` as an ISO 8601 UTC time; one no calendar holds (a forged checkpoint's year
+    38504) as its microseconds."""
+    try:
+        return datetime.fromtimestamp(time_us / 1e6, tz=UTC).isoformat()
+    except (ValueError, OverflowError, OSError):
+        return f"{time_us} us after the epoch"
 
 
 def record_clock_ahead_accepted(hub: Hub, accepted: Mapping[str, Any]) -> None:

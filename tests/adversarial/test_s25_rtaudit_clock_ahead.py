@@ -129,3 +129,12 @@ def test_ledger_verify_opens_the_folder_and_names_the_clock(tmp_path: Path) -> N
 def test_an_acceptance_without_its_zone_is_refused_by_name() -> None:
     with pytest.raises(ConfigError, match=r"clock_accept_ahead_until|CLOCK_ACCEPT_AHEAD_UNTIL"):
         load_settings(environ={"HUB_CLOCK_ACCEPT_AHEAD_UNTIL": "2027-01-01T00:00:00"})
+
+
+def test_a_checkpoint_dated_past_any_calendar_is_refused_by_name() -> None:
+    # a forged checkpoint's time (2**60 us: the year 38504) is named, not a crash of the start
+    from hub.bootstrap import checkpoint_ahead
+    from ledger.errors import LedgerIntegrityError
+
+    with pytest.raises(LedgerIntegrityError, match=r"size 7, time 1152921504606846976 us after"):
+        checkpoint_ahead(load_settings(environ={}), 7, 2**60)

@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -237,15 +238,18 @@ def test_a_rewritten_newest_checkpoint_with_a_forged_intent_is_refused(
         signer, origin = h.ledger.signer, h.ledger.config.origin
     finally:
         h.close()
+    # dated now: a checkpoint dated far ahead of the clock is refused at start on its own
+    # (tests/adversarial/test_s25_rtaudit_clock_ahead.py); the rule under test is the witness's
+    at_us = time.time_ns() // 1000
     forged = signer.sign_note(
         format_checkpoint(
-            origin, newest, bytes(range(32)), prev=checkpoint_hash(prev_note), time_micros=2**60
+            origin, newest, bytes(range(32)), prev=checkpoint_hash(prev_note), time_micros=at_us
         )
     )
     with stored(data, store) as c:
         c.execute(
             "UPDATE checkpoints SET root = ?, note = ?, hash = ?, time_us = ? WHERE size = ?",
-            (bytes(range(32)), forged, checkpoint_hash(forged), 2**60, newest),
+            (bytes(range(32)), forged, checkpoint_hash(forged), at_us, newest),
         )
     witness_note(data, newest).unlink()
     forge_intent(data, store, newest)

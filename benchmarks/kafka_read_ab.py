@@ -97,24 +97,58 @@ def read_ab(
             h.close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def ab_main(
+    argv: Sequence[str] | None,
+    doc: str | None,
+    *,
+    attr: str,
+    old: Any,
+    records: int,
+    repeat: int,
+    per_publish: int,
+    prefix: str,
+    check: bool = False,
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
+    before: Callable[[argparse.Namespace], None] | None = None,
+) -> int:
+    """The command line of a ``read_ab`` benchmark (this one's and the modules built on it):
+    ``--kafka``, ``--records``, ``--rounds``, ``--repeat`` with the module's defaults;
+    ``options`` adds its own, ``before`` applies them before the rounds."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--kafka", required=True, help="the broker's address")
-    ap.add_argument("--records", type=int, default=500, help="records per read (a live step)")
+    ap.add_argument("--records", type=int, default=records, help="records per read (a step)")
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--repeat", type=int, default=9)
+    ap.add_argument("--repeat", type=int, default=repeat)
+    if options is not None:
+        options(ap)
     args = ap.parse_args(argv)
+    if before is not None:
+        before(args)
     read_ab(
         args.kafka,
         args.records,
         args.rounds,
         args.repeat,
+        attr=attr,
+        old=old,
+        per_publish=per_publish,
+        prefix=prefix,
+        check=check,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return ab_main(
+        argv,
+        __doc__,
         attr="stored_record",
         old=reference,
+        records=500,
+        repeat=9,
         per_publish=100,
         prefix="rab",
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -12,13 +12,12 @@ Run (broker up: ``make infra-kafka-up``):
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa  # noqa: F401 - before chDB (STACK-NOTES)
 
-from benchmarks.kafka_read_ab import read_ab
+from benchmarks.kafka_read_ab import ab_main
 
 
 def _none(_t: str, _p: int, _m: Any, start: int, *_: Any) -> tuple[list[Any], int]:
@@ -26,24 +25,17 @@ def _none(_t: str, _p: int, _m: Any, start: int, *_: Any) -> tuple[list[Any], in
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--kafka", required=True, help="the broker's address")
-    ap.add_argument("--records", type=int, default=5_000, help="records per read (a step)")
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--repeat", type=int, default=5)
-    args = ap.parse_args(argv)
-    read_ab(
-        args.kafka,
-        args.records,
-        args.rounds,
-        args.repeat,
+    return ab_main(
+        argv,
+        __doc__,
         attr="stored_run",
         old=_none,
+        records=5_000,
+        repeat=5,
         per_publish=500,
         prefix="srab",
         check=True,
     )
-    return 0
 
 
 if __name__ == "__main__":

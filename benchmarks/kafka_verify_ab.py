@@ -22,7 +22,7 @@ import pyarrow as pa  # noqa: F401 - before chDB (STACK-NOTES)
 from adapters.kafka_log import auth
 from adapters.kafka_log import log as kafka_log
 from adapters.kafka_log.auth import MAC_HEADER, SEQ_HEADER, Vouch, record_macs_rows
-from benchmarks.kafka_read_ab import read_ab
+from benchmarks.kafka_read_ab import ab_main
 from core.ports.eventlog import StoredRecord
 from core.tenant_mac import TMAC_HEADER
 
@@ -87,28 +87,29 @@ def s24_verify_run(
     return out, seqs
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--kafka", required=True, help="the broker's address")
-    ap.add_argument("--records", type=int, default=5_000, help="records per read (a step)")
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--repeat", type=int, default=5)
+def _python_option(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--python", action="store_true", help="new = verify_run_py (no native)")
-    args = ap.parse_args(argv)
+
+
+def _python_new(args: argparse.Namespace) -> None:
     if args.python:
         kafka_log.verify_run = auth.verify_run_py  # type: ignore[assignment]
-    read_ab(
-        args.kafka,
-        args.records,
-        args.rounds,
-        args.repeat,
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return ab_main(
+        argv,
+        __doc__,
         attr="verify_run",
         old=s24_verify_run,
+        records=5_000,
+        repeat=5,
         per_publish=500,
         prefix="vrab",
         check=True,
+        options=_python_option,
+        before=_python_new,
     )
-    return 0
 
 
 if __name__ == "__main__":

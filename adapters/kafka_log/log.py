@@ -212,6 +212,15 @@ _STALE_METADATA_CODES = frozenset(
 )
 # librdkafka's "No leaders found" (see ``_list_offsets``): the metadata has no leader yet.
 _NO_LEADER_YET = frozenset({KafkaError._NOENT})
+# What a consumer's ``get_watermark_offsets`` answers, from its metadata cache and without asking
+# a broker, while the cached leader of the partition is a broker the client has since dropped
+# (killed, fenced, no longer in any metadata answer): "Local: Unknown partition" (librdkafka's
+# ``rd_kafka_topic_partition_list_query_leaders`` calls that permanent). A consumer that never
+# subscribes refreshes a topic's cache entry only when ``metadata.max.age.ms`` (15 min) expires it,
+# so until then every answer was this one (``_watermarks`` refreshes the entry and asks again).
+_LEADER_GONE_FROM_CACHE = frozenset(
+    {KafkaError._UNKNOWN_PARTITION, KafkaError.LEADER_NOT_AVAILABLE}
+)
 
 TOPICS_TOPIC: Final = "_hub_topics"
 PRODUCER_STATE_TOPIC: Final = "_hub_producer_state"
@@ -1714,9 +1723,29 @@ class KafkaEventLog(EventLog):
 
         def call() -> dict[int, int]:
             consumer = self._offsets_consumer(level)
-            return {0: consumer.get_watermark_offsets(tp, self._timeout, cached=False)[1]}
+            try:
+                return {0: consumer.get_watermark_offsets(tp, self._timeout, cached=False)[1]}
+            except KafkaException as exc:
+                err = kafka_error(exc)
+                if err is not None and err.code() in _LEADER_GONE_FROM_CACHE:
+                    self._refresh_topic_metadata(consumer, tp.topic, err)
+                raise
 
-        return self._retrying(call, f"listing the offsets of {topic!r}", transient=_NO_LEADER_YET)
+        return self._retrying(
+            call,
+            f"listing the offsets of {topic!r}",
+            transient=_NO_LEADER_YET | _LEADER_GONE_FROM_CACHE,
+        )
+
+    def _refresh_topic_metadata(self, consumer: Consumer, wire: str, err: KafkaError) -> None:
+        """Ask the brokers for ``wire``'s metadata through ``consumer``: the answer replaces the
+        topic's entry in the client's cache (``_LEADER_GONE_FROM_CACHE``). In CI's broker-kill
+        failover the ledger's sync failed for a minute and more on every turn without it."""
+        _LOG.warning("refreshing the metadata of %s after %s", wire, err.name())
+        try:
+            consumer.list_topics(wire, timeout=self._timeout)
+        except KafkaException as exc:  # the retry that follows names what is wrong
+            _LOG.warning("refreshing the metadata of %s failed: %s", wire, exc)
 
     def _offsets_consumer(self, level: IsolationLevel) -> Consumer:
         """The consumer that asks ListOffsets at ``level`` (its ``isolation.level`` is what the

@@ -33,7 +33,12 @@ def pytest_runtest_makereport(
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    cluster_tests = {"test_failover.py", "test_txn_coordinator.py", "test_cluster_new_topic.py"}
+    cluster_tests = {
+        "test_failover.py",
+        "test_txn_coordinator.py",
+        "test_cluster_new_topic.py",
+        "test_cluster_offsets_broker_gone.py",
+    }
     if any(item.path.name in cluster_tests for item in session.items):
         hubprocs.prestart_cluster()
 

@@ -7,7 +7,8 @@ client has since dropped, the answer is "Local: Unknown partition" at once, no b
 and the entry is refreshed only when ``metadata.max.age.ms`` (15 min) expires it. In CI's
 failover test a broker was killed and the new leader's ledger sync failed on every turn for
 over a minute ("Kafka failed while listing the offsets of 'hub.decisions'"), so the ledger
-never covered the records acknowledged after the crash.
+never covered the records acknowledged after the crash. A three-partition topic (asked through
+the admin client's ListOffsets) is checked beside it.
 """
 
 from __future__ import annotations
@@ -57,10 +58,14 @@ def test_offsets_are_read_after_the_cached_leader_broker_is_gone(
     log: KafkaEventLog, cluster: str
 ) -> None:
     log.create_topic("state", 1)
+    log.create_topic("wide", 3)  # asked through the admin client's ListOffsets, not a consumer
     log.append("state", [Record(value=b"v", key=b"k")])
+    log.append("wide", [Record(value=b"v", key=b"k", partition=p) for p in range(3)])
+    wide = log.end_offsets("wide")  # each record and its transaction's commit marker
+    assert wide == log.stable_offsets("wide") and all(end > 0 for end in wide.values())
     before_end = log.end_offsets("state")
     before_stable = log.stable_offsets("state")  # both consumers cache the leader
-    assert before_end == before_stable == {0: 1}
+    assert before_end == before_stable and before_end[0] > 0
     wire = f"{prefix}state"
     admin = AdminClient({"bootstrap.servers": cluster})
     gone = _leader(admin, wire)
@@ -84,5 +89,7 @@ def test_offsets_are_read_after_the_cached_leader_broker_is_gone(
         assert log.stable_offsets("other") == {0: 0}
         assert log.end_offsets("state") == before_end
         assert log.stable_offsets("state") == before_stable
+        assert log.end_offsets("wide") == log.stable_offsets("wide") == wide
+        assert log.all_end_offsets()["wide"] == wide
     finally:
         _cluster("start-broker", str(gone))

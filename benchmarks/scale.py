@@ -69,6 +69,11 @@ class Phase:
     peak_rss_mb: float
     extra: dict[str, Any] = field(default_factory=dict)
     rss_start_mb: float = float("nan")  # what the phase found: its growth is peak minus this
+    # The resident memory split (``MemorySampler``): anonymous (heaps, Arrow pools) and mapped
+    # files (SQLite's mmap of the log and the ledger, up to 2 GiB per connection), each the
+    # highest sample of the phase; the kernel keeps a high-water mark of their sum only.
+    peak_anon_mb: float = float("nan")
+    peak_file_mb: float = float("nan")
 
     @property
     def us_per_event(self) -> float:
@@ -119,10 +124,50 @@ def folder_bytes(folder: Path) -> int:
 
 
 def self_rss_now_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return self_rss_parts_mb().get("VmRSS", float("nan"))
+
+
+def self_rss_parts_mb() -> dict[str, float]:
+    """This process's resident memory now, in MiB: ``VmRSS`` (all), ``RssAnon`` (heaps, Arrow's
+    pool), ``RssFile`` (mapped files: SQLite's mmap of the log and the ledger) and ``RssShmem``."""
+    wanted = ("VmRSS:", "RssAnon:", "RssFile:", "RssShmem:")
+    return {
+        line.split(":")[0]: int(line.split()[1]) / 1024
+        for line in Path("/proc/self/status").read_text().splitlines()
+        if line.startswith(wanted)
+    }
+
+
+class MemorySampler:
+    """The highest anonymous and file-backed resident memory seen while a phase runs, sampled
+    every ``every`` seconds in a thread (and once more at the end): a phase's peak RSS alone
+    cannot tell a heap that grows with N from SQLite's mapped pages, which the kernel drops
+    under pressure."""
+
+    def __init__(self, every: float = 0.25) -> None:
+        self.every = every
+        self.anon = self.file = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scale-memory", daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def sample(self) -> None:
+        parts = self_rss_parts_mb()
+        self.anon = max(self.anon, parts.get("RssAnon", 0.0))
+        self.file = max(self.file, parts.get("RssFile", 0.0) + parts.get("RssShmem", 0.0))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.sample()
 
 
 _PROGRESS: Progress | None = None
@@ -133,10 +178,21 @@ def measured(name: str, events: int, fn: Callable[[], Any]) -> tuple[Phase, Any]
     rss0 = self_rss_now_mb()
     if _PROGRESS is not None:
         _PROGRESS.start(name)
-    cpu0, t0 = self_cpu(), time.perf_counter()
-    result = fn()
-    took = time.perf_counter() - t0
-    phase = Phase(name, took, events, self_cpu() - cpu0, self_peak_rss_mb(), rss_start_mb=rss0)
+    with MemorySampler() as memory:
+        cpu0, t0 = self_cpu(), time.perf_counter()
+        result = fn()
+        took = time.perf_counter() - t0
+        cpu = self_cpu() - cpu0
+    phase = Phase(
+        name,
+        took,
+        events,
+        cpu,
+        self_peak_rss_mb(),
+        rss_start_mb=rss0,
+        peak_anon_mb=memory.anon,
+        peak_file_mb=memory.file,
+    )
     print(f"  {name}: {took:.1f} s ({phase.us_per_event:.2f} us/event)", flush=True)
     return phase, result
 
@@ -451,8 +507,9 @@ def report(results: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
         "## Time and memory per phase",
         "",
         "| events | phase | seconds | events/s | us/event | vs smallest | CPU s "
-        "| CPU us/event | CPU vs smallest | RSS at start MiB | peak RSS MiB | detail |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| CPU us/event | CPU vs smallest | RSS at start MiB | peak RSS MiB "
+        "| peak anon MiB | peak mapped-file MiB | detail |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     first = {p["name"].split(" at size")[0]: p for p in results[0]["phases"]} if results else {}
     for r in results:
@@ -472,7 +529,8 @@ def report(results: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
                 f"| {r['events']:,} | {p['name']} | {p['seconds']:,.2f} | {rate:,.0f} "
                 f"| {p['us_per_event']:,.2f} | {vs} | {p['cpu_s']:,.1f} | {cpu_us:,.2f} "
                 f"| {vs_cpu} | {p.get('rss_start_mb', float('nan')):,.0f} "
-                f"| {p['peak_rss_mb']:,.0f} | {detail} |"
+                f"| {p['peak_rss_mb']:,.0f} | {p.get('peak_anon_mb', float('nan')):,.0f} "
+                f"| {p.get('peak_file_mb', float('nan')):,.0f} | {detail} |"
             )
     lines += [
         "",
@@ -481,7 +539,10 @@ def report(results: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
         "shared machine, where wall time depends on the share of a core the process got. "
         "Log and ledger bytes include their SQLite WAL files as found after the phase. "
         "Peak RSS is the "
-        "process's high-water mark during that phase alone (reset before each phase). The views' "
+        "process's high-water mark during that phase alone (reset before each phase); peak anon "
+        "(heaps, Arrow's pool) and peak mapped-file (SQLite's mmap of the log and the ledger, "
+        "which the kernel drops under pressure) are the highest of samples taken every 0.25 s, "
+        "so their sum may be below the peak RSS. The views' "
         "and key store's bytes are not counted as stored log bytes.",
         "",
     ]
@@ -498,7 +559,17 @@ def disk_estimate(n: int, results: Sequence[dict[str, Any]], bytes_per_event: fl
 
 def write_csv(path: Path, results: Sequence[dict[str, Any]]) -> None:
     """One row per size and phase, with the size's summary figures."""
-    fields = [*SUMMARY, "phase", "seconds", "cpu_s", "phase_events", "us_per_event", "rss_mib"]
+    fields = [
+        *SUMMARY,
+        "phase",
+        "seconds",
+        "cpu_s",
+        "phase_events",
+        "us_per_event",
+        "rss_mib",
+        "anon_mib",
+        "file_mib",
+    ]
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(fields)
@@ -506,7 +577,8 @@ def write_csv(path: Path, results: Sequence[dict[str, Any]]) -> None:
             head = list(summary_row(r).values())
             for p in r["phases"]:
                 figures = (p["seconds"], p["cpu_s"], p["events"], p["us_per_event"])
-                w.writerow([*head, p["name"], *figures, p["peak_rss_mb"]])
+                memory = (p["peak_rss_mb"], p.get("peak_anon_mb"), p.get("peak_file_mb"))
+                w.writerow([*head, p["name"], *figures, *memory])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

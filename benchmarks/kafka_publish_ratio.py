@@ -1,8 +1,9 @@
 """hub publish to Kafka beside raw confluent-kafka produce of the same bytes, alternating rounds.
 
-``python -m benchmarks.kafka_publish_ratio [CHECKOUT] [EVENTS]`` runs the publish path of
+``python -m benchmarks.kafka_publish_ratio [CHECKOUT] [EVENTS] [BATCH]`` runs the publish path of
 CHECKOUT (default: this one; point it at an export of an older commit to compare before/after)
-against this checkout's broker (``infra/kafka.sh``). Both sides: one partition, batches of 2,000
+against this checkout's broker (``infra/kafka.sh``). Both sides: one partition, batches of BATCH
+(2,000 unless given; small ones show the per-publish costs, e.g. the registry's catch-up)
 ``payments`` events; raw = ``test_bench_kafka.raw_produce`` (idempotent, acks=all, linger.ms=5,
 one flush) of the very records the hub writes; hub = ``Publisher.publish`` (conversion,
 validation, PII encryption, Avro, envelope headers, one acknowledged append per batch). Prints
@@ -44,9 +45,23 @@ def main(checkout: str, n: int, batch: int = 2000) -> None:
         r = resource.getrusage(resource.RUSAGE_SELF)
         return r.ru_utime + r.ru_stime
 
+    # ListOffsets per topic (a one-partition topic's go through ``_watermarks``), counted
+    # during the hub rounds: the registry's catch-up asked one of ``_schemas`` per publish
+    asked: dict[str, int] = {}
+    watermarks = hub.log._watermarks  # type: ignore[attr-defined]
+
+    def counted(topic: str, **kw: object) -> dict[int, int]:
+        asked[topic] = asked.get(topic, 0) + 1
+        return watermarks(topic, **kw)  # type: ignore[no-any-return]
+
+    hub.log._watermarks = counted  # type: ignore[attr-defined]
+    publishes = 0
+
     def hub_round() -> None:
+        nonlocal publishes
         for i in range(0, n, batch):
             hub.publisher.publish("payments", events[i : i + batch], producer="bench")
+            publishes += 1
 
     mac_key = hub.log._mac_key  # type: ignore[attr-defined]
 
@@ -72,6 +87,8 @@ def main(checkout: str, n: int, batch: int = 2000) -> None:
             b[0], b[1] = max(b[0], n / wall), max(b[1], n / used)
     hub.close()
     print(f"{checkout}: raw {best['raw'][0]:,.0f}/s ({best['raw'][1]:,.0f}/CPU-s)")
+    per = {t: round(c / max(publishes, 1), 3) for t, c in sorted(asked.items())}
+    print(f"  ListOffsets per hub publish, by topic: {per}")
     for name in ("hub", "hub-nomac"):
         print(
             f"  {name} {best[name][0]:,.0f}/s ({best[name][1]:,.0f}/CPU-s); hub/raw "
@@ -83,5 +100,7 @@ def main(checkout: str, n: int, batch: int = 2000) -> None:
 if __name__ == "__main__":
     here = str(Path(__file__).resolve().parents[1])
     main(
-        sys.argv[1] if len(sys.argv) > 1 else here, int(sys.argv[2]) if len(sys.argv) > 2 else 10000
+        sys.argv[1] if len(sys.argv) > 1 else here,
+        int(sys.argv[2]) if len(sys.argv) > 2 else 10000,
+        int(sys.argv[3]) if len(sys.argv) > 3 else 2000,
     )

@@ -41,6 +41,19 @@ arrival has ended meanwhile (it saw every record the caller's own would have), a
 applies. A call made from inside ``apply`` on the same thread (the registry parses a schema
 whose references read the registry again) returns ``False`` at once instead of applying the
 same records twice.
+
+Watched catch-ups (``watch_s`` > 0, ``catch_up(recent=True)``): step 1's round trip is skipped
+when the log can tell that nothing new is there: no write to the topic through this log object
+since the last step 1 began (``append_generation``), the log's watcher of the topic has learnt
+of no record committed at or past the positions read (``EventLog.tail_quiet``: on Kafka a kept
+consumer whose waiting fetch the broker answers when a record commits, so another process's
+record is learnt of about one round trip after its commit), and that step 1 began less than
+``watch_s`` seconds ago. So a record another process committed at time T is applied by every
+watched catch-up that begins after T + ``watch_s`` whatever the watcher does (a broker restart,
+a stalled fetch), and usually by those beginning a round trip after T; this process's own
+writes are seen at once. Without ``recent`` (every caller but the write path's schema lookup),
+step 1 asks the log as before. A watched catch-up that skips step 1 shares nothing with ticket
+holders (only a read that asked the log ends one).
 """
 
 from __future__ import annotations
@@ -108,6 +121,7 @@ class TopicFold:
         lock: threading.RLock | None = None,
         once_by: str | None = None,
         recheck_after: float = 1.0,
+        watch_s: float = 0.0,
     ) -> None:
         if type(batch) is not int or batch < 1:
             raise InvalidInput(f"batch={batch!r} is invalid: pass an int >= 1.")
@@ -115,6 +129,8 @@ class TopicFold:
             raise InvalidInput(
                 f"recheck_after={recheck_after!r} is invalid: pass seconds between 0 and 60."
             )
+        if type(watch_s) not in (int, float) or not 0 <= watch_s <= 60:
+            raise InvalidInput(f"watch_s={watch_s!r} is invalid: pass seconds between 0 and 60.")
         self.topic = topic
         self._log = log
         self._apply = apply
@@ -137,6 +153,10 @@ class TopicFold:
         # per partition: (end offset, position, monotonic time) of the last catch-up that
         # read nothing between position and end offset (step 2's empty reads)
         self._stalled: dict[int, tuple[int, int, float]] = {}
+        # watched catch-ups (the module's last paragraph): (monotonic time, append generation,
+        # partitions) taken when the last step 1 that returned began; None: none yet
+        self._watch_s = float(watch_s)
+        self._asked: tuple[float, int, tuple[int, ...]] | None = None
 
     @property
     def lock(self) -> threading.RLock:
@@ -153,32 +173,55 @@ class TopicFold:
         """The number of reads begun so far, for ``catch_up(ticket)`` (an int read: atomic)."""
         return self._begun
 
-    def catch_up(self, ticket: int | None = None) -> bool:
+    def catch_up(self, ticket: int | None = None, *, recent: bool = False) -> bool:
         """Apply what was appended since the last call; True when any record was applied.
 
         ``ticket`` (``ticket()`` when the caller arrived): the log is not asked again when a
-        read begun after it has ended; the records it read are applied all the same."""
+        read begun after it has ended; the records it read are applied all the same.
+        ``recent``: a watched catch-up (the module's last paragraph; no effect without
+        ``watch_s``)."""
         if self._applying == threading.get_ident():
             return False  # re-entered from ``apply``: the outer call is folding already
-        self._read(ticket)
+        self._read(ticket, recent)
         with self._lock:
             return self._apply_read()
 
-    def _read(self, ticket: int | None) -> None:
+    def _read(self, ticket: int | None, recent: bool = False) -> None:
         """Steps 1-2 under the read lock: read past what was read so far, into ``_pending``."""
         if ticket is not None and self._covered > ticket:
             return  # shared: a whole read begun after the caller arrived has ended
         with self._read_lock:
             if ticket is not None and self._covered > ticket:
                 return
+            if recent and self._quiet():
+                return  # watched: nothing new as far as the log can tell (see the module)
             self._begun += 1
             number = self._begun
+            self._asked = None  # until this read returns
+            asked = time.monotonic(), self._log.append_generation([self.topic])
             try:
                 ends = self._log.end_offsets(self.topic)  # 1.
             except TopicNotFound:
                 ends = {}
             self._read_to(ends)
+            if ends:
+                self._asked = (*asked, tuple(sorted(ends)))
             self._covered = number  # only reached when every read returned
+
+    def _quiet(self) -> bool:
+        """Under the read lock: whether a watched catch-up may skip steps 1-2 (the module's
+        last paragraph): the last step 1 began less than ``watch_s`` ago, nothing was written
+        to the topic through this log since, and the log's watcher saw nothing committed at
+        or past the positions read."""
+        asked = self._asked
+        if asked is None or not self._watch_s:
+            return False
+        began, generation, parts = asked
+        if time.monotonic() - began >= self._watch_s:
+            return False
+        if self._log.append_generation([self.topic]) != generation:
+            return False
+        return self._log.tail_quiet(self.topic, {p: self._fetched.get(p, 0) for p in parts})
 
     def _read_to(self, ends: Mapping[int, int]) -> None:
         for part in sorted(ends):

@@ -897,6 +897,7 @@ def bootstrap(
         max_subjects_per_tenant=settings.registry_max_subjects_per_tenant,
         max_versions_per_tenant=settings.registry_max_versions_per_tenant,
         refused=lambda tenant, limit: refused(tenant, limit).inc(),
+        tail_watch_s=settings.registry_tail_watch_s,
     )  # 3
     adopt_owners(registry, event_log)  # subjects registered before owners were recorded (once)
     keystore = build_keystore(settings)  # PII is encrypted under it before it enters the log

@@ -241,6 +241,15 @@ class Settings(BaseSettings):
         description="Most registry subjects one tenant may own (0: no limit; -plain companions "
         "not counted); 507 tenant_subjects_full past it.",
     )
+    registry_tail_watch_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="Most seconds a write's lookup of a subject's latest schema may lag a "
+        "registration by ANOTHER process (this process's own are seen at once): within it the "
+        "lookup skips the broker round trip while the log's watcher of _schemas learnt of "
+        "nothing new (usually one round trip after a commit); 0: every lookup asks the broker.",
+    )
     registry_max_versions_per_tenant: int = Field(
         default=0,
         ge=0,

@@ -76,8 +76,10 @@ class TargetResolver:
         return self._log.topic(topic).config.get(KEY_FIELD_CONFIG)
 
     def writer_schema(self, subject: str) -> tuple[int, ParsedSchema]:
-        """The id and parsed schema of the subject's latest version."""
-        sv = self._registry.get_version(subject, "latest")
+        """The id and parsed schema of the subject's latest version (as recent as
+        ``SchemaRegistry.writer_version`` guarantees: another process's registration within
+        the registry's ``tail_watch_s``)."""
+        sv = self._registry.writer_version(subject)
         return sv.id, self._registry.parsed(sv.id)
 
     def plain(self, schema_id: int, schema: ParsedSchema) -> ParsedSchema:

@@ -3,7 +3,14 @@
 Its whole state is a fold of the ``_schemas`` topic, written in Confluent Schema Registry's own
 record format (JSON keys ``{"keytype": "SCHEMA"|"CONFIG"|"MODE", ...}`` and JSON values; a permanent
 delete is a tombstone), so the topic is readable by the same tools on Kafka. Every read first
-catches up with the topic's tail, so several hub processes sharing one log agree.
+catches up with the topic's tail, so several hub processes sharing one log agree. One read is
+allowed a bounded lag instead: the write path's lookup of a subject's latest schema
+(``writer_version``, every publish and ingest batch asks it) skips the broker round trip while
+the log's watcher of ``_schemas`` learnt of nothing new (``core.fold``'s watched catch-ups):
+this process's own registrations are seen at once, another process's once the watcher learnt
+of it (about one round trip after its commit on Kafka) and in any case by every lookup that
+begins more than ``tail_watch_s`` (``HUB_REGISTRY_TAIL_WATCH_S``, 1 s by default; 0: every
+lookup asks the broker) after its commit.
 
 Contract
 - The same schema (same canonical form and references) MUST get the same global id in every
@@ -224,6 +231,7 @@ class SchemaRegistry:
         max_subjects_per_tenant: int = 0,
         max_versions_per_tenant: int = 0,
         refused: Callable[[str, str], None] = lambda tenant, limit: None,
+        tail_watch_s: float = 1.0,
     ) -> None:
         self._log = log
         # per-tenant caps (``_refuse_over_caps``; 0: off) and their refusals' metric
@@ -250,6 +258,7 @@ class SchemaRegistry:
             lambda rec: self._apply(rec.key, rec.value),
             batch=10_000,
             lock=self._lock,
+            watch_s=tail_watch_s,
         )
         self.refresh()
 
@@ -764,6 +773,19 @@ class SchemaRegistry:
         """A subject's version by number, ``latest`` or ``-1``; raises NotFound errors."""
         self.refresh()
         return self._version_folded(subject, version, include_deleted)
+
+    def writer_version(self, subject: str) -> SubjectVersion:
+        """``get_version(subject, "latest")`` for a write (``ingest.targets``): its catch-up
+        is a watched one (the module's docstring: another process's registration is seen
+        within ``tail_watch_s`` of its commit, this process's at once); raises NotFound
+        errors. Nested in another registry call: that call's catch-up rules."""
+        with self._arrived() as outermost:
+            if outermost:
+                self._fold.catch_up(self._arrival.ticket, recent=True)  # before the lock wait
+            with self._lock:
+                if not outermost:
+                    self.refresh()
+                return self._version_folded(subject, "latest")
 
     def _version_folded(
         self, subject: str, version: int | str, include_deleted: bool = False

@@ -621,6 +621,9 @@ class TieredEventLog(EventLog):
     def stable_offsets(self, topic: str) -> dict[int, int]:
         return self.hot.stable_offsets(topic)
 
+    def tail_quiet(self, topic: str, positions: Mapping[int, int]) -> bool:
+        return self.hot.tail_quiet(topic, positions)
+
     def append_generation(self, topics: Sequence[str] | None = None) -> int:
         return self.hot.append_generation(topics)
 

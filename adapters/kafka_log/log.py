@@ -160,6 +160,7 @@ from adapters.kafka_log.sequence import (
     genuine_sequences,
     replay_skipped_what,
 )
+from adapters.kafka_log.tailwatch import TailWatches
 from adapters.kafka_log.transactions import KafkaTransaction
 from core.errors import (
     Conflict,
@@ -409,6 +410,8 @@ class KafkaEventLog(EventLog):
         # joins a group nor fetches, only asks ListOffsets (``_offsets_consumer``)
         self._offsets_consumers: dict[IsolationLevel, Consumer] = {}
         self._offsets_lock = threading.Lock()
+        # ``tail_quiet``: a kept consumer per watched one-partition topic (``tailwatch``)
+        self._tail_watches = TailWatches(self._tail_consumer)
         self._internal_ready = False
         # Hub sequences (adapters.kafka_log.sequence): a writer per producer; per partition the
         # readers' states (a few cursors, the most recent first) and snapshots every
@@ -499,6 +502,22 @@ class KafkaEventLog(EventLog):
                 "fetch.wait.max.ms": 5,
                 "queued.max.messages.kbytes": 16384,
                 "receive.message.max.bytes": 100_000_000,
+            }
+        )
+
+    def _tail_consumer(self) -> Consumer:
+        """A new tail watcher (``TailWatches``): a waiting fetch, answered by the broker as
+        soon as a record commits (or after ``fetch.wait.max.ms`` with nothing)."""
+        return Consumer(
+            {
+                **self._base,
+                "group.id": f"hub.tail.{uuid.uuid4().hex}",  # required; never joined
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": False,
+                "auto.offset.reset": "error",  # an offset gone: an error, the watcher dropped
+                "fetch.wait.max.ms": 500,
             }
         )
 
@@ -764,6 +783,7 @@ class KafkaEventLog(EventLog):
             self._seals = None
             self._legacy_below = None
             self._drop_kept_reader()  # its partition may be gone
+        self._tail_watches.drop(wire_names)
         self._wait(
             lambda: not (self.namespace_topics() & wire_names),
             f"the broker to drop topics {sorted(wire_names)!r}",
@@ -1837,6 +1857,18 @@ class KafkaEventLog(EventLog):
         self._check_open()
         return dict(sorted(self._watermarks(topic).items()))
 
+    def tail_quiet(self, topic: str, positions: Mapping[int, int]) -> bool:
+        """One-partition topics: the topic's tail watcher (``tailwatch``, started by the
+        first call) learnt of no record committed at or past ``positions[0]``. Others: False."""
+        if self._closed or set(positions) != {0}:
+            return False
+        try:
+            if self._info(topic).partitions != 1:
+                return False
+        except TopicNotFound:
+            return False
+        return self._tail_watches.quiet(self._wire(topic), positions[0])
+
     def all_end_offsets(self) -> dict[str, dict[int, int]]:
         """Two round trips for every topic: the metadata (no configs: ``topics()`` also asks
         for every topic's config, which a ledger sync never reads) and one ListOffsets for all
@@ -1905,6 +1937,7 @@ class KafkaEventLog(EventLog):
         moved = self._retrying(call, f"deleting records of {topic!r} partition {partition}")
         with self._lock:
             self._drop_kept_reader()  # it may hold records fetched before the delete
+        self._tail_watches.drop({self._wire(topic)})  # its offset may be gone
         return moved
 
     def _check_partition(self, info: TopicInfo, partition: int) -> None:
@@ -2380,6 +2413,7 @@ class KafkaEventLog(EventLog):
                 if producer is not None:
                     producer.flush(min(self._timeout, 10.0))
             self._readers.close()
+            self._tail_watches.close()
             for consumer in self._group_consumers.values():
                 consumer.close()
             self._plain = self._atomic = None

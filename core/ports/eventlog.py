@@ -813,6 +813,19 @@ class EventLog(abc.ABC):
         """Per partition, the offset below which everything is committed (Kafka's LSO)."""
         return self.end_offsets(topic)
 
+    def tail_quiet(self, topic: str, positions: Mapping[int, int]) -> bool:
+        """Whether this object can tell WITHOUT a round trip that no record was committed to
+        ``topic`` at or past ``positions`` (per partition, the caller's next offset to read)
+        as far as it has learnt: True only then. False: it cannot tell, or something is
+        there; the caller asks ``end_offsets``. An adapter that answers True keeps a watcher
+        of the topic that learns of other writers' commits on its own (Kafka: a consumer
+        whose waiting fetch the broker answers when a record commits), started by the first
+        call (which answers False); writes through this object are the caller's to see
+        (``append_generation``). What it learnt may lag the broker (the watcher's last fetch),
+        so a caller bounds in time how long it trusts this instead of asking
+        (``core.fold.TopicFold``'s ``watch_s``). This default: always False."""
+        return False
+
     # -- waiting for appends (the latency path of followers) ---------------------------------
     def append_generation(self, topics: Sequence[str] | None = None) -> int:
         """A counter that changes after every write committed through this object (pass it to

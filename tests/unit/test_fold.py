@@ -263,3 +263,82 @@ def test_recheck_after_out_of_range_is_refused(log: CountingLog) -> None:
 def test_a_batch_below_one_is_refused(log: CountingLog) -> None:
     with pytest.raises(InvalidInput, match="batch=0"):
         TopicFold(log, "t", lambda rec: None, batch=0)
+
+
+class WatchedLog(CountingLog):
+    """The embedded log with a stand-in tail watcher (``tail_quiet``): it says what the test
+    sets, and counts the end-offset queries a fold makes."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.quiet = True
+        self.asked: list[str] = []
+        self.watched: list[dict[int, int]] = []
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        self.asked.append(topic)
+        return super().end_offsets(topic)
+
+    def tail_quiet(self, topic: str, positions: Any) -> bool:
+        self.watched.append(dict(positions))
+        return self.quiet
+
+
+def test_a_watched_catch_up_skips_the_end_offsets_only_while_the_watcher_is_quiet_and_in_time(
+    tmp_path: Path,
+) -> None:
+    log = WatchedLog(tmp_path / "log.db")
+    try:
+        log.create_topic("t", 1)
+        append(log, "t", ["a"])
+        seen: list[StoredRecord] = []
+        fold = TopicFold(log, "t", seen.append, watch_s=0.3)
+        assert fold.catch_up(recent=True) is True  # nothing asked yet: the log is asked
+        assert log.asked == ["t"] and values(seen) == [(0, "a")]
+        for _ in range(5):
+            assert fold.catch_up(recent=True) is False
+        assert log.asked == ["t"]  # quiet, in time, nothing written here: no query
+        assert log.watched[-1] == {0: 1}  # the watcher is asked about what follows the fold
+        fold.catch_up()  # not a watched one: asks as before
+        assert log.asked == ["t", "t"]
+        append(log, "t", ["b"])  # a write through this log: seen at once
+        assert fold.catch_up(recent=True) is True and values(seen)[-1] == (0, "b")
+        assert len(log.asked) == 3
+        log.quiet = False  # the watcher learnt of a record (another writer's)
+        fold.catch_up(recent=True)
+        assert len(log.asked) == 4
+        log.quiet = True
+        fold.catch_up(recent=True)
+        assert len(log.asked) == 4
+        time.sleep(0.35)  # the bound: past it the log is asked whatever the watcher says
+        fold.catch_up(recent=True)
+        assert len(log.asked) == 5
+    finally:
+        log.close()
+
+
+def test_without_watch_s_a_watched_catch_up_asks_the_log_every_time(tmp_path: Path) -> None:
+    log = WatchedLog(tmp_path / "log.db")
+    try:
+        log.create_topic("t", 1)
+        fold = TopicFold(log, "t", lambda rec: None)
+        for _ in range(3):
+            fold.catch_up(recent=True)
+        assert log.asked == ["t"] * 3 and log.watched == []
+        with pytest.raises(InvalidInput, match="watch_s"):
+            TopicFold(log, "t", lambda rec: None, watch_s=-1)
+    finally:
+        log.close()
+
+
+def test_a_watched_catch_up_of_a_topic_not_there_yet_asks_until_it_exists(
+    tmp_path: Path,
+) -> None:
+    log = WatchedLog(tmp_path / "log.db")
+    try:
+        fold = TopicFold(log, "t", lambda rec: None, watch_s=30)
+        fold.catch_up(recent=True)
+        fold.catch_up(recent=True)
+        assert log.asked == ["t", "t"] and log.watched == []
+    finally:
+        log.close()

@@ -451,6 +451,7 @@ class ApiKeys(EnrolmentCommands):
         _check_roles(roles)
         with self._lock:
             self._refresh()
+            self.check_acting_key(issued_by_key, "issued nothing")
             key_id = self._new_id("hk_")
             who = owner or principal or key_id
             secret = secrets.token_urlsafe(32)
@@ -479,6 +480,27 @@ class ApiKeys(EnrolmentCommands):
             )
             self._refresh()
         return IssuedKey(key_id, secret, who)
+
+    def check_acting_key(self, key_id: str, outcome: str) -> None:
+        """Raise ``Unauthenticated`` (``key_revoked``) when ``key_id``, the key a request acts
+        with, is revoked or expired now (decided on the keys folded under the caller's lock).
+
+        A request's key is verified when the request arrives, and its route runs once the body
+        is read (up to ``HUB_REQUEST_BODY_TIMEOUT_S`` and more for a large body). A key issued
+        or approved with a key revoked meanwhile outlived the revocation: a leaked key revoked
+        with ``cascade`` still issued a key the cascade, computed before it existed, never
+        reached. ``""`` or a key this keyring never knew (a principal the hub built in-process)
+        is not refused here."""
+        key = self._keys.get(key_id) if key_id else None
+        if key is None:
+            return
+        state = key.state(clock.now())
+        if state != "active":
+            raise Unauthenticated(
+                f"API key {key_id} is {state}: it was {state} while this request was in "
+                f"flight, so the request {outcome}. Ask for a new key.",
+                code="key_revoked",
+            )
 
     def _new_id(self, prefix: str) -> str:
         new = prefix + secrets.token_hex(8)
@@ -893,7 +915,9 @@ class ApiKeys(EnrolmentCommands):
     ) -> None:
         """Raise ``Forbidden`` unless ``approver`` is another person than ``proposed_by``.
 
-        Refused: the same owner (any key, any role, before or after rotation); a key the
+        Refused (``key_revoked``): an approver whose key is no longer active (revoked while
+        the approval's request was in flight: ``check_acting_key``). Refused: the same owner
+        (any key, any role, before or after rotation); a key the
         proposer issued (at the identity's creation, or by rotating it as an admin), since its
         secret was shown to the proposer: its owner must rotate it first, which hands a secret
         only the owner has seen; or an approver whose identity the proposer created, directly or
@@ -907,6 +931,9 @@ class ApiKeys(EnrolmentCommands):
                 code="two_person_rule",
             )
         self._refresh()
+        # the approving key, decided again now: a key revoked while the approval's request
+        # was in flight does not count as the second person
+        self.check_acting_key(str(approver.attributes.get("key_id", "")), "approved nothing")
         since = _time(proposed_at)
         seen: set[str] = set()
         current = _fold_key(approver.id)

@@ -312,6 +312,8 @@ class EnrolmentCommands:
             self, proposed_by: str, approver: Principal, proposed_at: Any, what: str
         ) -> None: ...
 
+        def check_acting_key(self, key_id: str, outcome: str) -> None: ...
+
         def check_permitted(
             self,
             principal: Principal,
@@ -471,6 +473,7 @@ class EnrolmentCommands:
             )
         with self._lock:
             self._refresh()
+            self.check_acting_key(str(requester.attributes.get("key_id", "")), "enrolled nobody")
             now = clock.now()
             on = self.two_person_on()
             bootstrap = on and self.bootstrap_open(requester)
@@ -639,6 +642,7 @@ class EnrolmentCommands:
         own key alone (``rotate``)."""
         with self._lock:
             self._refresh()
+            self.check_acting_key(str(actor.attributes.get("key_id", "")), "reset nothing")
             old = self._keys.get(key_id)
             now = clock.now()
             if old is None or old.state(now) == "revoked":

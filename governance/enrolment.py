@@ -634,6 +634,16 @@ class EnrolmentCommands:
                 tenant=e.tenant,
             )
             self._refresh()
+            folded = self._enrolments[enrolment_id]
+            if folded.approval_hmac != self._digest(salt, second):
+                # another process approved it first (both checks saw it pending): the fold
+                # keeps the first approval, so this second half would never redeem
+                raise Conflict(
+                    f"Enrolment {enrolment_id} was approved by {folded.approved_by!r} at the "
+                    "same time, in another request: that approval stands and this one does "
+                    "not count (hand the person nothing from it).",
+                    code="enrolment_not_pending",
+                )
             return second
 
     def reset(self, actor: Principal, key_id: str, *, reason: str = "") -> EnrolmentTicket:

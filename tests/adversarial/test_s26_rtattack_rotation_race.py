@@ -85,3 +85,32 @@ def test_an_issuance_by_a_key_revoked_on_another_instance(hub: Hub) -> None:
     assert refused.value.code == "key_revoked", refused.value.message
     for keys in (hub.keys, holder_side):
         assert [k.owner for k in keys.active() if k.issued_by_key == leaked.key_id] == []
+
+
+def test_two_approvals_of_one_enrolment_on_two_instances(hub: Hub) -> None:
+    """Two approvers approve one pending enrolment on two instances at once: both checks saw
+    it pending, both approvals were appended and both answered a second half; the fold keeps
+    the first, so the other approver handed the person a half that never redeems (and the
+    ledger holds two approvals of one enrolment, one of them void). The later one is refused
+    now, naming the approval that stands."""
+    from governance.enrolment import EnrolmentTicket
+
+    root = hub.keys.get(hub.keys.create(["admin"], owner="root").key_id).principal
+    ann = hub.keys.get(hub.keys.create(["admin"], owner="ann").key_id).principal
+    dave = hub.keys.get(hub.keys.create(["security_admin"], owner="dave").key_id).principal
+    hub.keys.create(["compliance_officer"], owner="carol")  # the bootstrap window is closed
+    ticket = hub.keys.issue(root, ["security_admin"], owner="pat")
+    assert isinstance(ticket, EnrolmentTicket) and ticket.requires_approval
+    other = _other_instance(hub)
+    other.enrolments()  # folded: pending there
+    halves: list[str] = []
+    other._publisher = _Interleaved(  # type: ignore[assignment]
+        hub.publisher,
+        lambda: halves.append(hub.keys.approve_enrolment(ann, ticket.enrolment_id, "known")),
+    )
+    with pytest.raises(HubError) as refused:
+        other.approve_enrolment(dave, ticket.enrolment_id, "known")
+    assert refused.value.code == "enrolment_not_pending", refused.value.message
+    assert "ann" in refused.value.message
+    issued = hub.keys.redeem(ticket.token, "s" * 40, second=halves[0])
+    assert hub.keys.get(issued.key_id).owner == "pat"

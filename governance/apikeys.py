@@ -223,6 +223,9 @@ class ApiKeys(EnrolmentCommands):
         self._reader = reader
         self._keys: dict[str, ApiKey] = {}
         self._origins: dict[str, Origin] = {}  # casefolded owner -> first creation
+        self._replaced_by: dict[str, str] = {}  # key id -> its first replacement (rotation)
+        self._voided: dict[str, tuple[str, str]] = {}  # key id -> why never active (code, why)
+        self._stopped: set[str] = set()  # keys whose revocation, folded, was effective at once
         self._enrolments: dict[str, Enrolment] = {}
         # The bootstrap window (enrolment without a second approver while the two-person rule
         # is on) closes for good at the first approved enrolment or once three people hold
@@ -238,7 +241,9 @@ class ApiKeys(EnrolmentCommands):
             TOPIC,
             decoded(
                 self._reader,
-                lambda ev: self._apply(ev["headers"].get("ce_type"), ev.get("value") or {}),
+                lambda ev: self._apply(
+                    ev["headers"].get("ce_type"), ev.get("value") or {}, ev.get("timestamp_ms")
+                ),
             ),
             lock=self._lock,
             once_by=H_ID,
@@ -324,7 +329,9 @@ class ApiKeys(EnrolmentCommands):
         with self._lock:
             self._catch_ups.run(ticket, self._fold.catch_up)
 
-    def _apply(self, kind: str | None, v: Mapping[str, Any]) -> None:
+    def _apply(
+        self, kind: str | None, v: Mapping[str, Any], appended_ms: int | None = None
+    ) -> None:
         if not v.get("key_id"):  # undecodable: nothing to fold
             return
         if kind in enr.KINDS:
@@ -350,6 +357,17 @@ class ApiKeys(EnrolmentCommands):
                 enrolment_id=v.get("enrolment_id") or "",
             )
             key = replace(key, issuance=self._issuance(key, v.get("issuance") or ""))
+            void = self._void_issuance(key)
+            if void is not None:  # folded revoked from the start, on every instance alike
+                self._voided[key.key_id] = void
+                key = replace(
+                    key,
+                    revoked_at=key.issued_at or clock.now(),
+                    revoked_by="hub",
+                    revoked_reason=void[1],
+                )
+            elif key.replaces:
+                self._replaced_by.setdefault(key.replaces, key.key_id)
             if v.get("issuer_roles"):
                 by_admin = "admin" in v["issuer_roles"]
             else:  # legacy events: the hub itself, the old CLI operator, or an admin owner
@@ -372,6 +390,15 @@ class ApiKeys(EnrolmentCommands):
         elif kind == "hub.ApiKeyRevoked":
             old = self._keys.get(v["key_id"])
             at = _time(v.get("revoked_at"))
+            # Effective when appended (not a rotation's grace): whatever is appended after it
+            # in the log was decided without the key (``_void_issuance``).
+            if (
+                old is not None
+                and at is not None
+                and appended_ms is not None
+                and int(at.timestamp() * 1000) <= appended_ms
+            ):
+                self._stopped.add(old.key_id)
             # The earliest revocation wins: a rotation's grace schedules one for later, and an
             # admin revoking the key (leaked) during that grace must stop it now, not then.
             if old is not None and (
@@ -383,6 +410,39 @@ class ApiKeys(EnrolmentCommands):
                     revoked_by=v.get("revoked_by") or "",
                     revoked_reason=v.get("reason") or "",
                 )
+
+    def _void_issuance(self, key: ApiKey) -> tuple[str, str] | None:
+        """(code, reason) when a key the log holds must never be active, decided in log order
+        so every instance folds it alike; None for a good key.
+
+        Two processes check a key change each against what they folded, and append: both
+        checks may pass (``docs/benchmarks/s26-redteam-attacker26.md``). Refused here: a second
+        replacement of one key (two rotations decided side by side: the first appended stands)
+        and a key issued with a key whose revocation, effective at once (not a rotation's grace),
+        the log holds before it (an issuance decided beside a revocation: a cascade computed
+        before the key existed never reached it), or dated at or before the key's issue."""
+        parent = self._keys.get(key.issued_by_key) if key.issued_by_key else None
+        if (
+            parent is not None
+            and parent.revoked_at is not None
+            and (
+                parent.key_id in self._stopped
+                or (key.issued_at is not None and parent.revoked_at <= key.issued_at)
+            )
+        ):
+            return (
+                "key_revoked",
+                f"issued with key {parent.key_id}, whose revocation "
+                f"({parent.revoked_at.isoformat()}) the log holds before it",
+            )
+        earlier = self._replaced_by.get(key.replaces) if key.replaces else None
+        if earlier is not None and earlier != key.key_id:
+            return (
+                "already_rotated",
+                f"a second replacement of key {key.replaces}, already rotated to {earlier} "
+                "(two rotations decided at once)",
+            )
+        return None
 
     def _issuance(self, key: ApiKey, claimed: str) -> str:
         """The issuance a key's event claims, if its history bears it out; else ``issued``
@@ -451,6 +511,7 @@ class ApiKeys(EnrolmentCommands):
         _check_roles(roles)
         with self._lock:
             self._refresh()
+            self.check_acting_key(issued_by_key, "issued nothing")
             key_id = self._new_id("hk_")
             who = owner or principal or key_id
             secret = secrets.token_urlsafe(32)
@@ -478,7 +539,38 @@ class ApiKeys(EnrolmentCommands):
                 tenant=tenant,  # the key's tenant: its auditor sees who got access to it
             )
             self._refresh()
+            void = self._voided.get(key_id)
+            if void is not None:
+                code, reason = void
+                error = Unauthenticated if code == "key_revoked" else InvalidInput
+                raise error(
+                    f"No key was issued: another request changed the keys while this one was "
+                    f"decided (key {key_id}, {reason}); it is recorded revoked. Check the keys "
+                    "(`hub keys list --all`) and try again if still needed.",
+                    code=code,
+                )
         return IssuedKey(key_id, secret, who)
+
+    def check_acting_key(self, key_id: str, outcome: str) -> None:
+        """Raise ``Unauthenticated`` (``key_revoked``) when ``key_id``, the key a request acts
+        with, is revoked or expired now (decided on the keys folded under the caller's lock).
+
+        A request's key is verified when the request arrives, and its route runs once the body
+        is read (up to ``HUB_REQUEST_BODY_TIMEOUT_S`` and more for a large body). A key issued
+        or approved with a key revoked meanwhile outlived the revocation: a leaked key revoked
+        with ``cascade`` still issued a key the cascade, computed before it existed, never
+        reached. ``""`` or a key this keyring never knew (a principal the hub built in-process)
+        is not refused here."""
+        key = self._keys.get(key_id) if key_id else None
+        if key is None:
+            return
+        state = key.state(clock.now())
+        if state != "active":
+            raise Unauthenticated(
+                f"API key {key_id} is {state}: it was {state} while this request was in "
+                f"flight, so the request {outcome}. Ask for a new key.",
+                code="key_revoked",
+            )
 
     def _new_id(self, prefix: str) -> str:
         new = prefix + secrets.token_hex(8)
@@ -893,7 +985,9 @@ class ApiKeys(EnrolmentCommands):
     ) -> None:
         """Raise ``Forbidden`` unless ``approver`` is another person than ``proposed_by``.
 
-        Refused: the same owner (any key, any role, before or after rotation); a key the
+        Refused (``key_revoked``): an approver whose key is no longer active (revoked while
+        the approval's request was in flight: ``check_acting_key``). Refused: the same owner
+        (any key, any role, before or after rotation); a key the
         proposer issued (at the identity's creation, or by rotating it as an admin), since its
         secret was shown to the proposer: its owner must rotate it first, which hands a secret
         only the owner has seen; or an approver whose identity the proposer created, directly or
@@ -907,6 +1001,9 @@ class ApiKeys(EnrolmentCommands):
                 code="two_person_rule",
             )
         self._refresh()
+        # the approving key, decided again now: a key revoked while the approval's request
+        # was in flight does not count as the second person
+        self.check_acting_key(str(approver.attributes.get("key_id", "")), "approved nothing")
         since = _time(proposed_at)
         seen: set[str] = set()
         current = _fold_key(approver.id)

@@ -312,6 +312,8 @@ class EnrolmentCommands:
             self, proposed_by: str, approver: Principal, proposed_at: Any, what: str
         ) -> None: ...
 
+        def check_acting_key(self, key_id: str, outcome: str) -> None: ...
+
         def check_permitted(
             self,
             principal: Principal,
@@ -471,6 +473,7 @@ class EnrolmentCommands:
             )
         with self._lock:
             self._refresh()
+            self.check_acting_key(str(requester.attributes.get("key_id", "")), "enrolled nobody")
             now = clock.now()
             on = self.two_person_on()
             bootstrap = on and self.bootstrap_open(requester)
@@ -631,6 +634,16 @@ class EnrolmentCommands:
                 tenant=e.tenant,
             )
             self._refresh()
+            folded = self._enrolments[enrolment_id]
+            if folded.approval_hmac != self._digest(salt, second):
+                # another process approved it first (both checks saw it pending): the fold
+                # keeps the first approval, so this second half would never redeem
+                raise Conflict(
+                    f"Enrolment {enrolment_id} was approved by {folded.approved_by!r} at the "
+                    "same time, in another request: that approval stands and this one does "
+                    "not count (hand the person nothing from it).",
+                    code="enrolment_not_pending",
+                )
             return second
 
     def reset(self, actor: Principal, key_id: str, *, reason: str = "") -> EnrolmentTicket:
@@ -639,6 +652,7 @@ class EnrolmentCommands:
         own key alone (``rotate``)."""
         with self._lock:
             self._refresh()
+            self.check_acting_key(str(actor.attributes.get("key_id", "")), "reset nothing")
             old = self._keys.get(key_id)
             now = clock.now()
             if old is None or old.state(now) == "revoked":

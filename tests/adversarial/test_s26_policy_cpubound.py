@@ -173,3 +173,5 @@ def test_the_wall_limit_is_at_least_the_bound() -> None:
     with pytest.raises(ValueError, match="HUB_POLICY_DECISION_WALL_MS"):
         Settings(policy_decision_bound_ms=1_000, policy_decision_wall_ms=500)
     assert Settings().policy_decision_wall_ms >= Settings().policy_decision_bound_ms
+    # a bound raised past the default wall limit (CI runs did) still starts: the limit follows
+    assert Settings(policy_decision_bound_ms=60_000).policy_decision_wall_ms == 60_000

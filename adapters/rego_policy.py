@@ -26,8 +26,16 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from adapters.rego_runtime import (
+    DEFAULT_WALL_MS,
+    WALL_SETTING,
+    ChildEvaluator,
+    EvaluatorThread,
+    Limits,
+    Passed,
+    StuckCount,
+)
 from adapters.rego_runtime import SETTING as BOUND_SETTING
-from adapters.rego_runtime import ChildEvaluator, EvaluatorThread, StuckCount
 from core.decisioncache import DecisionCache
 from core.policybundle import (
     ENTRYPOINT,
@@ -210,14 +218,17 @@ class RegoPolicyEngine(InputDocumentEngine):
     """Evaluates ``data.hub.authz.decision`` in-process. Thread-safe (one evaluation at a time).
 
     With ``decision_bound_ms`` (the serving path: ``HUB_POLICY_DECISION_BOUND_MS``), each
-    evaluation runs on an evaluator thread and a decision not answered within the bound is
-    denied with the reason ``policy_eval_timeout`` (``adapters.rego_runtime``); ``on_timeout``
-    is called then (a metric). A bundle version that has timed out once is evaluated from then
-    on in a child process killed at the bound (``adapters.rego_runtime.ChildEvaluator``), and
-    so is every decision while ``stuck_max`` set-aside evaluations still run (every decision
-    with ``stuck_max=0``): a slow input costs the bound, not its whole work, and does not deny
-    the other decisions. Without ``decision_bound_ms``, the caller's own thread evaluates (the
-    timing child of ``adapters.rego_deadline``, which measures that thread's CPU time).
+    evaluation runs on an evaluator thread and a decision whose evaluation spends more than the
+    bound in CPU time, or is not answered within ``decision_wall_ms`` of wall time
+    (``HUB_POLICY_DECISION_WALL_MS``: the never-ending case, at least the bound), is denied with
+    the reason ``policy_eval_timeout`` naming the limit (``adapters.rego_runtime``);
+    ``on_timeout`` is called then (a metric). A bundle version that has timed out once is
+    evaluated from then on in a child process killed at the same limits
+    (``adapters.rego_runtime.ChildEvaluator``), and so is every decision while ``stuck_max``
+    set-aside evaluations still run (every decision with ``stuck_max=0``): a slow input costs
+    the bound, not its whole work, and does not deny the other decisions. Without
+    ``decision_bound_ms``, the caller's own thread evaluates (the timing child of
+    ``adapters.rego_deadline``, which measures that thread's CPU time).
     """
 
     def __init__(
@@ -227,18 +238,25 @@ class RegoPolicyEngine(InputDocumentEngine):
         cache: DecisionCache | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
         decision_bound_ms: int | None = None,
+        decision_wall_ms: int = DEFAULT_WALL_MS,
         stuck_max: int = 2,
         on_timeout: Callable[[], None] | None = None,
         child_memory_mb: int = 1024,
     ) -> None:
         if decision_bound_ms is not None and decision_bound_ms < 1:
             raise ValueError(f"{BOUND_SETTING} must be at least 1 (got {decision_bound_ms})")
+        if decision_bound_ms is not None and decision_wall_ms < decision_bound_ms:
+            raise ValueError(
+                f"{WALL_SETTING} ({decision_wall_ms}) must be at least {BOUND_SETTING} "
+                f"({decision_bound_ms}): the wall limit is for evaluations that never end"
+            )
         if stuck_max < 0:
             raise ValueError(f"HUB_POLICY_STUCK_MAX must be at least 0 (got {stuck_max})")
         self.cache = cache
         self._clock_ns = clock_ns
         self._lock = threading.Lock()
         self.decision_bound_ms = decision_bound_ms
+        self.decision_wall_ms = decision_wall_ms
         self.stuck_max = stuck_max
         self.timeouts = 0  # decisions denied past the bound, since start
         self._on_timeout = on_timeout
@@ -308,49 +326,64 @@ class RegoPolicyEngine(InputDocumentEngine):
         return evaluate
 
     def _evaluate_bounded(self, bundle: PolicyBundle, doc: Mapping[str, Any]) -> Any:
-        """``doc`` evaluated within the bound (held: ``self._lock``): on the evaluator thread,
+        """``doc`` evaluated within the limits (held: ``self._lock``): on the evaluator thread,
         or in the killable child for a version that timed out or while ``stuck_max``
         set-aside evaluations still run."""
-        bound_ms = self.decision_bound_ms or 0
-        where = f"the bound of {bound_ms} ms ({BOUND_SETTING})"
         if (
             self.stuck_max == 0
             or bundle.version in self._timed_out_versions
             or (self._worker is None and self._stuck.running >= self.stuck_max)
         ):
-            return self._evaluate_in_child(bundle, doc, where)
+            return self._evaluate_in_child(bundle, doc)
         if self._worker is None:
             self._worker = self._new_worker(bundle)
-        answer = self._worker[0].run((bundle, doc), bound_ms / 1000)
+        thread = self._worker[0]
+        answer = thread.run((bundle, doc), self._limits())
         if answer is None:  # set aside: it ends on its own thread
             self._worker = None
             self._stuck.add()
             self._timed_out_versions.add(bundle.version)
-            raise self._slow(bundle, doc, where)
+            raise self._slow(bundle, doc, thread.passed or "wall")
         ok, value = answer
         if not ok:
             raise value
         return value
 
-    def _evaluate_in_child(self, bundle: PolicyBundle, doc: Mapping[str, Any], where: str) -> Any:
+    def _limits(self) -> Limits:
+        return Limits((self.decision_bound_ms or 0) / 1000, self.decision_wall_ms / 1000)
+
+    def _evaluate_in_child(self, bundle: PolicyBundle, doc: Mapping[str, Any]) -> Any:
         """``doc`` evaluated in the killable child of ``bundle`` (held: ``self._lock``)."""
         if self._child is None or self._child.version != bundle.version:
             if self._child is not None:
                 self._child.close()
             self._child = ChildEvaluator(bundle, self._child_memory_mb)
-        answer = self._child.run(doc, (self.decision_bound_ms or 0) / 1000)
+        answer = self._child.run(doc, self._limits())
         if answer is None:  # the child was killed: nothing keeps running
-            raise self._slow(bundle, doc, where)
+            raise self._slow(bundle, doc, self._child.passed or "wall")
         ok, value = answer
         if not ok:
             raise value
         return value
 
-    def _slow(self, bundle: PolicyBundle, doc: Mapping[str, Any], where: str) -> EvaluationTimeout:
+    def _slow(
+        self, bundle: PolicyBundle, doc: Mapping[str, Any], passed: Passed
+    ) -> EvaluationTimeout:
+        if passed == "cpu":
+            where = f"the bound of {self.decision_bound_ms} ms of CPU time ({BOUND_SETTING})"
+            why = "the policy has a branch too slow for this input; fix it and propose again"
+        else:
+            where = (
+                f"{self.decision_wall_ms} ms of wall time ({WALL_SETTING}), short of the "
+                f"{self.decision_bound_ms} ms of CPU time it may spend ({BOUND_SETTING})"
+            )
+            why = (
+                "the machine gave the evaluation too little CPU, or it waits on something: "
+                "retry, and see the machine's load"
+            )
         return self._timed_out(
             f"policy_eval_timeout: the policy bundle {bundle.version[:12]} did not decide "
-            f"{doc.get('action')!r} on {doc.get('resource')!r} within {where}: denied "
-            "(the policy has a branch too slow for this input; fix it and propose again)."
+            f"{doc.get('action')!r} on {doc.get('resource')!r} within {where}: denied ({why})."
         )
 
     def _timed_out(self, message: str) -> EvaluationTimeout:
@@ -361,6 +394,7 @@ class RegoPolicyEngine(InputDocumentEngine):
                 "event": "policy_eval_timeout",
                 "engine": ENGINE,
                 "bound_ms": self.decision_bound_ms,
+                "wall_ms": self.decision_wall_ms,
                 "stuck": self._stuck.running,
             },
         )

@@ -88,7 +88,8 @@ class Metrics:
         self.policy_eval_timeouts = Counter(
             "hub_policy_eval_timeouts_total",
             "Decisions denied because the engine did not decide within "
-            "HUB_POLICY_DECISION_BOUND_MS (policy_eval_timeout), by engine.",
+            "HUB_POLICY_DECISION_BOUND_MS of CPU time or HUB_POLICY_DECISION_WALL_MS of wall "
+            "time (policy_eval_timeout), by engine.",
             ["engine"],
             registry=self.registry,
         )

@@ -41,6 +41,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from domain.shown import shown, shown_str
+
 RuleKind = Literal["required", "range", "regex", "enum", "compare", "freshness", "unique", "ref"]
 KINDS: tuple[str, ...] = (
     "required",
@@ -348,7 +350,7 @@ def check_rule(rule: Rule, record: Any, now: datetime) -> Violation | None:
     if kind == "range":
         n = _as_number(value)
         if n is None:
-            return Violation(rule.id, where, f"{where} ({value!r}) is not a number.")
+            return Violation(rule.id, where, f"{where} ({shown(value)}) is not a number.")
         if rule.min is not None and (n <= rule.min if rule.min_exclusive else n < rule.min):
             op = ">" if rule.min_exclusive else ">="
             return Violation(rule.id, where, f"{where} is {n}, but must be {op} {rule.min}.")
@@ -361,16 +363,16 @@ def check_rule(rule: Rule, record: Any, now: datetime) -> Violation | None:
         if isinstance(value, str) and rule._regex.fullmatch(value):
             return None
         return Violation(
-            rule.id, where, f"{where} ({value!r}) does not match the pattern {rule.pattern!r}."
+            rule.id, where, f"{where} ({shown(value)}) does not match the pattern {rule.pattern!r}."
         )
     if kind == "enum":
         if value in rule.values:
             return None
         allowed = ", ".join(map(str, rule.values))
-        return Violation(rule.id, where, f"{where} ({value!r}) is not one of {allowed}.")
+        return Violation(rule.id, where, f"{where} ({shown(value)}) is not one of {allowed}.")
     if kind == "freshness":
         if not isinstance(value, datetime):
-            return Violation(rule.id, where, f"{where} ({value!r}) is not a timestamp.")
+            return Violation(rule.id, where, f"{where} ({shown(value)}) is not a timestamp.")
         if value.tzinfo is None:
             value = value.replace(tzinfo=now.tzinfo)
         if rule.max_age is not None and now - value > rule.max_age:
@@ -415,7 +417,7 @@ def ref_violation(rule: Rule, value: Any) -> Violation:
     return Violation(
         rule.id,
         where,
-        f"{where} ({value!r}) is not the key of any record on topic {rule.topic!r}: publish "
+        f"{where} ({shown(value)}) is not the key of any record on topic {rule.topic!r}: publish "
         f"that record to {rule.topic!r} first, or correct the value.",
     )
 
@@ -423,7 +425,7 @@ def ref_violation(rule: Rule, value: Any) -> Violation:
 def _show(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
-    return str(value)
+    return shown_str(value)
 
 
 # -- compiled evaluation ------------------------------------------------------------------------
@@ -516,7 +518,7 @@ def _compile_rule(rule: Rule) -> Check | None:
                 return None
             n = _as_number(value)
             if n is None:
-                return Violation(rid, where, f"{where} ({value!r}) is not a number.")
+                return Violation(rid, where, f"{where} ({shown(value)}) is not a number.")
             if lo is not None and (n <= lo if lo_x else n < lo):
                 return Violation(rid, where, f"{where} is {n}, but must be {lo_op} {lo}.")
             if hi is not None and (n >= hi if hi_x else n > hi):
@@ -535,7 +537,7 @@ def _compile_rule(rule: Rule) -> Check | None:
             if isinstance(value, str) and fullmatch(value):
                 return None
             return Violation(
-                rid, where, f"{where} ({value!r}) does not match the pattern {pattern!r}."
+                rid, where, f"{where} ({shown(value)}) does not match the pattern {pattern!r}."
             )
 
         return regex
@@ -547,7 +549,7 @@ def _compile_rule(rule: Rule) -> Check | None:
             value = get(record)
             if value is None or value in values:
                 return None
-            return Violation(rid, where, f"{where} ({value!r}) is not one of {allowed}.")
+            return Violation(rid, where, f"{where} ({shown(value)}) is not one of {allowed}.")
 
         return enum
     if kind == "freshness":
@@ -558,7 +560,7 @@ def _compile_rule(rule: Rule) -> Check | None:
             if value is None:
                 return None
             if not isinstance(value, datetime):
-                return Violation(rid, where, f"{where} ({value!r}) is not a timestamp.")
+                return Violation(rid, where, f"{where} ({shown(value)}) is not a timestamp.")
             if value.tzinfo is None:
                 value = value.replace(tzinfo=now.tzinfo)
             if max_age is not None and now - value > max_age:

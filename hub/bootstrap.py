@@ -779,6 +779,7 @@ def build_policy(
                 bundle,
                 cache=cache,
                 decision_bound_ms=settings.policy_decision_bound_ms,
+                decision_wall_ms=settings.policy_decision_wall_ms,
                 stuck_max=settings.policy_stuck_max,
                 child_memory_mb=settings.policy_eval_memory_mb,
                 on_timeout=None

@@ -14,11 +14,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError, InvalidInput
 from core.yamlkeys import load_unique
+
+DEFAULT_DECISION_WALL_MS = 30_000  # HUB_POLICY_DECISION_WALL_MS unless the bound is larger
 
 EventLogKind = Literal["sqlite", "kafka"]
 Compatibility = Literal[
@@ -625,9 +634,19 @@ class Settings(BaseSettings):
     policy_decision_bound_ms: int = Field(
         default=1_000,
         ge=1,
-        description="Wall time the embedded Rego engine may take on one decision in the serving "
-        "path; past it the decision is denied with the reason policy_eval_timeout (counted in "
+        description="CPU time the embedded Rego engine may spend on one decision in the serving "
+        "path (the evaluator's own CPU clock: a loaded machine does not count against it); "
+        "past it the decision is denied with the reason policy_eval_timeout (counted in "
         "hub_policy_eval_timeouts_total, logged) and the evaluation is set aside.",
+    )
+    policy_decision_wall_ms: int = Field(
+        default=DEFAULT_DECISION_WALL_MS,
+        ge=1,
+        description="Wall time one decision may wait for the embedded Rego engine in the serving "
+        "path, for evaluations that never end without spending HUB_POLICY_DECISION_BOUND_MS of "
+        "CPU time (a starved machine, a blocked evaluation): past it the decision is denied "
+        "(policy_eval_timeout) as past the bound. At least HUB_POLICY_DECISION_BOUND_MS (unset: "
+        "30000, or the bound when larger).",
     )
     policy_stuck_max: int = Field(
         default=2,
@@ -788,6 +807,33 @@ class Settings(BaseSettings):
         from core.hostnames import parse_allowed
 
         parse_allowed(v)  # raises ValueError naming the entry
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _wall_default(cls, data: Any) -> Any:
+        """An unset HUB_POLICY_DECISION_WALL_MS is at least HUB_POLICY_DECISION_BOUND_MS: a
+        bound raised past the 30 s default (as CI runs did when the bound was wall time) keeps
+        starting."""
+        if not isinstance(data, dict) or "policy_decision_wall_ms" in data:
+            return data
+        try:
+            bound = int(data.get("policy_decision_bound_ms", 0))
+        except (TypeError, ValueError):
+            return data  # the field's own validation names it
+        if bound > DEFAULT_DECISION_WALL_MS:
+            return {**data, "policy_decision_wall_ms": bound}
+        return data
+
+    @field_validator("policy_decision_wall_ms")
+    @classmethod
+    def _wall_past_bound(cls, v: int, info: ValidationInfo) -> int:
+        bound = info.data.get("policy_decision_bound_ms")
+        if bound is not None and v < bound:
+            raise ValueError(
+                f"HUB_POLICY_DECISION_WALL_MS ({v}) must be at least HUB_POLICY_DECISION_BOUND_MS "
+                f"({bound}): the wall limit is for evaluations that never end"
+            )
         return v
 
     @field_validator("policy_unsynced_reads")

@@ -62,6 +62,7 @@ from core.avro.schema import parse_schema
 from core.errors import HubError, InvalidInput
 from core.pii import encrypted_schema
 from core.tenant_quota import TenantQuotaExceeded, TenantRateLimited
+from domain.shown import shown
 from ingest.lines import Lines, batches
 from ingest.localfile import FileUnreadable as FileUnreadable
 from ingest.localfile import OpenedFile, open_dir
@@ -389,7 +390,7 @@ def _plain(text: str) -> str:
     ``Decimal`` take "1_000" as 1000 (and "1_5" as 15) and "٣" (Arabic-Indic) as 3."""
     if text.isascii() and "_" not in text:
         return text
-    raise ValueError(f"{text!r} is not a number in plain digits (ASCII 0-9, no '_' grouping)")
+    raise ValueError(f"{shown(text)} is not a number in plain digits (ASCII 0-9, no '_' grouping)")
 
 
 def _csv_value(text: str, t: Any, nullable: bool) -> Any:
@@ -409,7 +410,7 @@ def _csv_value(text: str, t: Any, nullable: bool) -> Any:
         return Decimal(_plain(text))
     if base == "boolean":
         if text.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"{text!r} is not a boolean (true/false)")
+            raise ValueError(f"{shown(text)} is not a boolean (true/false)")
         return text.lower() in ("true", "1")
     return text
 
@@ -577,7 +578,7 @@ def parse_csv_row(
         try:
             value[name] = _csv_value(cell, *types[name])
         except (ValueError, ArithmeticError) as exc:
-            raise ValueError(f"column {name!r}: {cell!r} does not fit ({exc})") from exc
+            raise ValueError(f"column {name!r}: {shown(cell)} does not fit ({exc})") from exc
     return value
 
 

@@ -73,6 +73,7 @@ from core.tenant_quota import TenantQuotaExceeded
 from registry.internal import is_internal_subject
 from registry.plain import SUFFIX, falsely_sealed, log_form, plain_subject, unsealed
 from registry.standalone import inline_references
+from registry.subjectnames import refuse_unsafe_new_subject
 
 SCHEMAS_TOPIC = "_schemas"
 _P = ParamSpec("_P")
@@ -1010,6 +1011,8 @@ class SchemaRegistry:
                     f"register your schema under {subject[: -len(SUFFIX)]!r} (the hub keeps "
                     "its plain form here) or under a subject name of your own."
                 )
+            if subject not in self._state.subjects:  # a new name: no look-alikes
+                refuse_unsafe_new_subject(subject)
             writer = owner or tenant or HUB_TENANT
             parsed = self._parse_new(text, schema_type, references)  # 2
             self._refuse_falsely_sealed(subject, parsed, schema_type)

@@ -27,6 +27,7 @@ from fastavro.validation import validate
 from core.avro.schema import ParsedSchema, recursive_type
 from core.avro.varint import varint
 from core.errors import SerializationError
+from domain.shown import shown, shown_str
 
 # Enough digits for any Avro decimal the hub keeps (precision up to 38) and the products of two:
 # Python's default context has 28 and rounds wider values (scaleb, arithmetic) silently.
@@ -151,7 +152,9 @@ def check(schema: ParsedSchema, datum: Any) -> None:
     try:
         validate(datum, schema.parsed, raise_errors=True)
     except AvroValidationError as exc:
-        raise SerializationError(f"Record does not match schema {schema.name}: {exc}") from exc
+        raise SerializationError(
+            f"Record does not match schema {schema.name}: {shown_str(exc, 300)}"
+        ) from exc
 
 
 # -- JSON <-> Avro datum ------------------------------------------------------------------------
@@ -189,7 +192,7 @@ def from_json(
         fits = [exc for branch, exc in errors if _shape_fits(value, branch, named)]
         if len(fits) == 1:  # one branch of the value's shape: its error names what to fix
             raise fits[0]
-        raise SerializationError(f"{path or '/'}: no union branch accepts {value!r}.")
+        raise SerializationError(f"{path or '/'}: no union branch accepts {shown(value)}.")
     if isinstance(schema, str):
         return _primitive(value, schema, path)
     t = schema["type"]
@@ -207,7 +210,7 @@ def from_json(
                 stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError as exc:
                 raise SerializationError(
-                    f"{path}: {value!r} is not an RFC 3339 timestamp."
+                    f"{path}: {shown(value)} is not an RFC 3339 timestamp."
                 ) from exc
             _stamp_keeps(stamp, value, logical, path)
             return _readable_stamp(stamp, value, path)
@@ -217,7 +220,7 @@ def from_json(
             try:
                 return date.fromisoformat(value)
             except ValueError as exc:
-                raise SerializationError(f"{path}: {value!r} is not an ISO date.") from exc
+                raise SerializationError(f"{path}: {shown(value)} is not an ISO date.") from exc
         return _readable(_primitive(value, t, path), logical, path)
     if logical in ("time-millis", "time-micros") and t in ("int", "long"):
         return _readable(_primitive(value, t, path), logical, path)
@@ -226,11 +229,11 @@ def from_json(
         try:
             uuid.UUID(value)
         except ValueError as exc:
-            raise SerializationError(f"{path}: {value!r} is not a UUID.") from exc
+            raise SerializationError(f"{path}: {shown(value)} is not a UUID.") from exc
         return value
     if t == "record" or t == "error":
         if not isinstance(value, Mapping):
-            raise SerializationError(f"{path or '/'}: expected an object, got {value!r}.")
+            raise SerializationError(f"{path or '/'}: expected an object, got {shown(value)}.")
         out = {}
         known = set()
         for f in schema["fields"]:
@@ -245,23 +248,24 @@ def from_json(
         unknown = set(value) - known
         if unknown:
             raise SerializationError(
-                f"{path or '/'}: unknown field(s) {', '.join(sorted(unknown))} for record "
+                f"{path or '/'}: unknown field(s) {shown_str(', '.join(sorted(unknown)), 200)} "
+                "for record "
                 f"{schema.get('name')}."
             )
         return out
     if t == "enum":
         if value not in schema["symbols"]:
             raise SerializationError(
-                f"{path}: {value!r} is not one of {', '.join(schema['symbols'])}."
+                f"{path}: {shown(value)} is not one of {', '.join(schema['symbols'])}."
             )
         return value
     if t == "array":
         if not isinstance(value, list):
-            raise SerializationError(f"{path}: expected an array, got {value!r}.")
+            raise SerializationError(f"{path}: expected an array, got {shown(value)}.")
         return [from_json(v, schema["items"], f"{path}/{i}", named) for i, v in enumerate(value)]
     if t == "map":
         if not isinstance(value, Mapping):
-            raise SerializationError(f"{path}: expected an object, got {value!r}.")
+            raise SerializationError(f"{path}: expected an object, got {shown(value)}.")
         return {k: from_json(v, schema["values"], f"{path}/{k}", named) for k, v in value.items()}
     if t == "fixed":
         raw = _bytes(value, path)
@@ -302,8 +306,8 @@ def _readable(value: Any, logical: str, path: str) -> Any:
     lo, hi = _READABLE[logical]
     if type(value) is int and not lo <= value < hi:
         raise SerializationError(
-            f"{path}: {value} is outside the range of a {logical} value ({lo} to {hi - 1}): it "
-            "could be written but not read back as a "
+            f"{path}: {shown_str(value)} is outside the range of a {logical} value "
+            f"({lo} to {hi - 1}): it could be written but not read back as a "
             + ("time of day" if logical.startswith("time-") else "date from year 1 to 9999")
             + "."
         )
@@ -327,12 +331,12 @@ def _stamp_keeps(stamp: datetime, text: str, logical: str, path: str) -> None:
     """
     if stamp.tzinfo is None and logical.startswith("timestamp-"):
         raise SerializationError(
-            f"{path}: {text!r} has no UTC offset, so the instant it names is unknown (it would "
-            "be stored as if in UTC): add 'Z' or an offset such as '+01:00'."
+            f"{path}: {shown(text)} has no UTC offset, so the instant it names is unknown "
+            "(it would be stored as if in UTC): add 'Z' or an offset such as '+01:00'."
         )
     if stamp.tzinfo is not None and logical.startswith("local-timestamp-"):
         raise SerializationError(
-            f"{path}: {text!r} has a UTC offset, which a {logical} value (a wall-clock time "
+            f"{path}: {shown(text)} has a UTC offset, which a {logical} value (a wall-clock time "
             "with no zone) cannot hold: the offset would be dropped. Send the local time "
             "without an offset, or use a timestamp-* field for an instant."
         )
@@ -340,7 +344,7 @@ def _stamp_keeps(stamp: datetime, text: str, logical: str, path: str) -> None:
     keep = _UNIT_DIGITS.get(logical, 6)
     if m is not None and m.group(1)[keep:].strip("0"):
         raise SerializationError(
-            f"{path}: {text!r} has more than {keep} digits of fractional seconds, which a "
+            f"{path}: {shown(text)} has more than {keep} digits of fractional seconds, which a "
             f"{logical} value cannot hold (they would be cut off): round it to {keep} digits."
         )
 
@@ -353,7 +357,7 @@ def _readable_stamp(stamp: datetime, text: str, path: str) -> datetime:
             stamp.astimezone(UTC)
         except OverflowError as exc:
             raise SerializationError(
-                f"{path}: {text!r} is before year 1 or after year 9999 in UTC: it could be "
+                f"{path}: {shown(text)} is before year 1 or after year 9999 in UTC: it could be "
                 "written but not read back."
             ) from exc
     return stamp
@@ -528,11 +532,11 @@ def _refuse_ambiguous_tag(
         except SerializationError:
             continue
         raise SerializationError(
-            f"{path or '/'}: {{{tag!r}: ...}} is ambiguous: it is the union's {tag!r} branch "
-            f"in Avro's tagged form, and also a {b['type']} value of the branch "
-            f"{_type_name(b)!r}. Send the value tagged with the branch you mean "
-            f'(for instance {{"{_type_name(b)}": {{"{tag}": ...}}}}), or, for the {tag!r} '
-            "branch, untagged."
+            f"{path or '/'}: {{{shown(tag)}: ...}} is ambiguous: it is the union's "
+            f"{shown(tag)} branch in Avro's tagged form, and also a {b['type']} value of the "
+            f"branch {_type_name(b)!r}. Send the value tagged with the branch you mean "
+            f'(for instance {{"{_type_name(b)}": {{"{shown_str(tag)}": ...}}}}), or, for the '
+            f"{shown(tag)} branch, untagged."
         )
 
 
@@ -579,22 +583,26 @@ def _primitive(value: Any, t: str, path: str) -> Any:
     if t not in ok:
         raise SerializationError(f"{path}: named type {t!r} is not resolvable here.")
     if not ok[t]:
-        raise SerializationError(f"{path}: expected {t}, got {value!r}.")
+        raise SerializationError(f"{path}: expected {t}, got {shown(value)}.")
     if t in ("float", "double"):
-        number = float(value)
-        if isinstance(value, Decimal) and not abs(number) < _FLOAT_INF[t]:
+        try:
+            number = float(value)
+        except OverflowError:  # an int past a double's range (float() raised, uncaught)
+            number = math.inf if value > 0 else -math.inf
+        if abs(number) >= _FLOAT_INF[t] and not isinstance(value, float):
             # JSON text (parsed as Decimal) too large for the type: stored as infinity, it read
-            # back as null, though the NaN and Infinity literals themselves are refused
+            # back as null, though the NaN and Infinity literals themselves are refused; an
+            # int that large raised OverflowError (float) or struct.error (a float32)
             raise SerializationError(
-                f"{path}: {value} is out of the range of a {t} (it would be stored as infinity): "
-                "send a smaller number."
+                f"{path}: {shown_str(value)} is out of the range of a {t} (it would be stored "
+                "as infinity): send a smaller number."
             )
         stored = number if t == "double" else _F32.unpack(_F32.pack(number))[0]
         if stored == 0 and value != 0:
             # too small for the type: a non-zero source read back as 0.0, accepted
             raise SerializationError(
-                f"{path}: {value} is too small for a {t} (it would be stored as 0): send 0, or "
-                "a number the type can hold (or use a decimal field)."
+                f"{path}: {shown_str(value)} is too small for a {t} (it would be stored as 0): "
+                "send 0, or a number the type can hold (or use a decimal field)."
             )
         return number
     return value
@@ -612,11 +620,11 @@ def _bytes(value: Any, path: str) -> bytes:
     if isinstance(value, bytes):
         return value
     if not isinstance(value, str):
-        raise SerializationError(f"{path}: expected base64 text for bytes, got {value!r}.")
+        raise SerializationError(f"{path}: expected base64 text for bytes, got {shown(value)}.")
     try:
         return base64.b64decode(value, validate=True)
     except ValueError as exc:
-        raise SerializationError(f"{path}: {value!r} is not valid base64.") from exc
+        raise SerializationError(f"{path}: {shown(value)} is not valid base64.") from exc
 
 
 def _decimal(value: Any, schema: Mapping[str, Any], path: str) -> Decimal:
@@ -631,26 +639,26 @@ def _decimal(value: Any, schema: Mapping[str, Any], path: str) -> Decimal:
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             raise SerializationError(
-                f"{where}: {value!r} is not a finite number, so it cannot be a decimal; send a "
-                "number or null (if the field is nullable)."
+                f"{where}: {shown(value)} is not a finite number, so it cannot be a decimal; "
+                "send a number or null (if the field is nullable)."
             )
         value = repr(value)
     elif isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
         raise SerializationError(
-            f"{where}: a decimal must be a number or a string of digits, got {value!r}."
+            f"{where}: a decimal must be a number or a string of digits, got {shown(value)}."
         )
     if isinstance(value, str) and not (value.isascii() and "_" not in value):
         # Python's Decimal reads "1_000.50" as 1000.50 and "١٢" (Arabic-Indic) as 12
         raise SerializationError(
-            f"{where}: {value!r} is not a decimal number in plain digits: write it with ASCII "
+            f"{where}: {shown(value)} is not a decimal number in plain digits: write it with ASCII "
             "digits 0-9 and no '_' grouping (for instance '1000.50')."
         )
     try:
         d = value if isinstance(value, Decimal) else Decimal(value)
     except InvalidOperation as exc:
-        raise SerializationError(f"{where}: {value!r} is not a decimal number.") from exc
+        raise SerializationError(f"{where}: {shown(value)} is not a decimal number.") from exc
     if not d.is_finite():
-        raise SerializationError(f"{where}: {value!r} is not a finite decimal.")
+        raise SerializationError(f"{where}: {shown(value)} is not a finite decimal.")
     scale = int(schema.get("scale", 0))
     precision = int(schema["precision"])
     try:  # at the schema's precision: the default context's 28 digits would refuse a wider
@@ -658,17 +666,17 @@ def _decimal(value: Any, schema: Mapping[str, Any], path: str) -> Decimal:
         q = d.quantize(Decimal(1).scaleb(-scale), context=Context(prec=max(precision, 1)))
     except InvalidOperation as exc:
         raise SerializationError(
-            f"{where}: {value} has more than {precision} significant digits "
+            f"{where}: {shown_str(value)} has more than {precision} significant digits "
             f"(decimal({precision},{scale}))."
         ) from exc
     if q != d:
         raise SerializationError(
-            f"{where}: {value} has more than {scale} decimal places (decimal({precision},{scale}))"
-            "; round it before publishing."
+            f"{where}: {shown_str(value)} has more than {scale} decimal places "
+            f"(decimal({precision},{scale})); round it before publishing."
         )
     if len(q.as_tuple().digits) > precision:
         raise SerializationError(
-            f"{where}: {value} has more than {precision} significant digits "
+            f"{where}: {shown_str(value)} has more than {precision} significant digits "
             f"(decimal({precision},{scale}))."
         )
     return q
@@ -905,14 +913,14 @@ def _map_of_pairs(v: list[tuple[Any, Any]], path: str) -> dict[str, Any]:
     for k, item in v:
         if type(k) is not str:
             raise SerializationError(
-                f"{path}: the map's key {k!r} is {type(k).__name__}, but the keys of an Avro map "
-                "are text: write the column with string keys (for instance map<string, ...>), or "
-                "register the field as an array of key/value records."
+                f"{path}: the map's key {shown(k)} is {type(k).__name__}, but the keys of an "
+                "Avro map are text: write the column with string keys (for instance "
+                "map<string, ...>), or register the field as an array of key/value records."
             )
         if k in out:
             raise SerializationError(
-                f"{path}: the map holds the key {k!r} more than once; an Avro map keeps one value "
-                "per key, so the others would be lost: make its keys unique."
+                f"{path}: the map holds the key {shown(k)} more than once; an Avro map keeps "
+                "one value per key, so the others would be lost: make its keys unique."
             )
         out[k] = item
     return out

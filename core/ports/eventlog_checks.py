@@ -14,6 +14,7 @@ from typing import cast
 from core.errors import InvalidInput
 from core.ports.eventlog import Record, duplicate_envelope_error
 from domain.envelope import duplicated_envelope_header
+from domain.shown import shown
 
 TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 MAX_TIMESTAMP_MS = (1 << 63) - 1
@@ -31,13 +32,13 @@ def check_topic_name(name: object) -> str:
 
 def check_id(value: object, what: str) -> str:
     if not isinstance(value, str) or not value:
-        raise InvalidInput(f"The {what} {value!r} is invalid: pass a non-empty string.")
+        raise InvalidInput(f"The {what} {shown(value)} is invalid: pass a non-empty string.")
     return value
 
 
 def check_offset(value: object, what: str) -> int:
     if type(value) is not int or value < 0:
-        raise InvalidInput(f"The {what} {value!r} is invalid: pass an int >= 0.")
+        raise InvalidInput(f"The {what} {shown(value)} is invalid: pass an int >= 0.")
     return value
 
 

@@ -61,6 +61,7 @@ from core.errors import (
     storage_full,
 )
 from core.ports.policy import Principal
+from domain.shown import shown
 from governance.decisions import HeldDecision
 from hub.api.deps import (
     MAX_INT64,
@@ -325,7 +326,7 @@ def _version_id(text: str) -> int | str:
         number = 0
     if not 1 <= number <= _MAX_VERSION:
         raise InvalidInput(
-            f"The specified version {text!r} is not a valid version id: use an integer "
+            f"The specified version {shown(text)} is not a valid version id: use an integer "
             f"between 1 and {_MAX_VERSION}, or 'latest' (-1).",
             code="invalid_version",
         )
@@ -375,7 +376,7 @@ def _reference(registry: SchemaRegistry, raw: Any, scope: RegistryScope | None =
         and not isinstance(raw.get("version"), bool)
     ):
         raise InvalidSchema(
-            f"Reference {raw!r} is invalid: each reference needs a string 'name', a string "
+            f"Reference {shown(raw)} is invalid: each reference needs a string 'name', a string "
             "'subject' and an integer 'version'."
         )
     version: int = raw["version"]
@@ -408,7 +409,7 @@ def _optional_int(obj: Mapping[str, Any], name: str) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidInput(f"{name!r} must be a positive integer, not {value!r}.")
+        raise InvalidInput(f"{name!r} must be a positive integer, not {shown(value)}.")
     return value
 
 

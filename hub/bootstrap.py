@@ -978,8 +978,10 @@ def bootstrap(
             clock.raise_floor(newest.time_us * 1000)
         else:  # the checkpoints are no floor now; what the hub wrote since it accepted them is
             since = accepted_floor_ms(ledger_store, hub_topics(t.name for t in event_log.topics()))
-            if since is not None:
-                clock.raise_floor(since * 1_000_000)
+            if since is not None:  # no further ahead than a checkpoint may be (a record of an
+                # internal topic dated far ahead by a broker producer must not expire every key)
+                bound = clock.wall_ns() + int(settings.clock_max_ahead_s * 1e9)
+                clock.raise_floor(min(since * 1_000_000, bound))
     if settings.cold_tier:
         from ledger.cuts import RecordedCuts
         from storage.tiering import TieredEventLog

@@ -409,6 +409,7 @@ class KafkaEventLog(EventLog):
         self._sequences: dict[tuple[str, int], list[PartitionSequence]] = {}
         self._sequence_snapshots: dict[tuple[str, int], list[PartitionSequence]] = {}
         self._replays_skipped = 0
+        self._uncommitted_pool: list[Consumer] = []  # read_uncommitted scans (_uncommitted_iter)
         self._replays_named: set[tuple[str, int, int]] = set()
         self._on_replay: Callable[[str], None] | None = None
         # Records written before record MACs (adapters.kafka_log.seals): the partitions' seals,
@@ -974,24 +975,32 @@ class KafkaEventLog(EventLog):
         self, topic: str, partition: int, start: int, end: int
     ) -> Iterator[StoredRecord]:
         """:meth:`_uncommitted` a batch at a time; the read ends at ``end``, at the end of the
-        partition, or when nothing comes for the client timeout."""
-        consumer = Consumer(
-            {
-                **self._base,
-                "group.id": f"hub.held.{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_uncommitted",
-                "enable.partition.eof": True,
-            }
-        )
+        partition, or when nothing comes for the client timeout. The consumer is taken from a
+        small pool (a new one costs a metadata round trip: verify's replay scan reads every
+        partition) and given back unassigned."""
+        wire = self._wire(topic)
+        with self._lock:
+            consumer = self._uncommitted_pool.pop() if self._uncommitted_pool else None
+        if consumer is None:
+            consumer = Consumer(
+                {
+                    **self._base,
+                    "group.id": f"hub.held.{uuid.uuid4().hex}",
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_uncommitted",
+                    "enable.partition.eof": True,
+                }
+            )
         try:
-            consumer.assign([KafkaTP(self._wire(topic), partition, start)])
+            consumer.assign([KafkaTP(wire, partition, start)])
             deadline = time.monotonic() + self._timeout
             while time.monotonic() < deadline:
                 msgs = consumer.consume(500, 1.0)
                 done = False  # an empty consume is a slow fetch: the EOF event ends it
                 out: list[StoredRecord] = []
                 for m in msgs:
+                    if m.topic() != wire or m.partition() != partition:
+                        continue  # fetched for an earlier assignment
                     at = m.offset()
                     if m.error() is not None or at is None or at >= end - 1:
                         done = True
@@ -1003,7 +1012,15 @@ class KafkaEventLog(EventLog):
                 if done:
                     break
         finally:
-            consumer.close()
+            kept = False
+            with suppress(Exception):
+                consumer.unassign()
+                with self._lock:
+                    if not self._closed and len(self._uncommitted_pool) < 2:
+                        self._uncommitted_pool.append(consumer)
+                        kept = True
+            if not kept:
+                consumer.close()
 
     def scan_stored(self, topic: str, partition: int) -> Iterator[StoredRecord]:
         """Every committed record of a partition exactly as stored: no MAC checked, none of
@@ -2390,8 +2407,9 @@ class KafkaEventLog(EventLog):
                 if producer is not None:
                     producer.flush(min(self._timeout, 10.0))
             self._readers.close()
-            for consumer in self._group_consumers.values():
+            for consumer in (*self._group_consumers.values(), *self._uncommitted_pool):
                 consumer.close()
+            self._uncommitted_pool.clear()
             self._plain = self._atomic = None
             self._txn_producers.clear()
             self._group_consumers.clear()

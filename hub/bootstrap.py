@@ -978,10 +978,15 @@ def bootstrap(
             clock.raise_floor(newest.time_us * 1000)
         else:  # the checkpoints are no floor now; what the hub wrote since it accepted them is
             since = accepted_floor_ms(ledger_store, hub_topics(t.name for t in event_log.topics()))
-            if since is not None:  # no further ahead than a checkpoint may be (a record of an
-                # internal topic dated far ahead by a broker producer must not expire every key)
-                bound = clock.wall_ns() + int(settings.clock_max_ahead_s * 1e9)
-                clock.raise_floor(min(since * 1_000_000, bound))
+            if since is not None:
+                try:  # refused past the bound, as a checkpoint is: a clock stepped back that far
+                    wrote_ahead(settings, since)
+                except LedgerIntegrityError:
+                    for opened in (ledger, keystore, event_log):
+                        with contextlib.suppress(Exception):
+                            opened.close()
+                    raise
+                clock.raise_floor(since * 1_000_000)
     if settings.cold_tier:
         from ledger.cuts import RecordedCuts
         from storage.tiering import TieredEventLog
@@ -1177,6 +1182,25 @@ def accepted_floor_ms(store: LedgerStore, internal: Sequence[str]) -> int | None
         limit=ACCEPTED_FLOOR_LEAVES,
     )
     return max([accepted[4], *(r[4] for r in newest)])
+
+
+def wrote_ahead(settings: Settings, since_ms: int) -> None:
+    """Refuse a start whose accepted floor (``accepted_floor_ms``) leads the system clock by
+    more than ``clock_max_ahead_s``. What the hub wrote since an accepted start was dated by
+    the wall clock then, so the clock was stepped back since (or a broker producer dated a
+    record of an internal topic ahead). ``HUB_CLOCK_ACCEPT_AHEAD_UNTIL`` does not cover it:
+    it accepts checkpoint times only."""
+    wall_ns = clock.wall_ns()
+    ahead_s = (since_ms * 1_000_000 - wall_ns) / 1e9
+    if ahead_s <= settings.clock_max_ahead_s:
+        return
+    raise LedgerIntegrityError(
+        f"Refusing to start: since the last accepted start (clock.ahead_accepted) the hub wrote "
+        f"at {_utc(since_ms * 1000)}, {ahead_s:,.0f} s ahead of this machine's clock "
+        f"({_utc(wall_ns // 1000)}; HUB_CLOCK_MAX_AHEAD_S={settings.clock_max_ahead_s:g}). "
+        "The clock was stepped back since (fix it: NTP); HUB_CLOCK_ACCEPT_AHEAD_UNTIL accepts "
+        "checkpoint times only. `hub ledger verify` still runs."
+    )
 
 
 def _utc(time_us: int) -> str:

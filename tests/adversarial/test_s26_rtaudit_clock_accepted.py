@@ -75,3 +75,16 @@ def test_without_an_acceptance_the_floor_is_the_checkpoint_as_before(tmp_path: P
     assert verdict == "REFUSED"
     (line,) = _child(BACK, back=HOUR_NS, data=data, env={}, key_id=key_id, secret=secret)
     assert line.startswith("REFUSED") and "expired" in line, line
+
+
+def test_a_clock_stepped_back_past_the_bound_under_an_acceptance_is_refused(
+    tmp_path: Path,
+) -> None:
+    # two days back (the bound is a day): the start is refused, naming it, as a checkpoint
+    # that far ahead is; the acceptance of the checkpoint's time does not cover it
+    data, time_us = _signed_ahead(tmp_path)
+    env = {"HUB_CLOCK_ACCEPT_AHEAD_UNTIL": _iso(time_us + 1)}
+    _verdict, key_id, secret = _child(ISSUE, data=data, env=env)
+    (line,) = _child(BACK, back=48 * HOUR_NS, data=data, env=env, key_id=key_id, secret=secret)
+    assert line.startswith("START-REFUSED"), line
+    assert "since the last accepted start" in line and "stepped back" in line, line

@@ -18,7 +18,7 @@ Layout of the zip::
                            ledger's columns {actor, action, resource} (leaf_columns), and
                            display fields (time, actor, action, resource, tenant, control)
     report.html            the human-readable report (covered by the manifest digest)
-    report.pdf             the same report as PDF (covered by the manifest digest)
+    report.pdf             the same report as PDF (its figures checked like report.html's)
     checkpoints.csv        every checkpoint of the pack: size, time, root, hash (the reports
                            summarise them); hub-verify checks it row for row against the notes
     populations/<id>.csv   each control's population: one row per entry (actor, action,
@@ -95,7 +95,8 @@ from audit.note import (
 )
 from audit.packfile import PUBLIC_KEY as PUBLIC_KEY  # the member name, for the pack writers
 from audit.packfile import pack_key, read_member
-from audit.reportcheck import REPORT_FIGURES, ReportError, check_report
+from audit.reportcheck import REPORT_FIGURES, REPORT_FIGURES_HTML, ReportError, check_report
+from audit.reportpdf import check_report_pdf
 
 FORMAT = "hub-evidence/v1"
 MANIFEST = "manifest.json"
@@ -103,6 +104,7 @@ SIGNATURE = "manifest.sig"
 ENTRIES = "entries.jsonl"
 CONSISTENCY = "consistency.jsonl"
 REPORT = "report.html"
+REPORT_PDF = "report.pdf"
 CONTEXT = "context.jsonl"
 UNSIGNED = frozenset({MANIFEST, SIGNATURE})
 
@@ -839,7 +841,7 @@ def _report(
     stated = manifest.get("report")
     if stated is None or not _checks_claims(manifest):
         return "; report.html and report.pdf NOT checked (a pack made before their figures were)"
-    if stated != REPORT_FIGURES:
+    if stated not in (REPORT_FIGURES, REPORT_FIGURES_HTML):
         raise PackError(
             f"the pack's report is {stated!r}; this hub-verify checks {REPORT_FIGURES!r}: "
             "upgrade hub-verify."
@@ -859,15 +861,19 @@ def _report(
     except UnicodeDecodeError:
         raise PackError(f"{REPORT} is not UTF-8 text.") from None
     entries = {e["index"]: e for e in _jsonl(zf, ENTRIES)}
+    figures = (
+        manifest,
+        entries,
+        checkpoint_summary(rows),
+        covered,
+        [_iso_ms(e["timestamp_ms"]) for e in starts],
+    )
     try:
-        check_report(
-            html,
-            manifest,
-            entries,
-            checkpoint_summary(rows),
-            covered,
-            [_iso_ms(e["timestamp_ms"]) for e in starts],
-        )
+        check_report(html, *figures)
+        if stated == REPORT_FIGURES:
+            check_report_pdf(read_member(zf, REPORT_PDF, PackError), *figures)
     except ReportError as exc:
         raise PackError(str(exc)) from None
-    return "; report.html's figures checked against them (report.pdf by its digest only)"
+    if stated == REPORT_FIGURES_HTML:
+        return "; report.html's figures checked against them (report.pdf by its digest only)"
+    return "; report.html's and report.pdf's figures checked against them"

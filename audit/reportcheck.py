@@ -15,8 +15,8 @@ hub-verify reads it back (:func:`check_report`) for a pack whose manifest names
       (:func:`row_cells`) the entry's fields in ``entries.jsonl``;
     - the checkpoints table (:func:`checkpoint_lines`) recomputed from the signed notes.
 Not checked: the ingest counts of PI1 (the pack holds no record they are counted from), the
-fixed prose, the styling. ``report.pdf`` is covered by its digest only (reading PDF text back
-needs more than the standard library).
+fixed prose, the styling. ``report.pdf`` states the same figures (``audit.reportpdf`` reads
+its text back; packs of ``REPORT_FIGURES_HTML`` leave it to its digest).
 
 Standard library only, like the rest of this folder.
 """
@@ -29,8 +29,16 @@ from typing import Any
 
 from audit.errors import AuditError
 
-REPORT_FIGURES = "evidence-report/1"
-"""The manifest's ``report``: its ``report.html`` states the figures :func:`check_report` reads."""
+REPORT_FIGURES = "evidence-report/2"
+"""The manifest's ``report``: its ``report.html`` states the figures :func:`check_report` reads,
+and its ``report.pdf`` the same (``audit.reportpdf``, session 26)."""
+
+REPORT_FIGURES_HTML = "evidence-report/1"
+"""A pack of session 25: the figures of ``report.html`` only (its PDF by its digest)."""
+
+PDF_ROWS = 300
+"""Rows listed per control in the PDF; the counts above them cover the whole population, and
+every row is in ``populations/<control>.csv``."""
 
 HEADERS = [
     "Entry",

@@ -35,6 +35,7 @@ AUDIT_ACTIONS: frozenset[str] = frozenset(
         # checks the literal ones in the source are listed here)
         "backup.create",
         "clock.ahead_accepted",
+        "clock.accepted_stop",
         "backup.restore",
         "config.accept_offsets",
         "config.approve",

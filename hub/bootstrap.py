@@ -25,6 +25,7 @@ from adapters.subject_tenants import SqliteSubjectTenants
 from core import clock
 from core.coredumps import forbid_core_dumps
 from core.errors import ConfigError, HubError
+from core.hubactions import AUDIT_TOPIC, hub_topics
 from core.leadership import LeaderElector
 from core.lineage import LineageLog
 from core.metrics import Metrics
@@ -32,7 +33,7 @@ from core.policybundle import PolicyBundle
 from core.ports.eventlog import EventLog, StoredRecord
 from core.ports.keyfiles import private_dir
 from core.ports.keystore import KeyStore, SubjectTenants
-from core.ports.ledgerstore import LedgerStore
+from core.ports.ledgerstore import LeafRow, LedgerStore
 from core.ports.objectstore import ObjectStore
 from core.ports.policy import Decision, PolicyEngine, Principal
 from core.ports.signer import Signer
@@ -102,6 +103,7 @@ class Hub:
     # Compiles a policy bundle into an embedded engine: how proposed bundles are validated.
     policy_evaluator: Callable[[PolicyBundle], Evaluator] = RegoPolicyEngine
     sync_on_close: bool = True  # False: a verifier that must not change what it checks
+    clock_accepted: bool = False  # started on a checkpoint dated ahead (``accepted_floor_ms``)
 
     def close(self) -> None:
         self.policy_follower.stop()
@@ -114,6 +116,10 @@ class Hub:
             close_policy()  # stores queued policy decisions before the log closes
         try:  # ... and gives them (and anything else appended) their leaves
             if self.sync_on_close and self.ledger.is_writer():
+                if self.clock_accepted:  # the next accepted start's floor (accepted_floor_ms)
+                    self.ledger.record_action(
+                        "hub", "clock.accepted_stop", "hub.clock", outcome="warning"
+                    )
                 self.ledger.sync()
         except HubError as exc:
             log.error("the ledger did not sync on close: %s", exc.message)
@@ -972,6 +978,17 @@ def bootstrap(
             raise
         if ahead_accepted is None:
             clock.raise_floor(newest.time_us * 1000)
+        else:  # the checkpoints are no floor now; what the hub wrote since it accepted them is
+            since = accepted_floor_ms(ledger_store, hub_topics(t.name for t in event_log.topics()))
+            if since is not None:
+                try:  # refused past the bound, as a checkpoint is: a clock stepped back that far
+                    wrote_ahead(settings, since)
+                except LedgerIntegrityError:
+                    for opened in (ledger, keystore, event_log):
+                        with contextlib.suppress(Exception):
+                            opened.close()
+                    raise
+                clock.raise_floor(since * 1_000_000)
     if settings.cold_tier:
         from ledger.cuts import RecordedCuts
         from storage.tiering import TieredEventLog
@@ -1079,6 +1096,7 @@ def bootstrap(
         record_decisions_off(hub)
     if ahead_accepted is not None:
         record_clock_ahead_accepted(hub, ahead_accepted)
+        hub.clock_accepted = True
     if check_erasures:
         try:
             refuse_undone_erasures(hub)
@@ -1131,6 +1149,59 @@ def checkpoint_ahead(
         "the clock ran ahead. In the second case only, set HUB_CLOCK_ACCEPT_AHEAD_UNTIL to a "
         "time at or after the checkpoint's: the hub then starts on the wall clock and records "
         "the acceptance on the ledger (clock.ahead_accepted). `hub ledger verify` still runs."
+    )
+
+
+ACCEPTED_FLOOR_LEAVES = 1000
+"""The newest ledger leaves an accepted start reads for the time the hub last wrote."""
+
+
+def accepted_floor_ms(store: LedgerStore, internal: Sequence[str]) -> int | None:
+    """The floor of a start whose checkpoint dated ahead was accepted (``checkpoint_ahead``):
+    the latest time on the ledger that a start since the acceptance wrote, or None before the
+    first accepted start is on it.
+
+    Checkpoint times never go back, so after an acceptance every checkpoint keeps the time
+    dated ahead until the clock catches up, and the floor cannot follow them. Without another
+    floor a clock stepped back before a later restart (session 24's attack) would revive
+    expired keys for as long as the acceptance lasts. The newest ``clock.ahead_accepted``
+    entry was recorded by an accepted start on its wall clock, and so was everything the hub
+    wrote after it, up to the ``clock.accepted_stop`` its close records: the latest of those
+    times (the internal topics' leaves among the newest ``ACCEPTED_FLOOR_LEAVES``: only the
+    hub writes them) has passed. A process that ended without closing (killed) leaves the
+    floor at the last of its writes the ledger synced."""
+    accepted: LeafRow | None = None
+    after = -1
+    while rows := store.query(
+        action="clock.ahead_accepted", topic=AUDIT_TOPIC, after=after, limit=1000
+    ):
+        accepted, after = rows[-1], rows[-1][0]
+    if accepted is None:
+        return None
+    newest = store.query(
+        topics=internal,
+        after=max(accepted[0] - 1, store.tree_size() - ACCEPTED_FLOOR_LEAVES - 1),
+        limit=ACCEPTED_FLOOR_LEAVES,
+    )
+    return max([accepted[4], *(r[4] for r in newest)])
+
+
+def wrote_ahead(settings: Settings, since_ms: int) -> None:
+    """Refuse a start whose accepted floor (``accepted_floor_ms``) leads the system clock by
+    more than ``clock_max_ahead_s``. What the hub wrote since an accepted start was dated by
+    the wall clock then, so the clock was stepped back since (or a broker producer dated a
+    record of an internal topic ahead). ``HUB_CLOCK_ACCEPT_AHEAD_UNTIL`` does not cover it:
+    it accepts checkpoint times only."""
+    wall_ns = clock.wall_ns()
+    ahead_s = (since_ms * 1_000_000 - wall_ns) / 1e9
+    if ahead_s <= settings.clock_max_ahead_s:
+        return
+    raise LedgerIntegrityError(
+        f"Refusing to start: since the last accepted start (clock.ahead_accepted) the hub wrote "
+        f"at {_utc(since_ms * 1000)}, {ahead_s:,.0f} s ahead of this machine's clock "
+        f"({_utc(wall_ns // 1000)}; HUB_CLOCK_MAX_AHEAD_S={settings.clock_max_ahead_s:g}). "
+        "The clock was stepped back since (fix it: NTP); HUB_CLOCK_ACCEPT_AHEAD_UNTIL accepts "
+        "checkpoint times only. `hub ledger verify` still runs."
     )
 
 

@@ -15,13 +15,11 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from audit.reportcheck import PDF_ROWS, heading
 from ledger.controls import CONTROLS
 from ledger.report import HEADERS, checkpoint_lines, row_cells, unrecorded_note
 
 _DIFF_LINES = 30
-PDF_ROWS = 300
-"""Rows listed per control in the PDF; the counts above them cover the whole population, and
-every row is in ``populations/<control>.csv``."""
 _DIFFS = 50
 _WIDTHS = (12, 34, 30, 28, 52, 16, 22, 34, 22)  # mm, landscape A4 minus margins: 250
 
@@ -90,8 +88,7 @@ def render_pdf(
         Paragraph("SOC 2 evidence pack", h1),
         Paragraph(
             _t(
-                f"Ledger {origin}; entries from {range_from} to {range_to} (log time, end "
-                f"exclusive). Exported {created_at} by {exported_by}."
+                heading(origin, range_from, range_to, created_at, exported_by)
                 + (
                     f" Incomplete range: it ends after the export; entries only up to "
                     f"{covered_to} (the ledger's newest checkpoint) are in this pack."

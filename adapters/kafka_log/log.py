@@ -91,6 +91,7 @@ from itertools import islice
 from typing import Any, Final, TypeVar
 
 from confluent_kafka import (
+    OFFSET_BEGINNING,
     Consumer,
     ConsumerGroupTopicPartitions,
     IsolationLevel,
@@ -420,6 +421,7 @@ class KafkaEventLog(EventLog):
         self._sequences: dict[tuple[str, int], list[PartitionSequence]] = {}
         self._sequence_snapshots: dict[tuple[str, int], list[PartitionSequence]] = {}
         self._replays_skipped = 0
+        self._uncommitted_pool: list[Consumer] = []  # read_uncommitted scans (_uncommitted_iter)
         self._replays_named: set[tuple[str, int, int]] = set()
         self._on_replay: Callable[[str], None] | None = None
         # Records written before record MACs (adapters.kafka_log.seals): the partitions' seals,
@@ -917,21 +919,50 @@ class KafkaEventLog(EventLog):
         log checks is replays (``replays``): per partition, the first copy of a record
         (``first_copy``: a hub sequence not above its writer's last; before sequences, a
         repeated valid MAC), named with its original's offset (a second read of the
-        partition, only then). Reads every record of the namespace once more (``checked`` is
-        of no use: readers strip the MACs); nothing to check without a MAC key."""
+        partition, only then). The partitions are read ``read_uncommitted``: a committed copy
+        of a record of a transaction the hub aborted is a copy too (``replays``), which a
+        ``read_committed`` scan cannot tell from a new record. Reads every record of the
+        namespace once more (``checked`` is of no use: readers strip the MACs); nothing to
+        check without a MAC key."""
         key = self._mac_key
         if key is None:
             return []
         found: list[LogProblem] = []
         for t in self.topics():
             for p in range(t.partitions):
-                hit = first_copy(key, lambda: self.scan_stored(t.name, p))  # noqa: B023
+
+                def committed(offset: int, topic: str = t.name, part: int = p) -> bool:
+                    return self._committed_at(topic, part, offset)
+
+                hit = first_copy(
+                    key,
+                    lambda: self._scan_uncommitted(t.name, p),  # noqa: B023
+                    committed,
+                )
                 if hit is not None:
-                    original = original_of(self.scan_stored(t.name, p), hit[1])
+                    original = original_of(self._scan_uncommitted(t.name, p), hit[1])
                     if original == hit[0]:  # not left below the copy (retention cut it)
                         original = None
-                    found.append(LogProblem(t.name, p, hit[0], replay_what(original)))
+                    aborted = original is not None and not committed(original)
+                    found.append(
+                        LogProblem(t.name, p, hit[0], replay_what(original, aborted=aborted))
+                    )
         return found + self._held_back()
+
+    def _committed_at(self, topic: str, partition: int, offset: int) -> bool:
+        """Whether the record at ``offset`` is committed (a ``read_committed`` read from it
+        starts with it; an aborted record, or one of a transaction still open, is skipped)."""
+        chunk, _, _ = self._read_raw(topic, partition, offset, 1, verify=False)
+        return bool(chunk) and chunk[0].offset == offset
+
+    def _scan_uncommitted(self, topic: str, partition: int) -> Iterator[StoredRecord]:
+        """Every record of a partition as stored, aborted ones and those of transactions still
+        open included (``read_uncommitted``), up to the high watermark as it is now."""
+        self._check_open()
+        end = self._watermarks(topic)[partition]
+        if end <= 0:
+            return
+        yield from self._uncommitted_iter(topic, partition, OFFSET_BEGINNING, end)
 
     @property
     def held_back_after_ms(self) -> int:
@@ -967,33 +998,58 @@ class KafkaEventLog(EventLog):
     def _uncommitted(self, topic: str, partition: int, start: int, end: int) -> list[StoredRecord]:
         """The records from ``start`` below ``end`` as stored, transactions still open
         included (``read_uncommitted``); a fresh consumer, never the reader."""
-        consumer = Consumer(
-            {
-                **self._base,
-                "group.id": f"hub.held.{uuid.uuid4().hex}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_uncommitted",
-                "enable.partition.eof": True,
-            }
-        )
-        out: list[StoredRecord] = []
+        return list(self._uncommitted_iter(topic, partition, start, end))
+
+    def _uncommitted_iter(
+        self, topic: str, partition: int, start: int, end: int
+    ) -> Iterator[StoredRecord]:
+        """:meth:`_uncommitted` a batch at a time; the read ends at ``end``, at the end of the
+        partition, or when nothing comes for the client timeout. The consumer is taken from a
+        small pool (a new one costs a metadata round trip: verify's replay scan reads every
+        partition) and given back unassigned."""
+        wire = self._wire(topic)
+        with self._lock:
+            consumer = self._uncommitted_pool.pop() if self._uncommitted_pool else None
+        if consumer is None:
+            consumer = Consumer(
+                {
+                    **self._base,
+                    "group.id": f"hub.held.{uuid.uuid4().hex}",
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_uncommitted",
+                    "enable.partition.eof": True,
+                }
+            )
         try:
-            consumer.assign([KafkaTP(self._wire(topic), partition, start)])
+            consumer.assign([KafkaTP(wire, partition, start)])
             deadline = time.monotonic() + self._timeout
             while time.monotonic() < deadline:
                 msgs = consumer.consume(500, 1.0)
                 done = False  # an empty consume is a slow fetch: the EOF event ends it
+                out: list[StoredRecord] = []
                 for m in msgs:
+                    if m.topic() != wire or m.partition() != partition:
+                        continue  # fetched for an earlier assignment
                     at = m.offset()
                     if m.error() is not None or at is None or at >= end - 1:
                         done = True
                     if m.error() is None and at is not None and at < end:
                         out.append(stored_record(topic, partition, at, m))
+                if out:
+                    deadline = time.monotonic() + self._timeout  # still coming
+                yield from out
                 if done:
                     break
         finally:
-            consumer.close()
-        return out
+            kept = False
+            with suppress(Exception):
+                consumer.unassign()
+                with self._lock:
+                    if not self._closed and len(self._uncommitted_pool) < 2:
+                        self._uncommitted_pool.append(consumer)
+                        kept = True
+            if not kept:
+                consumer.close()
 
     def scan_stored(self, topic: str, partition: int) -> Iterator[StoredRecord]:
         """Every committed record of a partition exactly as stored: no MAC checked, none of
@@ -2414,8 +2470,9 @@ class KafkaEventLog(EventLog):
                     producer.flush(min(self._timeout, 10.0))
             self._readers.close()
             self._tail_watches.close()
-            for consumer in self._group_consumers.values():
+            for consumer in (*self._group_consumers.values(), *self._uncommitted_pool):
                 consumer.close()
+            self._uncommitted_pool.clear()
             self._plain = self._atomic = None
             self._txn_producers.clear()
             self._group_consumers.clear()

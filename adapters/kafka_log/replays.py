@@ -14,6 +14,14 @@ partition. Since session 24 the hub's records carry a hub sequence under the MAC
 (``first_copy``: a number per writer instead of a MAC per record), the MACs kept only for
 records written before sequences.
 
+A record of a transaction the hub aborted is sealed too (its records reach the broker before
+the abort marker hides them from ``read_committed`` readers). Anyone who may read the topic
+``read_uncommitted`` and produce to it can copy one to the end of its partition, where it reads
+as committed. The readers never saw the original, so when its writer wrote nothing later in
+that partition the copy's number is above the writer's last: the readers take it (an event
+the hub abandoned, made real). ``hub ledger verify`` scans the partitions ``read_uncommitted``
+(aborted records included) and names the copy (``replay_what(..., aborted=True)``).
+
 An open transaction of another producer: it pins the partition's last stable offset, so no
 ``read_committed`` reader sees the hub's records past it (``held_back_what``).
 """
@@ -33,12 +41,18 @@ from adapters.kafka_log.sequence import (
 from core.ports.eventlog import StoredRecord
 
 
-def first_copy(key: bytes, scan: Callable[[], Iterable[StoredRecord]]) -> tuple[int, bytes] | None:
+def first_copy(
+    key: bytes,
+    scan: Callable[[], Iterable[StoredRecord]],
+    committed: Callable[[int], bool] = lambda offset: True,
+) -> tuple[int, bytes] | None:
     """The offset and MAC of the first copy in one partition (``scan()``: its records as
-    stored, in offset order), or None: a record whose genuine hub sequence (``sequence``) is
-    not above its writer's last, or, for a record without one (written before sequences: the
-    old rule), whose MAC repeats an earlier record's and is valid. Memory: per writer one
-    number and the record that set it, one MAC per record without a sequence.
+    stored, in offset order, aborted ones included when it reads ``read_uncommitted``), or
+    None: a committed record (``committed(offset)``, asked of a copy only) whose genuine hub
+    sequence (``sequence``) is not above its writer's last, or, for a record without one
+    (written before sequences: the old rule), whose MAC repeats an earlier record's and is
+    valid. Memory: per writer one number and the record that set it, one MAC per record
+    without a sequence.
 
     MACs are checked only where a record falls behind its writer (the copy and the record
     that set the writer's number): a record with a forged sequence that raised a number
@@ -54,12 +68,13 @@ def first_copy(key: bytes, scan: Callable[[], Iterable[StoredRecord]]) -> tuple[
                 last[writer] = (n, r)
             elif mac_valid(key, r):  # else a forged record: readers take it as external
                 if not mac_valid(key, got[1]):
-                    return _first_copy_checked(key, scan())
-                return r.offset, r.headers[-1][1]
+                    return _first_copy_checked(key, scan(), committed)
+                if committed(r.offset):  # an aborted copy is read by no one
+                    return r.offset, r.headers[-1][1]
         elif r.headers and r.headers[-1][0] == MAC_HEADER:
             mac = r.headers[-1][1]
             if mac in unsequenced:
-                if mac_valid(key, r):
+                if mac_valid(key, r) and committed(r.offset):
                     return r.offset, mac
             else:
                 unsequenced.add(mac)
@@ -67,7 +82,10 @@ def first_copy(key: bytes, scan: Callable[[], Iterable[StoredRecord]]) -> tuple[
 
 
 def _first_copy_checked(
-    key: bytes, records: Iterable[StoredRecord], chunk: int = 10_000
+    key: bytes,
+    records: Iterable[StoredRecord],
+    committed: Callable[[int], bool],
+    chunk: int = 10_000,
 ) -> tuple[int, bytes] | None:
     """``first_copy`` with every record's MAC checked before its sequence counts (a chunk
     at a time), as the readers do."""
@@ -77,12 +95,12 @@ def _first_copy_checked(
     while batch := list(islice(it, chunk)):
         for r, seq in zip(batch, genuine_sequences(key, batch), strict=True):
             if seq is not None:
-                if not state.admit(r.offset, seq):
+                if not state.admit(r.offset, seq) and committed(r.offset):
                     return r.offset, r.headers[-1][1]
             elif r.headers and r.headers[-1][0] == MAC_HEADER and sequence_of(r) is None:
                 mac = r.headers[-1][1]
                 if mac in unsequenced:
-                    if mac_valid(key, r):
+                    if mac_valid(key, r) and committed(r.offset):
                         return r.offset, mac
                 else:
                     unsequenced.add(mac)
@@ -97,9 +115,20 @@ def original_of(records: Iterable[StoredRecord], mac: bytes) -> int | None:
     return None
 
 
-def replay_what(original: int | None) -> str:
+def replay_what(original: int | None, *, aborted: bool = False) -> str:
     """The problem's text for a copy of the record at ``original`` (None: no longer stored
-    below it: retention cut it, or only the writer's numbers tell)."""
+    below it: retention cut it, or only the writer's numbers tell); ``aborted``: the original
+    is a record of a transaction the hub aborted (never committed, never read)."""
+    if aborted:
+        return (
+            f"this record carries the same valid hub MAC as the record at offset {original}, "
+            "which is of a transaction the hub aborted (never committed): a record the hub "
+            "abandoned was copied into its partition by someone with produce access to the "
+            "broker (read read_uncommitted), and the hub's readers took the copy for an event "
+            "of the hub's (they never read the aborted original to compare it with). Revoke "
+            "that producer's access (the broker's ACLs), then rebuild the projections that "
+            "read the topic from a copy of the log without it."
+        )
     first = (
         f"the same valid hub MAC as the record at offset {original}"
         if original is not None

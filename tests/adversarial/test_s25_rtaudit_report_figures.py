@@ -24,7 +24,9 @@ def test_the_honest_report_verifies(pack: tuple[Path, Path, Path]) -> None:  # n
     _data, out, pub = pack
     r = hub_verify("bundle", str(out), "--public-key", str(pub))
     assert r.returncode == 0, r.stderr
-    assert "report.html's figures checked" in r.stdout, r.stdout
+    assert "report.html's and report.pdf's figures checked" in r.stdout, (
+        r.stdout
+    )  # s26: the PDF's too
 
 
 def _sub(pattern: str, repl: str | Callable[[re.Match[str]], str]) -> Callable[[bytes], bytes]:

@@ -12,7 +12,8 @@ A caller converts, validates and encodes its batch first (outside any lock), the
    the keys the group's earlier batches are storing, so a key is stored once and every batch
    gets the outcome (accepted / duplicate / quarantined) it would get committed alone in this
    order. ``decide`` returns the records to append (a :class:`Staged`).
-4. Append every batch's records in ONE log transaction and commit it (``IngestPipeline._commit``).
+4. Append every batch's records in ONE log transaction and commit it (``IngestPipeline._commit``),
+   with each batch's companions (``Companion``: an HTTP request's policy decision).
 5. After the commit, in arrival order, ``Staged.finish`` adds each batch's keys to the windows and
    builds its result; only then is any caller answered: each once its batch is durable.
 6. If the group's transaction is refused, nothing of it was stored and no window changed: each

@@ -20,7 +20,9 @@ Per-record, not all-or-nothing: one bad record never blocks the others. The batc
 one log transaction (steps numbered in ``_commit``): 1. the accepted records on the topic,
 2. the rejected ones on ``hub.quarantine`` (reason, rule id, field path, source, original bytes),
 3. the source's new position on ``hub.source-positions``. Either all three land or none, so a
-source that restarts after a crash resumes exactly where the last committed batch ended.
+source that restarts after a crash resumes exactly where the last committed batch ended. An HTTP
+request's batch also carries the policy decision that allowed it (step 0, ``companions``): on
+the embedded log the decision and the batch are one commit.
 
 Group commit (``ingest.groupcommit``): steps 1-3 of batches of one topic run side by side;
 step 4 and the commit run in the topic's dedupe section, where batches that arrived while

@@ -271,3 +271,55 @@ def test_the_records_stored_are_the_path_befores(
     # whose batch stored nothing of theirs (refused whole).
     refused = sum(1 for status, _ in before[0] if status != 200)
     assert before[4] >= len(bodies) and after[4] <= before[4] - (len(bodies) - refused)
+
+
+def test_a_group_commit_stores_each_batchs_decision_once_and_a_failed_ones_alone(
+    hub: Hub,
+) -> None:
+    """Three batches queue together with their requests' held decisions; the group's
+    transaction fails (batch 0's replay marks raise), each is committed again alone: batches 1
+    and 2 store their decisions with their records, batch 0's stays pending and is stored alone
+    by its ``settle``. Each decision is on ``hub.decisions`` exactly once."""
+    from core.ports.policy import Principal
+    from tests.service.test_ingest_concurrent import body
+    from tests.service.test_ingest_groupcommit import queued_together
+
+    policy: Any = hub.policy
+    root = Principal("root", frozenset({"admin"}), "default")
+    start = hub.log.end_offsets(DECISIONS_TOPIC)[0]
+    held = []
+    for k in range(3):
+        decision, h = policy.decide_held(root, "ingest.publish", "/v1/ingest/trades", {"k": k})
+        assert decision.allow and h is not None
+        held.append(h)
+    flushed = _flusher_batches(hub)
+
+    class Boom(Exception):
+        pass
+
+    def marks(found: Any) -> Any:
+        raise Boom("the replay marks could not be written")
+
+    companions = [h.companion() for h in held]
+
+    def one(k: int) -> Any:
+        from hub.api.ingest_batch import reference_records
+
+        return lambda: hub.ingest.ingest(
+            "trades",
+            reference_records(body(k), ndjson=False),
+            source="t",
+            producer="t",
+            marks=marks if k == 0 else None,
+            companions=[companions[k]],
+        )
+
+    answers = queued_together(hub, [one(k) for k in range(3)])
+    assert isinstance(answers[0], Boom), answers[0]
+    assert [c.pending for c in companions] == [True, False, False]
+    assert _flusher_batches(hub) == flushed  # batches 1 and 2 took theirs along
+    for h in held:
+        h.settle()  # the route's exit: stores batch 0's alone, nothing for the others
+    assert _flusher_batches(hub) == flushed + 1
+    ids = [d["decision_id"] for d in decisions(hub, start)]
+    assert sorted(ids) == sorted(h.decision_id for h in held)

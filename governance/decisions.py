@@ -824,6 +824,11 @@ class DecisionCommitter:
             batch.waiters += 1
         return batch if self._wakes(before, prompt and batch.waiters == 1) else None
 
+    def prepare(self, records: Sequence[DecisionRecord]) -> Any:
+        """``records`` encoded as the sink stores them (``DecisionSink.prepare``), for a caller
+        that appends them in a transaction of its own (``HeldDecision.companion``)."""
+        return self._sink.prepare(records)
+
     def ready(self) -> None:
         """Have the sink do its one-time set-up (its topic, its schema) in this thread, so that
         preparing a batch later needs no lock a caller may hold (``prepare`` of no records)."""
@@ -1089,7 +1094,14 @@ class HeldDecision:
     returns once both are stored in one transaction; ``settle()`` stores the decision alone
     unless ``commit`` ran. Either raises ``DecisionNotRecorded`` when the decision could not
     be stored (fail closed). When only the records could not be stored, the decision is
-    stored anyway and ``commit`` raises the append's error. One ``commit`` per decision."""
+    stored anyway and ``commit`` raises the append's error. One ``commit`` per decision.
+
+    The other way round, ``companion()`` hands the decision's record to the action, which
+    appends it in its own transaction (the ingest routes: ``IngestPipeline._commit``'s step 0)
+    and calls ``stored()`` once that transaction is committed; ``settle()`` (or
+    ``settle_async()``) then stores nothing. If the action's transaction failed or never ran
+    (a refused body, a quota), ``settle`` stores the decision alone, as before. Only for a
+    log that ``commits_locally``: the decision is then exactly as durable as the records."""
 
     __slots__ = ("_committer", "_ended", "_record")
 
@@ -1097,6 +1109,21 @@ class HeldDecision:
         self._committer = committer
         self._record = record
         self._ended = False
+
+    def companion(self) -> HeldRecord:
+        """The decision's record, encoded for the action's own transaction (see the class)."""
+        if self._ended:
+            raise ValueError(
+                f"Decision {self._record.decision_id} is already stored or being stored."
+            )
+        return HeldRecord(self, self._committer.prepare((self._record,)))
+
+    async def settle_async(self) -> None:
+        """``settle`` for an event loop: no thread blocks while the decision is stored."""
+        if not self._ended:
+            self._ended = True
+            receipt = self._committer.enqueue(self._record, prompt=True)
+            await receipt.wait_async()
 
     @property
     def decision_id(self) -> str:
@@ -1120,6 +1147,26 @@ class HeldDecision:
         self._ended = True
         receipt = self._committer.enqueue(self._record, prompt=True, companions=companions)
         receipt.wait()
+
+
+class HeldRecord:
+    """A held decision's record as an action's transaction appends it (an
+    ``ingest.groupcommit.Companion``): ``topic``, ``batch``, and ``stored()`` once committed."""
+
+    __slots__ = ("_held", "batch")
+
+    topic = DECISIONS_TOPIC
+
+    def __init__(self, held: HeldDecision, batch: ColumnBatch | list[Record]) -> None:
+        self._held = held
+        self.batch = batch
+
+    @property
+    def pending(self) -> bool:
+        return not self._held._ended
+
+    def stored(self) -> None:
+        self._held._ended = True
 
 
 class _Request:

@@ -51,7 +51,7 @@ from core.ports.eventlog import ColumnBatch, Headers, Record, RecordMetadata, ap
 from domain import envelope as env
 from domain.quality import Rule, split_path
 from ingest.dedupe import NK_HEADER, Deduper, DistinctKeys, KeyWindow
-from ingest.groupcommit import Prior, Staged
+from ingest.groupcommit import Companion, Prior, Staged
 from ingest.ids import uuid7_bytes
 from ingest.pipeline import (
     BatchCache,
@@ -937,8 +937,10 @@ def _ingest_arrow(
     event_type: str | None = None,
     originals: Callable[[Sequence[int]], list[RawRecord]] | None = None,
     force: Bools | None = None,
+    companions: Sequence[Companion] = (),
 ) -> IngestResult:
     kwargs: dict[str, Any] = dict(
+        companions=companions,
         source=source,
         producer=producer,
         tenant=tenant,
@@ -1177,5 +1179,5 @@ def _ingest_arrow(
         stored = {scope: nk for (scope, _), nk in zip(scoped, new_keys, strict=True)}
         return Staged(accepted, q_records, position, consumed, done, None, stored, finish, release)
 
-    result: IngestResult = pipeline.committer(topic).commit(source, decide)
+    result: IngestResult = pipeline.committer(topic).commit(source, decide, companions)
     return result

@@ -12,7 +12,8 @@ A caller converts, validates and encodes its batch first (outside any lock), the
    the keys the group's earlier batches are storing, so a key is stored once and every batch
    gets the outcome (accepted / duplicate / quarantined) it would get committed alone in this
    order. ``decide`` returns the records to append (a :class:`Staged`).
-4. Append every batch's records in ONE log transaction and commit it (``IngestPipeline._commit``).
+4. Append every batch's records in ONE log transaction and commit it (``IngestPipeline._commit``),
+   with each batch's companions (``Companion``: an HTTP request's policy decision).
 5. After the commit, in arrival order, ``Staged.finish`` adds each batch's keys to the windows and
    builds its result; only then is any caller answered: each once its batch is durable.
 6. If the group's transaction is refused, nothing of it was stored and no window changed: each
@@ -31,7 +32,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from core.errors import HubError, Retryable
 from core.ports.eventlog import ColumnBatch, Record, RecordMetadata
@@ -42,6 +43,31 @@ R = TypeVar("R")
 # ``Deduper.id_scope``, or a ``unique`` rule's keys in a tenant, ``Deduper.scope``).
 Prior = Mapping[str, set[str]]
 Outcomes = Callable[[Sequence[RecordMetadata], Sequence[RecordMetadata]], list[tuple[str, Record]]]
+
+
+class Companion(Protocol):
+    """Records another party stores in the transaction of a caller's batch (the policy decision
+    that allowed an HTTP request's batch, ``governance.decisions.HeldDecision``).
+
+    ``IngestPipeline._commit`` appends ``batch`` to ``topic`` in the batch's transaction while
+    ``pending``, and calls ``stored()`` once that transaction is committed (durable): only then
+    does ``pending`` turn False. A companion whose transaction failed stays pending; its owner
+    then stores it on its own. A batch decided again (step 6) takes its companions again."""
+
+    @property
+    def topic(self) -> str:
+        """The topic ``batch`` goes to."""
+
+    @property
+    def batch(self) -> Sequence[Record] | ColumnBatch:
+        """The records, as ``append`` or ``append_columns`` takes them."""
+
+    @property
+    def pending(self) -> bool:
+        """True until ``stored`` is called."""
+
+    def stored(self) -> None:
+        """Called once the transaction holding ``batch`` is committed."""
 
 
 @dataclass
@@ -62,6 +88,7 @@ class Staged(Generic[R]):
     keys: Mapping[str, Sequence[str]]
     finish: Callable[[Sequence[RecordMetadata]], R]
     release: Callable[[], None] = lambda: None
+    companions: Sequence[Companion] = ()  # stored in the batch's transaction (``Companion``)
 
 
 Decide = Callable[[Prior], Staged[Any]]
@@ -72,6 +99,7 @@ CommitGroup = Callable[[str, Sequence[Staged[Any]]], list[Sequence[RecordMetadat
 class _Batch:
     source: str
     decide: Decide
+    companions: Sequence[Companion] = ()
     result: Any = None
     error: BaseException | None = None
     settled: bool = False
@@ -95,10 +123,10 @@ class TopicCommitter:
         self.commits = 0
         self.batches = 0
 
-    def commit(self, source: str, decide: Decide) -> Any:
+    def commit(self, source: str, decide: Decide, companions: Sequence[Companion] = ()) -> Any:
         """Decide and commit one batch (with those queued beside it); its result, or its own
-        error."""
-        mine = _Batch(source, decide)
+        error. ``companions`` are stored in the transaction that stores the batch."""
+        mine = _Batch(source, decide, companions)
         with self._cv:  # 1.
             self._queue.append(mine)
             while self._leading and not mine.settled:
@@ -142,6 +170,7 @@ class TopicCommitter:
             except BaseException as exc:
                 _settle(p, error=exc)
                 continue
+            s.companions = p.companions
             staged.append((p, s))
             for scope, keys in s.keys.items():
                 prior.setdefault(scope, set()).update(keys)
@@ -175,6 +204,7 @@ class TopicCommitter:
     def _alone(self, p: _Batch) -> None:
         try:
             s = p.decide({})
+            s.companions = p.companions
             try:
                 (m,) = self.commit_group(p.source, [s])
             except BaseException:

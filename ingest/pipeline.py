@@ -20,7 +20,9 @@ Per-record, not all-or-nothing: one bad record never blocks the others. The batc
 one log transaction (steps numbered in ``_commit``): 1. the accepted records on the topic,
 2. the rejected ones on ``hub.quarantine`` (reason, rule id, field path, source, original bytes),
 3. the source's new position on ``hub.source-positions``. Either all three land or none, so a
-source that restarts after a crash resumes exactly where the last committed batch ended.
+source that restarts after a crash resumes exactly where the last committed batch ended. An HTTP
+request's batch also carries the policy decision that allowed it (step 0, ``companions``): on
+the embedded log the decision and the batch are one commit.
 
 Group commit (``ingest.groupcommit``): steps 1-3 of batches of one topic run side by side;
 step 4 and the commit run in the topic's dedupe section, where batches that arrived while
@@ -97,7 +99,7 @@ from domain.quality import (
     ref_violation,
 )
 from ingest.dedupe import Deduper, KeyWindow
-from ingest.groupcommit import Prior, Staged, TopicCommitter
+from ingest.groupcommit import Companion, Prior, Staged, TopicCommitter
 from ingest.ids import uuid7_bytes
 from ingest.parquet_pool import ParquetDecoders
 from ingest.positions import PositionStore
@@ -865,13 +867,16 @@ class IngestPipeline:
         done: bool = False,
         attempt: int = 1,
         marks: Marks | None = None,
+        companions: Sequence[Companion] = (),
     ) -> IngestResult:
         """Ingest one batch per record (see the module docstring); returns the counts.
 
         ``position`` is the source's position after this batch; ``consumed`` the source's total
         records read so far (both stored with the batch). ``marks`` (quarantine replay) is given
         every record's outcome with where it landed and returns more records to append in the
-        same transaction (step 4 of ``_commit``). Raises only for problems of the whole
+        same transaction (step 4 of ``_commit``). ``companions`` (the request's policy
+        decision) are stored in the batch's transaction (step 0 of ``_commit``), even when
+        the batch stores nothing else. Raises only for problems of the whole
         batch (an unknown topic, storage failure), never for one bad record. The cyclic garbage
         collector is paused while the batch is built (``gc_paused``).
         """
@@ -888,6 +893,7 @@ class IngestPipeline:
                 done=done,
                 attempt=attempt,
                 marks=marks,
+                companions=companions,
             )
 
     def _ingest(
@@ -903,6 +909,7 @@ class IngestPipeline:
         done: bool,
         attempt: int,
         marks: Marks | None = None,
+        companions: Sequence[Companion] = (),
     ) -> IngestResult:
         self.log.topic(topic)  # raises TopicNotFound
         producer = producer or source
@@ -1027,7 +1034,7 @@ class IngestPipeline:
                 accepted, q_records, position, consumed, done, outcomes, keys, finish, release
             )
 
-        result: IngestResult = self.committer(topic).commit(source, decide)
+        result: IngestResult = self.committer(topic).commit(source, decide, companions)
         return result
 
     @staticmethod
@@ -1161,7 +1168,9 @@ class IngestPipeline:
         """Append decided batches in one transaction (per batch, the steps below); each batch's
         accepted records' metadata. Nothing is stored unless all of it is. A batch's ``accepted``
         as a ``ColumnBatch`` (the columnar path) is appended with ``append_columns``: the same
-        stored records, without a ``Record`` each."""
+        stored records, without a ``Record`` each. Step 0 stores each batch's pending
+        companions (the policy decision that allowed it) first; they are told ``stored`` once
+        the transaction is committed (5.)."""
         refuse_internal(topic)  # every ingest source commits here: never into hub.* or _schemas
         work = []
         for s in staged:
@@ -1172,13 +1181,19 @@ class IngestPipeline:
                 )
             work.append((s, pos_record))
         out: list[Sequence[RecordMetadata]] = [[] for _ in staged]
-        if not any(
+        companions = [c for s in staged for c in s.companions if c.pending]
+        if not companions and not any(
             s.accepted or s.quarantined or pos is not None or s.outcomes is not None
             for s, pos in work
         ):
             return out
         started = time.perf_counter()
         with self.log.transaction(f"ingest:{source}") as txn:
+            for c in companions:  # 0. what allowed the batches (their decisions)
+                if isinstance(c.batch, ColumnBatch):
+                    txn.append_columns(c.topic, c.batch)
+                else:
+                    txn.append(c.topic, c.batch)
             for k, (s, pos_record) in enumerate(work):
                 metas: Sequence[RecordMetadata] = []
                 q_metas: Sequence[RecordMetadata] = []
@@ -1199,6 +1214,8 @@ class IngestPipeline:
                     for extra_topic, extra in s.outcomes(metas, q_metas):
                         txn.append(extra_topic, [extra])
                 out[k] = metas
+        for c in companions:  # 5. committed: durable with the batches
+            c.stored()
         self.metrics.append_seconds.labels(topic).observe(time.perf_counter() - started)
         return out
 

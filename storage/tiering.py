@@ -544,6 +544,7 @@ class TieredEventLog(EventLog):
         self.hot = hot
         self.cold = cold
         self.remote = hot.remote  # its ends are the hot log's
+        self.commits_locally = hot.commits_locally  # its transactions are the hot log's
 
     # -- the tiered part ------------------------------------------------------------------------
     def read(

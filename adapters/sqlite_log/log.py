@@ -436,6 +436,8 @@ native_prepare = _load_native_prepare()
 class SqliteEventLog(EventLog):
     """The embedded EventLog over one SQLite file (see the module docstring for the contract)."""
 
+    commits_locally = True  # a transaction is one SQLite COMMIT of the log file
+
     def __init__(
         self,
         path: str | Path,

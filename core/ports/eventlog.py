@@ -712,6 +712,12 @@ class EventLog(abc.ABC):
     # requests waiting (``hub.api.auth.KeyChecks``); a local log is asked in place (a hop to
     # the pool would cost more than the read).
     remote: bool = False
+    # Whether a committed ``transaction`` is durable by the log's own local commit (one write
+    # and fsync of one file, as ``synchronous`` is set), so that a caller may store the policy
+    # decision that allowed its records in the same transaction instead of a commit of its own
+    # (the ingest routes). A log whose commit is a broker protocol says False: its decisions
+    # keep the decision flusher's own append.
+    commits_locally: bool = False
 
     # -- topics -------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from core.errors import (
     Unauthenticated,
 )
 from core.ports.policy import HUB_TENANT, Decision, Principal
-from governance.decisions import HeldDecision, RecordingPolicyEngine
+from governance.decisions import HeldDecision, HeldRecord, RecordingPolicyEngine
 from hub.api.models import MAX_INT64 as MAX_INT64  # the routes import it from here
 from hub.observability import route_template
 
@@ -359,10 +359,62 @@ def authorize_held(action: str) -> Callable[[Request], Iterator[Principal]]:
     return dependency
 
 
-def authorize_in_loop(action: str, resource: str | None = None) -> Callable[..., Any]:
-    """``authorize(action, resource)``, which now decides in the event loop too; kept for the
-    routes that name it (the ingest routes, which do their own work off the loop)."""
-    return authorize(action, resource)
+def authorize_in_loop(action: str) -> Callable[[Request], AsyncIterator[Principal]]:
+    """``authorize(action)`` for the ingest routes: decided in the event loop, and on a log
+    that ``commits_locally`` an allow's record is held (``RecordingPolicyEngine.decide_held``)
+    for the route's ingest to store in its own log transaction (``held_companions``): one
+    commit and fsync for the decision and the batch instead of two. The dependency's exit
+    (scope ``function``: before any answer is sent, error answers included) stores the
+    decision alone, awaited without a thread, when the ingest did not store it (a refused
+    body, a quota, a failed transaction), so every decision is durable before its answer;
+    503 if it cannot be. Elsewhere (Kafka, no recording, a sink without companions) it is
+    ``authorize(action)``. Use as ``Depends(authorize_in_loop(action), scope="function")``."""
+
+    async def dependency(request: Request) -> AsyncIterator[Principal]:
+        principal = principal_of(request)
+        hub, route = hub_of(request), route_of(request)
+        policy = hub.policy
+        context = decision_context(request)
+        resource = request.url.path
+        if not (
+            isinstance(policy, RecordingPolicyEngine)
+            and policy.committer.takes_companions
+            and hub.log.commits_locally
+        ):
+            decision = await decide_async(hub, route, principal, action, resource, context)
+            request.state.decision = decision  # its obligations (mask, row_filter)
+            yield principal
+            return
+        try:
+            if policy.blocks(context):  # OPA over HTTP, a case read from the log
+                decision, held = await run_in_threadpool(
+                    policy.decide_held, principal, action, resource, context
+                )
+            else:  # queues a denial's record, never waits for one (an allow is held)
+                decision, held = policy.decide_held(principal, action, resource, context)
+        except Retryable:  # e.g. the decision could not be stored: 503, and nothing ran
+            raise
+        except Exception as exc:  # fail closed on anything unexpected
+            raise engine_failed(hub, route, action, exc) from exc
+        request.state.held_decision = held
+        try:
+            count_decision(hub, route, action, decision)
+            request.state.decision = decision
+            yield principal
+        finally:
+            if held is not None:
+                await held.settle_async()
+
+    dependency.__name__ = f"authorize_in_loop_{action.replace('.', '_')}"
+    dependency.hub_action = action  # type: ignore[attr-defined]  # read by ``route_actions``
+    return dependency
+
+
+def held_companions(request: Request) -> list[HeldRecord]:
+    """The held decision's record for the route's ingest to store in its transaction
+    (``authorize_in_loop``); none when the decision is stored already or is not held."""
+    held = held_decision(request)
+    return [] if held is None else [held.companion()]
 
 
 def held_decision(request: Request) -> HeldDecision | None:

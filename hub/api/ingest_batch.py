@@ -39,6 +39,7 @@ from core.errors import HubError, InvalidInput
 from core.events import is_internal_topic
 from hub.api.deps import MAX_JSON_DEPTH, json_depth_exceeds, parse_json
 from ingest.arrowread import check_time_range
+from ingest.groupcommit import Companion
 from ingest.pipeline import JSON, IngestPipeline, IngestResult, RawRecord
 
 NDJSON = "application/x-ndjson"
@@ -141,10 +142,14 @@ def ingest_body(
     producer: str,
     tenant: str,
     columnar: bool = True,
+    companions: Sequence[Companion] = (),
 ) -> IngestResult:
     """Ingest the body's events (see the module docstring); the reference's result exactly.
-    ``columnar=False`` runs the reference alone."""
-    kwargs: dict[str, Any] = dict(source=source, producer=producer, tenant=tenant)
+    ``columnar=False`` runs the reference alone. ``companions`` are stored in the batch's
+    transaction (``IngestPipeline.ingest``)."""
+    kwargs: dict[str, Any] = dict(
+        source=source, producer=producer, tenant=tenant, companions=companions
+    )
     if columnar and not is_internal_topic(topic):  # the reference refuses it, after the parse
         result = _columnar(pipeline, topic, body, ndjson, kwargs)
         if result is not None:
@@ -277,7 +282,14 @@ _FLAT = "bool, signed and unsigned ints, floats, decimal, utf8, timestamp, date3
 
 
 def ingest_arrow_body(
-    pipeline: IngestPipeline, topic: str, body: bytes, *, source: str, producer: str, tenant: str
+    pipeline: IngestPipeline,
+    topic: str,
+    body: bytes,
+    *,
+    source: str,
+    producer: str,
+    tenant: str,
+    companions: Sequence[Companion] = (),
 ) -> IngestResult:
     """An Arrow IPC stream body (``ARROW_STREAM``): its rows are bare records, one column per
     schema field, ingested as the rows of a Parquet file are (``columnar.ingest_arrow``: rows
@@ -325,6 +337,7 @@ def ingest_arrow_body(
             source=source,
             producer=producer,
             tenant=tenant,
+            companions=companions,
         )
 
 

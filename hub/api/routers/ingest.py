@@ -43,6 +43,7 @@ from hub.api.deps import (
     authorize_in_loop,
     count_decision,
     decision_context,
+    held_companions,
     hub_of,
     read_body,
     read_json,
@@ -91,7 +92,7 @@ def _ingest_body_doc() -> dict[str, Any]:
 async def ingest_json(
     topic: str,
     request: Request,
-    principal: Principal = Depends(authorize_in_loop("ingest.publish")),
+    principal: Principal = Depends(authorize_in_loop("ingest.publish"), scope="function"),
 ) -> dict[str, Any]:
     """Ingest JSON records one by one: bad ones go to `hub.quarantine`, the rest are appended
     in one transaction; the answer counts accepted, rejected and duplicate records.
@@ -120,6 +121,7 @@ async def ingest_json(
     source = f"http:{principal.id}"
 
     def work() -> tuple[IngestResult, dict[str, Any]]:
+        decided = held_companions(request)  # the decision, stored with the batch
         if media == ARROW_STREAM:
             result = ingest_arrow_body(
                 hub.ingest,
@@ -128,6 +130,7 @@ async def ingest_json(
                 source=source,
                 producer=principal.id,
                 tenant=principal.tenant,
+                companions=decided,
             )
             return result, _covered(hub, result)
         result = ingest_body(
@@ -138,6 +141,7 @@ async def ingest_json(
             source=source,
             producer=principal.id,
             tenant=principal.tenant,
+            companions=decided,
         )
         return result, _covered(hub, result)
 
@@ -177,7 +181,7 @@ def _covered(hub: Hub, result: IngestResult) -> dict[str, Any]:
 async def ingest_avro(
     topic: str,
     request: Request,
-    principal: Principal = Depends(authorize_in_loop("ingest.publish")),
+    principal: Principal = Depends(authorize_in_loop("ingest.publish"), scope="function"),
 ) -> dict[str, Any]:
     """Ingest Confluent wire-format Avro values one by one (bad ones quarantined).
 
@@ -223,6 +227,7 @@ async def ingest_avro(
             source=f"http:{principal.id}",
             producer=principal.id,
             tenant=principal.tenant,
+            companions=held_companions(request),  # the decision, stored with the batch
         )
         return result, _covered(hub, result)
 

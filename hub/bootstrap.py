@@ -156,6 +156,7 @@ def build_event_log(settings: Settings) -> EventLog:
             settings.kafka_bootstrap_servers,
             topic_prefix=settings.kafka_topic_prefix,
             replication_factor=settings.kafka_replication_factor,
+            transaction_timeout_s=settings.kafka_transaction_timeout_s,
             # every record carries a MAC, so that a producer on the broker without the hub's
             # key cannot write records the hub takes for its own (adapters.kafka_log.auth)
             mac_key=derived_secret(settings, b"hub kafka record MAC"),

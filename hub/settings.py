@@ -76,6 +76,16 @@ class Settings(BaseSettings):
         description="Replicas of each topic the hub creates (3 on a three-broker cluster, with "
         "min.insync.replicas=2: infra/kafka-cluster.sh).",
     )
+    kafka_transaction_timeout_s: float | None = Field(
+        default=None,
+        ge=1,
+        le=900,
+        description="Kafka's transaction.timeout.ms of the hub's transactions (not the atomic "
+        "appends', 10 s): how long one may stay open before the coordinator aborts it. Unset: "
+        "120 s (max(60 s, twice the 60 s delivery timeout)). Verify names a partition held "
+        "back behind another producer's open transaction once a hub record has waited the "
+        "longer of the two plus 5 s.",
+    )
 
     http_host: str = Field(default="127.0.0.1")
     http_port: int = Field(default=8080, ge=1, le=65535)

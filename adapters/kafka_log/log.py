@@ -304,7 +304,11 @@ class KafkaEventLog(EventLog):
     ``transaction.timeout.ms`` of atomic appends' transactions: how long one may stay open, and
     so how long a crashed process's open transaction can hide later records from readers
     (``read_committed``) before the coordinator aborts it; an attempt that takes longer is
-    aborted and run again. ``client_config`` is merged into every client's
+    aborted and run again. ``transaction_timeout_s`` is the ``transaction.timeout.ms`` of the
+    other transactions (``transaction()``), by default max(60 s, twice ``delivery_timeout_s``);
+    the longer of the two bounds how long a record of the hub's may wait behind an open
+    transaction before verify names its partition held back (``held_back_after_ms``).
+    ``client_config`` is merged into every client's
     configuration (security settings and the like). ``topic_prefix`` namespaces the topics and
     transactional ids on the wire (see *Namespaces*); empty by default.
     """
@@ -318,6 +322,7 @@ class KafkaEventLog(EventLog):
         timeout_s: float = 15.0,
         delivery_timeout_s: float = 60.0,
         atomic_transaction_timeout_s: float = 10.0,
+        transaction_timeout_s: float | None = None,
         replication_factor: int = 1,
         client_config: Mapping[str, str] | None = None,
         topic_prefix: str = "",
@@ -370,6 +375,17 @@ class KafkaEventLog(EventLog):
                 "1 to 900 seconds (Kafka's transaction.max.timeout.ms is 15 min by default)."
             )
         self._atomic_txn_timeout = float(atomic_transaction_timeout_s)
+        if transaction_timeout_s is not None and not 1.0 <= float(transaction_timeout_s) <= 900.0:
+            raise InvalidInput(
+                f"transaction_timeout_s={transaction_timeout_s!r} is invalid: pass 1 to 900 "
+                "seconds (Kafka's transaction.max.timeout.ms is 15 min by default), or None for "
+                "max(60 s, twice delivery_timeout_s)."
+            )
+        self._txn_timeout_ms = (
+            max(60_000, int(self._delivery_timeout * 2000))
+            if transaction_timeout_s is None
+            else int(float(transaction_timeout_s) * 1000)
+        )
         self._replication = replication_factor
         self._base: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
@@ -468,7 +484,7 @@ class KafkaEventLog(EventLog):
         coordinator aborts it after that, which is also how long a crashed process's open
         transaction keeps the last stable offset (what ``read_committed`` readers see) from
         passing it. librdkafka requires ``message.timeout.ms`` <= it, and linger below that."""
-        timeout_ms = timeout_ms or max(60_000, int(self._delivery_timeout * 2000))
+        timeout_ms = timeout_ms or self._txn_timeout_ms
         config = {
             **self._producer_config(),
             "transactional.id": self._wire(transactional_id),
@@ -968,10 +984,9 @@ class KafkaEventLog(EventLog):
     def held_back_after_ms(self) -> int:
         """How old a record of the hub's above a partition's last stable offset must be before
         verify names it held back (``_held_back``): the longest a transaction of this log can
-        stay open (the coordinator aborts it then) plus ``HELD_BACK_GRACE_MS``."""
-        longest = max(
-            60_000, int(self._delivery_timeout * 2000), int(self._atomic_txn_timeout * 1000)
-        )
+        stay open (the coordinator aborts it then: ``transaction_timeout_s``, the atomic
+        appends' ``atomic_transaction_timeout_s``) plus ``HELD_BACK_GRACE_MS``."""
+        longest = max(self._txn_timeout_ms, int(self._atomic_txn_timeout * 1000))
         return longest + HELD_BACK_GRACE_MS
 
     def _held_back(self) -> list[LogProblem]:

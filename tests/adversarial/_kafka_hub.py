@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaError, Message
 from confluent_kafka import TopicPartition as KafkaTP
 
 from hub.bootstrap import Hub, bootstrap
@@ -43,6 +43,13 @@ def kafka_hub(kafka: str, tmp_path: Path) -> Iterator[tuple[Hub, str]]:
 
 
 Raw = tuple[bytes, bytes | None, list[tuple[str, bytes]]]  # value, key, headers
+
+
+def partition_ended(m: Message) -> bool:
+    """Whether ``m`` is the end-of-partition event of a consumer with
+    ``enable.partition.eof`` (its read position reached the last stable offset)."""
+    error = m.error()
+    return error is not None and error.code() == KafkaError._PARTITION_EOF
 
 
 def raw_records(kafka: str, wire_topic: str) -> list[Raw]:

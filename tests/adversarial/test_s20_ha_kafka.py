@@ -22,7 +22,7 @@ from core.events import tenant_of
 from core.ports.eventlog import Record
 from hub.bootstrap import Hub, bootstrap
 from hub.settings import load_settings
-from tests.adversarial._kafka_hub import raw_records
+from tests.adversarial._kafka_hub import partition_ended, raw_records
 
 pytestmark = pytest.mark.integration
 
@@ -56,6 +56,9 @@ def _stored(kafka: str, topic: str) -> list[tuple[bytes, bytes | None, list[Any]
             "bootstrap.servers": kafka,
             "group.id": f"x-{uuid.uuid4().hex}",
             "isolation.level": "read_committed",
+            # the end of the partition (its last stable offset) ends the read: every record
+            # wanted was acknowledged, and is readable, before it starts
+            "enable.partition.eof": True,
             "log_level": 0,
         }
     )
@@ -68,6 +71,8 @@ def _stored(kafka: str, topic: str) -> list[tuple[bytes, bytes | None, list[Any]
                 for m in msgs
                 if m.error() is None
             ]
+            if any(partition_ended(m) for m in msgs):
+                break
     finally:
         consumer.close()
     return out

@@ -43,6 +43,9 @@ def hub(kafka: str, tmp_path: Path) -> Iterator[tuple[Hub, str]]:
             kafka_bootstrap_servers=kafka,
             kafka_topic_prefix=prefix,
             ledger_max_pending_ms=1_000,
+            # the hub's transactions may stay open 15 s (the atomic appends' 10 s): verify
+            # names a record held back after 20 s, not after the default's 125 s
+            kafka_transaction_timeout_s=15,
         )
     )
     yield h, prefix
@@ -72,8 +75,10 @@ def test_an_acknowledged_record_held_behind_an_open_transaction_fails_verify(
         at = h.publisher.publish("quotes", quote, "p", "acme")[0].offset  # acknowledged
         h.ledger.sync()
         assert verify_ledger(h.ledger).ok  # not yet: a transaction of the hub's could be open
-        # older than any transaction of the hub's can stay open (2 min), plus the grace
-        time.sleep(h.log.held_back_after_ms / 1000 + 1)  # type: ignore[attr-defined]
+        bound = h.log.held_back_after_ms  # type: ignore[attr-defined]
+        assert bound == 20_000  # the longest a transaction of the hub's stays open, + 5 s
+        # older than any transaction of the hub's can stay open, plus the grace
+        time.sleep(bound / 1000 + 1)
         h.ledger.sync()
         report = verify_ledger(h.ledger)
         assert not report.ok, "verify passed with an acknowledged record off the ledger"

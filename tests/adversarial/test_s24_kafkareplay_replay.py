@@ -24,6 +24,7 @@ from core.ports.policy import Principal
 from hub.bootstrap import Hub
 from ledger.verify import verify_ledger
 from tests.adversarial._api import QUOTE
+from tests.adversarial._kafka_hub import partition_ended
 
 pytestmark = pytest.mark.integration
 
@@ -37,6 +38,9 @@ def _stored(kafka: str, topic: str, part: int) -> list[tuple[Any, ...]]:
             "bootstrap.servers": kafka,
             "group.id": f"x-{uuid.uuid4().hex}",
             "isolation.level": "read_committed",
+            # the end of the partition (its last stable offset) ends the read: every record
+            # wanted was acknowledged, and is readable, before it starts
+            "enable.partition.eof": True,
             "log_level": 0,
         }
     )
@@ -49,6 +53,8 @@ def _stored(kafka: str, topic: str, part: int) -> list[tuple[Any, ...]]:
                 for m in msgs
                 if m.error() is None
             ]
+            if any(partition_ended(m) for m in msgs):
+                break
     finally:
         c.close()
     return out

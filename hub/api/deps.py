@@ -237,7 +237,7 @@ def decision_context(request: Request) -> dict[str, Any]:
 
 def engine_failed(hub: Hub, route: str, action: str, exc: Exception) -> Forbidden:
     """The deny for an engine that failed (fail closed), counted; ``Retryable`` is not one."""
-    hub.metrics.policy_decisions.labels(action, "error", route).inc()
+    hub.metrics.count_decision(action, "error", route)
     if isinstance(exc, HubError):
         return Forbidden(f"Access denied because the policy engine failed: {exc.message}")
     return Forbidden(f"Access denied because the policy engine failed: {exc!r}")
@@ -250,7 +250,7 @@ def policy_failed(request: Request, action: str, exc: Exception) -> Forbidden:
 
 def count_decision(hub: Hub, route: str, action: str, decision: Decision) -> None:
     """Count a decision; raise ``Forbidden`` on deny."""
-    hub.metrics.policy_decisions.labels(action, "allow" if decision.allow else "deny", route).inc()
+    hub.metrics.count_decision(action, "allow" if decision.allow else "deny", route)
     if not decision.allow:
         hub.metrics.policy_denials.labels(action).inc()
         raise Forbidden(f"Access denied: {decision.reason} (policy {decision.policy_version}).")

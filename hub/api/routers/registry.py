@@ -294,7 +294,7 @@ def scope_for(
     def decide(action: str, tenant: str) -> bool:
         decision = hub.policy.decide(principal, action, resource, {**context, "tenant": tenant})
         outcome = "allow" if decision.allow else "deny"
-        hub.metrics.policy_decisions.labels(action, outcome, route).inc()
+        hub.metrics.count_decision(action, outcome, route)
         return bool(decision.allow)
 
     return RegistryScope(hub.registry, principal, decide, hub.log)

@@ -100,6 +100,7 @@ class Metrics:
             ["action", "result", "route"],
             registry=self.registry,
         )
+        self._decisions: dict[tuple[str, str, str], Any] = {}  # count_decision's children
         self.ledger_verifications = Counter(
             "hub_ledger_verifications_total",
             "Ledger verifications run by this process, by result (ok, failed).",
@@ -220,6 +221,16 @@ class Metrics:
             ["model", "feature"],
             registry=self.registry,
         )
+
+    def count_decision(self, action: str, result: str, route: str) -> None:
+        """``policy_decisions.labels(action, result, route).inc()``, each label set's child
+        looked up once (every request counts its decision: the lookup, with its lock and label
+        checks, cost more than the increment). Bounded: actions, results and route templates."""
+        key = (action, result, route)
+        child = self._decisions.get(key)
+        if child is None:  # labels() is idempotent: two threads racing here get one child
+            child = self._decisions[key] = self.policy_decisions.labels(action, result, route)
+        child.inc()
 
     def watch(self, collector: Collector) -> None:
         """Add a collector read at scrape time (one at a time: a new one replaces the last).

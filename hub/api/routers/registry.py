@@ -268,13 +268,18 @@ def check_accept(accept: str | None) -> None:
 
 async def json_body(request: Request) -> Any:
     """The request body as JSON (parsed here so that errors are the registry's own)."""
-    ctype = request.headers.get("content-type")
+    check_content_type(request.headers.get("content-type"))
+    return await read_json(request, exact_decimals=False)
+
+
+def check_content_type(ctype: str | None) -> None:
+    """Raise ``unsupported_media_type`` (415) for a request body type the registry does not
+    read; no ``Content-Type`` is read as JSON."""
     if ctype and ctype.split(";")[0].strip().lower() not in _REQUEST_TYPES:
         raise _MediaTypeError(
             f"Content-Type {ctype!r} is not supported: send {MEDIA_TYPE}.",
             code="unsupported_media_type",
         )
-    return await read_json(request, exact_decimals=False)
 
 
 def _registry(request: Request) -> SchemaRegistry:
@@ -290,7 +295,7 @@ def scope_for(
     def decide(action: str, tenant: str) -> bool:
         decision = hub.policy.decide(principal, action, resource, {**context, "tenant": tenant})
         outcome = "allow" if decision.allow else "deny"
-        hub.metrics.policy_decisions.labels(action, outcome, route).inc()
+        hub.metrics.count_decision(action, outcome, route)
         return bool(decision.allow)
 
     return RegistryScope(hub.registry, principal, decide, hub.log)

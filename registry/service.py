@@ -17,6 +17,12 @@ Contract
   subject; a new schema MUST get ``max(id) + 1``, except after a registration whose append
   failed: its id MUST NOT be handed out again by the process (the append may still land), so
   ids skip it.
+- An id MUST name one schema in every instance. Hub processes sharing the log choose ids each
+  on its own, so two registering new schemas at once may choose the same id: the fold keeps the
+  id's first record in the log and ignores a later record that claims it for another schema
+  (every instance folds the same records in the same order, so all agree), and the
+  registration whose record was ignored registers again with a new id (``_LostRace``); its
+  caller is answered only its own schema's id and version.
 - Concurrent registrations under different subjects MUST be stored without holding the
   registry's lock (they share the caller's transaction batch); under one subject they are
   serialised. Readers MUST NOT see a registration before its record is stored.
@@ -48,6 +54,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -62,6 +69,7 @@ from core.errors import (
     IncompatibleSchema,
     InvalidInput,
     InvalidSchema,
+    Retryable,
     SchemaNotFound,
     SubjectNotFound,
     VersionNotFound,
@@ -85,6 +93,17 @@ MODES = ("READWRITE", "READONLY", "READONLY_OVERRIDE", "IMPORT")
 # ``delete_subject(on_drop=)``: (subject, {"CONFIG"|"MODE": value dropped}) -> more records to
 # append with the delete, per topic.
 SettingsDropped = Callable[[str, dict[str, str]], Sequence[tuple[str, Sequence[Record]]]]
+
+
+_LOG = logging.getLogger("hub.registry")
+# How many times a registration whose record lost its id to another process's (``_LostRace``)
+# registers again before the caller is asked to retry.
+_RACE_ATTEMPTS = 8
+
+
+class _LostRace(Exception):
+    """Step 8 found the registration's record not folded: another process's registration chose
+    the same id (or the same version of the subject) and its record came first in the log."""
 
 
 class OperationNotPermitted(HubError):
@@ -244,6 +263,11 @@ class SchemaRegistry:
         self.strict_logical_types = strict_logical_types
         self._state = _State()
         self._parsed: dict[int, ParsedSchema] = {}
+        # (id, text) -> the parse of a registration being stored (step 8): used by the fold only
+        # for a record of that id AND text, so a lost race never caches it under the id
+        self._pending_parsed: dict[tuple[int, str], ParsedSchema] = {}
+        # records ignored by the fold because they claimed an id holding another schema
+        self.ignored_id_claims = 0
         self._lock = threading.RLock()
         self._reserved = _Reservations()
         # refresh() shares the fold's reads; per thread the ticket taken when its ``_locked`` call
@@ -350,9 +374,21 @@ class SchemaRegistry:
                 for r in v.get("references") or ()
             )
             stored = StoredSchema(int(v["id"]), v["schema"], v.get("schemaType", "AVRO"), refs)
-            if stored.id not in st.schemas:
+            held = st.schemas.get(stored.id)
+            if held is None:
                 st.schemas[stored.id] = stored
                 st.ids_by_identity[(self._canonical_of(stored), refs)] = stored.id
+            elif held != stored and not self._same_schema(held, stored):
+                # another process's registration chose this id first (see the contract)
+                self.ignored_id_claims += 1
+                _LOG.warning(
+                    "ignored a _schemas record claiming id %s (held by another schema) for "
+                    "subject %r version %s",
+                    stored.id,
+                    subject,
+                    v.get("version"),
+                )
+                return
             tenant = v.get("tenant")
             if not isinstance(tenant, str) or not tenant:
                 tenant = None
@@ -377,6 +413,19 @@ class SchemaRegistry:
                 st.mode.pop(subject, None)
             else:
                 st.mode[subject] = json.loads(value_bytes)["mode"]
+
+    def _same_schema(self, held: StoredSchema, claim: StoredSchema) -> bool:
+        """Whether ``claim`` (a record's schema) is the schema ``held`` under its id: the same
+        canonical form and references. The claim is parsed afresh, never from the id's cache
+        (which holds the held schema's parse)."""
+        if held.references != claim.references or held.schema_type != claim.schema_type:
+            return False
+        try:
+            resolved = self._resolve_references(claim.references, claim.id)
+            mine = parse_schema(claim.text, resolved).canonical
+        except HubError:
+            mine = claim.text
+        return mine == self._canonical_of(held)
 
     def _canonical_of(self, stored: StoredSchema) -> str:
         try:
@@ -433,6 +482,10 @@ class SchemaRegistry:
             return cached
         if stored is None:
             stored = self.get_by_id(schema_id)
+        pending = self._pending_parsed.get((schema_id, stored.text))
+        if pending is not None and not stored.references:
+            self._parsed[schema_id] = pending
+            return pending
         result = parse_schema(stored.text, self._resolve_references(stored.references, stored.id))
         if stored.references:
             result = self._standalone(result, stored.references, (schema_id,))
@@ -960,6 +1013,45 @@ class SchemaRegistry:
         seal: bool = True,
         tenant: str | None = None,
     ) -> SubjectVersion:
+        """Register a schema under a subject (``_register_once``), again while its record loses
+        its id to another process's registration (``_LostRace``: see the contract). The first
+        attempt's ``append`` stored its record (and what rides with it, the decision that
+        allowed it); the next ones use the log's own append."""
+        for _ in range(_RACE_ATTEMPTS):
+            try:
+                return self._register_once(
+                    subject,
+                    text,
+                    schema_type,
+                    references,
+                    schema_id=schema_id,
+                    version=version,
+                    append=append,
+                    seal=seal,
+                    tenant=tenant,
+                )
+            except _LostRace as lost:
+                _LOG.warning("registering again: another process's record came first (%s)", lost)
+                append = None
+        raise Retryable(
+            f"Registering under subject {subject!r} lost {_RACE_ATTEMPTS} times in a row to "
+            "registrations of other hub processes choosing the same schema id: retry.",
+            code="registry_contended",
+        )
+
+    def _register_once(
+        self,
+        subject: str,
+        text: str,
+        schema_type: str = "AVRO",
+        references: Sequence[Reference] = (),
+        *,
+        schema_id: int | None = None,
+        version: int | None = None,
+        append: Appender | None = None,
+        seal: bool = True,
+        tenant: str | None = None,
+    ) -> SubjectVersion:
         """Register a schema under a subject; idempotent. ``schema_id``/``version`` in IMPORT mode.
 
         ``tenant``: the tenant registering (a new subject becomes its own); a subject another
@@ -1059,7 +1151,14 @@ class SchemaRegistry:
                     stored = StoredSchema(new_id, text, schema_type.upper(), refs)
                     sv = SubjectVersion(subject, new_version, new_id, stored, tenant=writer)
                     self._write([self._schema_record(sv)], append)  # 7, 8 with the lock held
-                    return st.subjects[subject][new_version]
+                    got = st.subjects.get(subject, {}).get(new_version)
+                    if got is None or got.id != new_id:  # another process took the id first
+                        raise Conflict(
+                            f"Schema id {new_id} was taken by another registration while this "
+                            "import was stored: nothing was imported; import it again.",
+                            code="id_in_use",
+                        )
+                    return got
                 new_id, took = self._reserve(subject, existing_id, identity)  # 6
                 stored = StoredSchema(new_id, text, schema_type.upper(), refs)
                 sv = SubjectVersion(subject, new_version, new_id, stored, tenant=writer)
@@ -1318,9 +1417,11 @@ class SchemaRegistry:
                 self._end_reservation(sv.subject, identity)
             raise
         # 8. Not yet folded (the fold would parse it again); one with references is left to
-        # ``parsed``, which makes it standalone. (A dict's setdefault: atomic, no lock needed.)
+        # ``parsed``, which makes it standalone. Offered for this id AND text only: if another
+        # process's record took the id first, the fold parses that one (``_LostRace``).
+        pending = (sv.id, sv.schema.text)
         if sv.id not in self._state.schemas and not sv.schema.references:
-            self._parsed.setdefault(sv.id, parsed)
+            self._pending_parsed[pending] = parsed
         ended = False
         try:
             # arrived after the append returned (its record readable): the read, before the
@@ -1328,11 +1429,18 @@ class SchemaRegistry:
             with self._caught_up(fresh=True):
                 try:
                     self.refresh()
-                    return self._state.subjects[sv.subject][sv.version]
+                    got = self._state.subjects.get(sv.subject, {}).get(sv.version)
+                    if got is None or got.id != sv.id:
+                        raise _LostRace(
+                            f"version {sv.version} of {sv.subject!r} with id {sv.id}: "
+                            f"the log holds {'nothing' if got is None else f'id {got.id}'}"
+                        )
+                    return got
                 finally:
                     ended = True
                     self._end_reservation(sv.subject, identity)
         finally:
+            self._pending_parsed.pop(pending, None)
             if not ended:  # the read before the lock wait raised
                 with self._lock:
                     self._end_reservation(sv.subject, identity)

@@ -38,6 +38,11 @@ RETRYABLE_CODES = {
     KafkaError.NOT_COORDINATOR,
     KafkaError.CONCURRENT_TRANSACTIONS,
     KafkaError.UNSTABLE_OFFSET_COMMIT,
+    # "Leader high watermark is not caught up": a partition's new leader answers ListOffsets so
+    # until its high watermark catches up after the election (Kafka's OffsetNotAvailable is a
+    # RetriableException; librdkafka's error object for it says not retriable). Seen right after
+    # a broker kill on the three-broker cluster (tests/ha/test_cluster_offsets_broker_gone.py).
+    KafkaError.OFFSET_NOT_AVAILABLE,
 }
 TOO_LARGE_CODES = {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE}
 AUTH_CODES = {

@@ -179,6 +179,32 @@ class SubjectVersion:
     tenant: str | None = None
 
 
+def _again_after_lost_race(
+    method: Callable[Concatenate[SchemaRegistry, _P], _R],
+) -> Callable[Concatenate[SchemaRegistry, _P], _R]:
+    """``register`` again while its record loses its id to another process's registration
+    (``_LostRace``: see the contract), up to ``_RACE_ATTEMPTS`` times. The first attempt's
+    ``append`` stored its record (and what rides with it, the decision that allowed it); the
+    next ones use the log's own append."""
+
+    def wrapper(self: SchemaRegistry, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        for _ in range(_RACE_ATTEMPTS):
+            try:
+                return method(self, *args, **kwargs)
+            except _LostRace as lost:
+                _LOG.warning("registering again: another process's record came first (%s)", lost)
+                kwargs["append"] = None
+        subject = args[0] if args else kwargs.get("subject")
+        raise Retryable(
+            f"Registering under subject {subject!r} lost {_RACE_ATTEMPTS} times in a row to "
+            "registrations of other hub processes choosing the same schema id: retry.",
+            code="registry_contended",
+        )
+
+    functools.update_wrapper(wrapper, method)
+    return wrapper
+
+
 def _locked(
     method: Callable[Concatenate[SchemaRegistry, _P], _R],
 ) -> Callable[Concatenate[SchemaRegistry, _P], _R]:
@@ -1000,6 +1026,7 @@ class SchemaRegistry:
         return check_level(parsed, previous, level, strict_logical_types=self.strict_logical_types)
 
     # -- writing ----------------------------------------------------------------------------
+    @_again_after_lost_race
     def register(
         self,
         subject: str,
@@ -1013,46 +1040,9 @@ class SchemaRegistry:
         seal: bool = True,
         tenant: str | None = None,
     ) -> SubjectVersion:
-        """Register a schema under a subject (``_register_once``), again while its record loses
-        its id to another process's registration (``_LostRace``: see the contract). The first
-        attempt's ``append`` stored its record (and what rides with it, the decision that
-        allowed it); the next ones use the log's own append."""
-        for _ in range(_RACE_ATTEMPTS):
-            try:
-                return self._register_once(
-                    subject,
-                    text,
-                    schema_type,
-                    references,
-                    schema_id=schema_id,
-                    version=version,
-                    append=append,
-                    seal=seal,
-                    tenant=tenant,
-                )
-            except _LostRace as lost:
-                _LOG.warning("registering again: another process's record came first (%s)", lost)
-                append = None
-        raise Retryable(
-            f"Registering under subject {subject!r} lost {_RACE_ATTEMPTS} times in a row to "
-            "registrations of other hub processes choosing the same schema id: retry.",
-            code="registry_contended",
-        )
-
-    def _register_once(
-        self,
-        subject: str,
-        text: str,
-        schema_type: str = "AVRO",
-        references: Sequence[Reference] = (),
-        *,
-        schema_id: int | None = None,
-        version: int | None = None,
-        append: Appender | None = None,
-        seal: bool = True,
-        tenant: str | None = None,
-    ) -> SubjectVersion:
         """Register a schema under a subject; idempotent. ``schema_id``/``version`` in IMPORT mode.
+        Registered again when its record lost its id to another process's
+        (``_again_after_lost_race``).
 
         ``tenant``: the tenant registering (a new subject becomes its own); a subject another
         tenant owns is refused (``SubjectOwned``) before anything else is answered, the
